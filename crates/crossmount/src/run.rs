@@ -1,0 +1,425 @@
+//! One harness run: mount a session folder, start a guest process, write, watch, verify.
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use crate::fs::CacheConfig;
+use crate::mount::Mount;
+use crate::pattern::{Pattern, message_id, reply_id};
+use crate::protocol::{Event, now_ms};
+use crate::report::RunReport;
+use crate::sql;
+
+/// Time a poll may spend retrying transient conditions before it returns:
+/// the guest library backs off 2, 4, 8, … 250 ms after each
+/// `SQLITE_READONLY_ROLLBACK` (776), and about eight in a row (≈ 0.5 s) were
+/// seen on a loaded machine. Without it a poll that met the host's journal
+/// several times would count as a visibility failure.
+pub const RETRY_ALLOWANCE: Duration = Duration::from_millis(500);
+
+/// The longest attribute timeout airlock accepts: VirtioFS's default (`cache=auto`).
+pub const MAX_ACCEPTED_ATTR_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Which way messages flow in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The host writes messages, the guest polls them and replies to each.
+    Both,
+    /// The guest writes replies on its own (no inbound traffic); the host watches `outbound.db`.
+    GuestToHost,
+}
+
+/// Everything one run needs.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Mount behaviour.
+    pub cache: CacheConfig,
+    /// Access pattern of both sides.
+    pub pattern: Pattern,
+    /// Messages the host writes.
+    pub messages: usize,
+    /// Which way messages flow.
+    pub direction: Direction,
+    /// Pause between two host writes (or guest replies in [`Direction::GuestToHost`]).
+    pub write_interval: Duration,
+    /// Pause between two guest polls.
+    pub poll_interval: Duration,
+    /// How long to wait after the last write before declaring messages lost.
+    pub settle: Duration,
+    /// The `airlock-crossmount` binary, run as `<exe> guest …`.
+    pub guest_exe: PathBuf,
+}
+
+impl RunConfig {
+    /// The stated visibility bound: attribute timeout (at most
+    /// [`MAX_ACCEPTED_ATTR_TIMEOUT`]: a mount that hides changes longer is
+    /// not acceptable, however it is configured), plus two poll intervals,
+    /// plus [`RETRY_ALLOWANCE`] for the guest library's backoff.
+    pub fn bound(&self) -> Duration {
+        self.cache.ttl().min(MAX_ACCEPTED_ATTR_TIMEOUT) + 2 * self.poll_interval + RETRY_ALLOWANCE
+    }
+}
+
+/// What the harness hears while a run is going.
+enum Msg {
+    Guest(Event),
+    GuestGone,
+    Written(String, Result<u64, String>),
+    WriterDone,
+}
+
+/// Kills and reaps the guest if the run ends early (also on panic).
+struct GuestProcess(Child);
+
+impl Drop for GuestProcess {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_guest(
+    exe: &Path,
+    args: &[String],
+    nonce: Option<&str>,
+    tx: Sender<Msg>,
+) -> Result<GuestProcess, String> {
+    let mut cmd = Command::new(exe);
+    cmd.env_remove(airlock_sqlite_fs::host::MOUNT_NONCE_ENV);
+    if let Some(nonce) = nonce {
+        // Handed over the way a host hands it to a sandbox.
+        cmd.env(airlock_sqlite_fs::host::MOUNT_NONCE_ENV, nonce);
+    }
+    let mut child = cmd
+        .arg("guest")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("starting guest {}: {e}", exe.display()))?;
+    let stdout = child.stdout.take().ok_or("guest has no stdout")?;
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let event =
+                Event::parse(&line).unwrap_or(Event::Error(format!("bad guest line {line:?}")));
+            if tx.send(Msg::Guest(event)).is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(Msg::GuestGone);
+    });
+    Ok(GuestProcess(child))
+}
+
+fn stop_guest(guest: &mut GuestProcess) {
+    if let Some(stdin) = guest.0.stdin.as_mut() {
+        let _ = writeln!(stdin, "stop");
+    }
+    guest.0.stdin = None;
+}
+
+/// The folders of one run: the real session folder and the mount point.
+struct Folders {
+    _tmp: tempfile::TempDir,
+    real: PathBuf,
+    mnt: PathBuf,
+}
+
+fn folders() -> Result<Folders, String> {
+    let tmp = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+    let real = tmp.path().join("v2-sessions/ag-test/sess-test");
+    let mnt = tmp.path().join("mnt");
+    for d in [&real, &mnt] {
+        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    Ok(Folders {
+        _tmp: tmp,
+        real,
+        mnt,
+    })
+}
+
+/// Runs one configuration end to end and reports what happened.
+pub fn run(cfg: &RunConfig) -> Result<RunReport, String> {
+    let f = folders()?;
+    let mut report = RunReport::new(cfg);
+    let mut writer = cfg.pattern.host();
+    let mut reader = cfg.pattern.host();
+    writer.init(&f.real)?;
+    let mount = Mount::new(&f.real, &f.mnt, cfg.cache)?;
+
+    let (tx, rx) = mpsc::channel();
+    let args = vec![
+        "--dir".into(),
+        mount.path().display().to_string(),
+        "--pattern".into(),
+        cfg.pattern.name().into(),
+        "--poll-ms".into(),
+        cfg.poll_interval.as_millis().to_string(),
+        "--deadline-s".into(),
+        (cfg.settle.as_secs()
+            + 60
+            + cfg.messages as u64 * (cfg.write_interval.as_millis() as u64 + 50) / 1000)
+            .to_string(),
+    ];
+    let mut args = args;
+    if cfg.direction == Direction::GuestToHost {
+        args.extend([
+            "--replies".into(),
+            cfg.messages.to_string(),
+            "--write-ms".into(),
+            cfg.write_interval.as_millis().to_string(),
+        ]);
+    }
+    let mut guest = spawn_guest(&cfg.guest_exe, &args, None, tx.clone())?;
+    wait_ready(&rx, &mut report)?;
+
+    let real = f.real.clone();
+    let messages = match cfg.direction {
+        Direction::Both => cfg.messages,
+        Direction::GuestToHost => 0,
+    };
+    let interval = cfg.write_interval;
+    let writer_thread = std::thread::spawn(move || {
+        for n in 0..messages {
+            let id = message_id(n);
+            let r = writer
+                .write(&real, &id, &format!("{{\"n\":{n}}}"))
+                .map(|()| now_ms());
+            if tx.send(Msg::Written(id, r)).is_err() {
+                break;
+            }
+            std::thread::sleep(interval);
+        }
+        writer.close();
+        let _ = tx.send(Msg::WriterDone);
+    });
+
+    watch(cfg, &rx, &mut *reader, &f.real, &mut report);
+    stop_guest(&mut guest);
+    drain(&rx, &mut report, Duration::from_secs(10));
+    drop(guest);
+    let _ = writer_thread.join();
+    reader.close();
+    drop(mount);
+    verify(&f.real, &mut report);
+    Ok(report)
+}
+
+fn wait_ready(rx: &Receiver<Msg>, report: &mut RunReport) -> Result<(), String> {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Msg::Guest(Event::Ready(_))) => return Ok(()),
+            Ok(Msg::Guest(Event::Error(e))) => report.guest_errors.push(e),
+            Ok(Msg::GuestGone) => return Err("guest exited before its first poll".into()),
+            Ok(_) => {}
+            Err(_) => return Err("guest did not finish its first poll within 30 s".into()),
+        }
+    }
+}
+
+/// Follows the run until everything arrived or `settle` passed after the last write.
+fn watch(
+    cfg: &RunConfig,
+    rx: &Receiver<Msg>,
+    reader: &mut dyn crate::pattern::HostSide,
+    real: &Path,
+    report: &mut RunReport,
+) {
+    let mut committed_at: HashMap<String, u64> = HashMap::new();
+    let mut reply_committed: HashMap<String, u64> = HashMap::new();
+    let mut waiting_replies: HashSet<String> = HashSet::new();
+    let mut writer_done = false;
+    // The settle clock restarts with every sign of progress.
+    let mut last_progress = Instant::now();
+    let mut last_reply_poll = Instant::now();
+    let mut last_housekeeping = Instant::now();
+    let check_replies = |reader: &mut dyn crate::pattern::HostSide,
+                         report: &mut RunReport,
+                         waiting: &mut HashSet<String>,
+                         reply_committed: &HashMap<String, u64>| {
+        match reader.replies(real) {
+            Ok(ids) => {
+                let now = now_ms();
+                let ids: HashSet<String> = ids.into_iter().collect();
+                waiting.retain(|to| {
+                    if ids.contains(&reply_id(to)) {
+                        let c = reply_committed.get(to).copied().unwrap_or(now);
+                        report.reply_delays_ms.push(now.saturating_sub(c));
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+            Err(e) => report.host_errors.push(format!("reading replies: {e}")),
+        }
+    };
+    loop {
+        match rx.recv_timeout(Duration::from_millis(10)) {
+            Ok(Msg::Written(id, Ok(t))) => {
+                report.sent += 1;
+                committed_at.insert(id, t);
+            }
+            Ok(Msg::Written(id, Err(e))) => report.host_errors.push(format!("writing {id}: {e}")),
+            Ok(Msg::WriterDone) => {
+                writer_done = true;
+                last_progress = Instant::now();
+            }
+            Ok(Msg::Guest(event)) => match event {
+                Event::Seen(id, t) => {
+                    last_progress = Instant::now();
+                    // Seen before the host's write call returned: zero delay.
+                    let d = committed_at.get(&id).map_or(0, |&c| t.saturating_sub(c));
+                    report.delays_ms.push(d);
+                    report.delays_by_id.push((id, d));
+                    report.seen += 1;
+                }
+                Event::Replied(id, t) => {
+                    last_progress = Instant::now();
+                    report.replies_committed += 1;
+                    reply_committed.insert(id.clone(), t);
+                    waiting_replies.insert(id.clone());
+                    // The guest's write returned: the reply must be on the host's disk now.
+                    check_replies(&mut *reader, report, &mut waiting_replies, &reply_committed);
+                    if waiting_replies.contains(&id) {
+                        report.not_visible_at_commit += 1;
+                    }
+                }
+                other => report.absorb(other),
+            },
+            Ok(Msg::GuestGone) => {
+                report.guest_errors.push("guest exited early".into());
+                break;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if last_housekeeping.elapsed() >= Duration::from_millis(250) {
+            last_housekeeping = Instant::now();
+            if let Err(e) = reader.housekeeping(real) {
+                report.host_errors.push(format!("housekeeping: {e}"));
+            }
+        }
+        if !waiting_replies.is_empty() && last_reply_poll.elapsed() >= Duration::from_millis(20) {
+            last_reply_poll = Instant::now();
+            check_replies(&mut *reader, report, &mut waiting_replies, &reply_committed);
+        }
+        if writer_done {
+            let complete = report.seen >= report.sent
+                && report.replies_committed >= report.expected_replies()
+                && waiting_replies.is_empty();
+            if complete || last_progress.elapsed() >= cfg.settle {
+                break;
+            }
+        }
+    }
+    report.replies_unseen = waiting_replies.len();
+}
+
+fn drain(rx: &Receiver<Msg>, report: &mut RunReport, limit: Duration) {
+    let until = Instant::now() + limit;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Msg::Guest(Event::Done)) | Ok(Msg::GuestGone) => return,
+            Ok(Msg::Guest(Event::Seen(_, _))) => report.seen_late += 1,
+            Ok(Msg::Guest(e)) => report.absorb(e),
+            Ok(_) => {}
+            Err(_) => {
+                report
+                    .guest_errors
+                    .push("guest did not stop within 10 s".into());
+                return;
+            }
+        }
+    }
+}
+
+fn verify(real: &Path, report: &mut RunReport) {
+    let inbound = real.join("inbound.db");
+    match sql::inbound_ids(&inbound) {
+        Ok(ids) => {
+            report.host_rows = ids.len();
+        }
+        Err(e) => report.integrity_errors.push(e),
+    }
+    for name in ["inbound.db", "outbound.db"] {
+        let path = real.join(name);
+        if path.exists()
+            && let Err(e) = sql::integrity(&path)
+        {
+            report.integrity_errors.push(e);
+        }
+    }
+}
+
+/// Retry counts merged over several sources.
+pub fn merge_retries(into: &mut BTreeMap<String, u64>, code: String, n: u64) {
+    *into.entry(code).or_default() += n;
+}
+
+/// The mount self-test on one mount: `Ok(None)` when the second guest saw the fresh nonce.
+pub fn mount_check(
+    exe: &Path,
+    cache: CacheConfig,
+    timeout: Duration,
+) -> Result<Option<String>, String> {
+    let f = folders()?;
+    let mount = Mount::new(&f.real, &f.mnt, cache)?;
+    let mut result = None;
+    // Open handles through the mount, as another process in the guest VM
+    // would hold: they keep the kernel's inodes (and their caches) alive
+    // between the two guests, whatever the entry timeout.
+    let mut pinned = Vec::new();
+    for round in 0..2 {
+        let nonce = crate::nonce::host_write(&f.real)?;
+        let (tx, rx) = mpsc::channel();
+        let args = vec![
+            "--dir".into(),
+            mount.path().display().to_string(),
+            "--deadline-s".into(),
+            "0".into(),
+            "--mount-check-ms".into(),
+            timeout.as_millis().to_string(),
+        ];
+        let guest = spawn_guest(exe, &args, Some(&nonce), tx)?;
+        let until = Instant::now() + timeout + Duration::from_secs(10);
+        let mut seen = None;
+        while seen.is_none() {
+            match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(Msg::Guest(Event::MountCheck(r))) => seen = Some(r),
+                Ok(Msg::GuestGone) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        drop(guest);
+        let seen = seen.ok_or("guest reported no mount check")?;
+        if round == 0 {
+            // The earlier guest read a freshly created file: it must pass on any mount.
+            if let Some(e) = seen {
+                return Err(format!("first mount check failed: {e}"));
+            }
+            for name in [crate::nonce::NONCE_FILE, crate::nonce::SIZED_NONCE_FILE] {
+                let path = mount.path().join(name);
+                pinned.push(
+                    std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?,
+                );
+            }
+        } else {
+            result = seen;
+        }
+    }
+    drop(pinned);
+    drop(mount);
+    Ok(result)
+}

@@ -1,0 +1,340 @@
+//! The matrix of configurations run by `cargo xtask crossmount`, and its verdict.
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::fs::{CacheConfig, CacheMode};
+use crate::pattern::Pattern;
+use crate::report::RunReport;
+use crate::run::{Direction, RunConfig, run};
+
+/// `cache=none`-like mount.
+pub const NONE: CacheConfig = CacheConfig {
+    mode: CacheMode::None,
+    attr_timeout: Duration::ZERO,
+    writeback: false,
+};
+/// `cache=auto`-like mount with VirtioFS's default 1 s timeout.
+pub const AUTO: CacheConfig = CacheConfig {
+    mode: CacheMode::Auto,
+    attr_timeout: Duration::from_secs(1),
+    writeback: false,
+};
+/// `cache=auto` plus the FUSE writeback cache.
+pub const AUTO_WB: CacheConfig = CacheConfig {
+    writeback: true,
+    ..AUTO
+};
+/// `cache=always`-like mount: page cache kept, attributes trusted for an hour.
+pub const ALWAYS: CacheConfig = CacheConfig {
+    mode: CacheMode::Always,
+    attr_timeout: Duration::from_secs(3600),
+    writeback: false,
+};
+
+/// What a case must show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// airlock's pattern: every invariant holds in every run.
+    Pass,
+    /// A negative control: a violation is detected in every run.
+    Caught,
+    /// A mount airlock does not support (the self-test flags it): shown, not judged.
+    Unsupported,
+}
+
+/// One line of the matrix: what runs and what must come out.
+#[derive(Debug, Clone, Copy)]
+pub struct Case {
+    /// Short name, e.g. `NC2`.
+    pub name: &'static str,
+    /// Mount behaviour.
+    pub cache: CacheConfig,
+    /// Access pattern.
+    pub pattern: Pattern,
+    /// Which way messages flow.
+    pub direction: Direction,
+    /// What must come out.
+    pub expect: Expect,
+}
+
+impl Case {
+    /// Whether this is a negative control.
+    pub fn control(&self) -> bool {
+        self.expect == Expect::Caught
+    }
+}
+
+/// The full matrix: airlock's pattern on every mount it must work on, then the controls.
+pub fn cases() -> Vec<Case> {
+    use Direction::{Both, GuestToHost};
+    use Expect::{Caught, Pass, Unsupported};
+    let c = |name, cache, pattern, direction, expect| Case {
+        name,
+        cache,
+        pattern,
+        direction,
+        expect,
+    };
+    vec![
+        c("airlock", NONE, Pattern::Airlock, Both, Pass),
+        c("airlock", AUTO, Pattern::Airlock, Both, Pass),
+        c("airlock", AUTO_WB, Pattern::Airlock, GuestToHost, Pass),
+        c("NC1", AUTO, Pattern::Nc1Wal, Both, Caught),
+        c("NC2", ALWAYS, Pattern::Airlock, Both, Caught),
+        c("NC3", AUTO, Pattern::Nc3GuestReadWrite, Both, Caught),
+        c(
+            "NC4",
+            AUTO_WB,
+            Pattern::Nc4LongLivedWriter,
+            GuestToHost,
+            Caught,
+        ),
+        c("wb-in", AUTO_WB, Pattern::Airlock, Both, Unsupported),
+    ]
+}
+
+/// Sizes of a suite run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Messages per run of airlock's pattern.
+    pub messages: usize,
+    /// Messages per run of a control.
+    pub control_messages: usize,
+    /// Runs per control.
+    pub control_runs: usize,
+    /// Host write interval.
+    pub write_interval: Duration,
+    /// Guest poll interval.
+    pub poll_interval: Duration,
+    /// Whether timing bounds count (the xtask: yes; tests: no).
+    pub latency: bool,
+    /// Where to write every message's delay as CSV (`case,mount,pattern,run,id,delay_ms`).
+    pub delays_csv: Option<PathBuf>,
+    /// The binary that acts as guest.
+    pub guest_exe: PathBuf,
+}
+
+impl Settings {
+    /// Full-size settings (500 messages, 3 runs per control).
+    pub fn full(guest_exe: &Path) -> Self {
+        Settings {
+            messages: 500,
+            control_messages: 100,
+            control_runs: 3,
+            write_interval: Duration::from_millis(20),
+            poll_interval: Duration::from_millis(100),
+            latency: true,
+            delays_csv: None,
+            guest_exe: guest_exe.to_path_buf(),
+        }
+    }
+
+    /// The run configuration of one case.
+    pub fn config(&self, case: &Case) -> RunConfig {
+        let messages = if case.expect == Expect::Pass {
+            self.messages
+        } else {
+            self.control_messages
+        };
+        let cfg = RunConfig {
+            cache: case.cache,
+            pattern: case.pattern,
+            direction: case.direction,
+            messages,
+            write_interval: self.write_interval,
+            poll_interval: self.poll_interval,
+            settle: Duration::ZERO,
+            guest_exe: self.guest_exe.clone(),
+        };
+        // Four times the stated bound, at least 3 s, at most 15 s: later is "lost".
+        let settle = (cfg.bound() * 4).clamp(Duration::from_secs(3), Duration::from_secs(15));
+        RunConfig { settle, ..cfg }
+    }
+}
+
+/// Outcome of one case over all its runs.
+#[derive(Debug)]
+pub struct CaseResult {
+    /// The case.
+    pub case: Case,
+    /// One report per run.
+    pub reports: Vec<RunReport>,
+    /// Per run: the reasons it failed (empty = invariants held).
+    pub failures: Vec<Vec<String>>,
+}
+
+impl CaseResult {
+    /// airlock held in every run, or the control was caught in every run.
+    pub fn ok(&self) -> bool {
+        match self.case.expect {
+            Expect::Caught => self.failures.iter().all(|f| !f.is_empty()),
+            Expect::Pass => self.failures.iter().all(|f| f.is_empty()),
+            Expect::Unsupported => true,
+        }
+    }
+}
+
+/// Runs one case `runs` times.
+pub fn run_case(settings: &Settings, case: Case, runs: usize) -> Result<CaseResult, String> {
+    let cfg = settings.config(&case);
+    let mut reports = Vec::new();
+    let mut failures = Vec::new();
+    for _ in 0..runs {
+        let r = run(&cfg)?;
+        failures.push(r.failures(settings.latency));
+        reports.push(r);
+    }
+    Ok(CaseResult {
+        case,
+        reports,
+        failures,
+    })
+}
+
+/// Result of the mount self-test on one mount.
+#[derive(Debug)]
+pub struct MountCheckResult {
+    /// Mount label.
+    pub mount: String,
+    /// `None` when the guest saw the host's fresh nonce.
+    pub error: Option<String>,
+}
+
+/// Runs the mount self-test on `cache`: an earlier guest reads nonce A (so the
+/// mount caches it, as a VM's page cache outlives one container), the host
+/// prepares the session again (nonce B), and a new guest must see B.
+pub fn mount_check(settings: &Settings, cache: CacheConfig) -> Result<MountCheckResult, String> {
+    let timeout = cache.ttl().min(Duration::from_secs(2)) + Duration::from_secs(2);
+    let error = crate::run::mount_check(&settings.guest_exe, cache, timeout)?;
+    Ok(MountCheckResult {
+        mount: cache.label(),
+        error,
+    })
+}
+
+fn parse(args: &[String], exe: &Path) -> Result<Settings, String> {
+    let mut s = Settings::full(exe);
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut num = |name: &str| -> Result<u64, String> {
+            let v = it.next().ok_or_else(|| format!("{name} needs a value"))?;
+            v.parse().map_err(|_| format!("{name}: not a number: {v}"))
+        };
+        match flag.as_str() {
+            "run" => {}
+            "--messages" => s.messages = num("--messages")? as usize,
+            "--control-messages" => s.control_messages = num("--control-messages")? as usize,
+            "--runs" => s.control_runs = num("--runs")? as usize,
+            "--poll-ms" => s.poll_interval = Duration::from_millis(num("--poll-ms")?),
+            "--write-ms" => s.write_interval = Duration::from_millis(num("--write-ms")?),
+            "--no-latency" => s.latency = false,
+            "--delays-csv" => {
+                s.delays_csv = Some(PathBuf::from(it.next().ok_or("--delays-csv needs a path")?))
+            }
+            "-h" | "--help" => {
+                return Err(
+                    "usage: airlock-crossmount [run] [--messages N] [--control-messages N] \
+                            [--runs N] [--poll-ms N] [--write-ms N] [--no-latency] [--delays-csv PATH]"
+                        .into(),
+                );
+            }
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(s)
+}
+
+/// Entry point of the binary: runs the matrix, prints the table, fails on a broken verdict.
+pub fn main(args: &[String]) -> Result<(), String> {
+    if let Some(why) = crate::mount::fuse_unavailable() {
+        return Err(format!("FUSE is not available here: {why}"));
+    }
+    crate::mount::sweep_dead_mounts();
+    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+    let settings = parse(args, &exe)?;
+    println!(
+        "crossmount: {} messages per airlock run, {} per control run x{}, write every {} ms, poll every {} ms",
+        settings.messages,
+        settings.control_messages,
+        settings.control_runs,
+        settings.write_interval.as_millis(),
+        settings.poll_interval.as_millis()
+    );
+    println!("{:<8} {}  verdict", "case", RunReport::header());
+    let mut bad = Vec::new();
+    let mut csv = String::from("case,mount,pattern,run,id,delay_ms\n");
+    for case in cases() {
+        let runs = if case.control() {
+            settings.control_runs
+        } else {
+            1
+        };
+        let result = run_case(&settings, case, runs)?;
+        for (run, r) in result.reports.iter().enumerate() {
+            for (id, d) in &r.delays_by_id {
+                csv.push_str(&format!(
+                    "{},{},{},{run},{id},{d}\n",
+                    case.name, r.mount, r.pattern
+                ));
+            }
+        }
+        for (r, f) in result.reports.iter().zip(&result.failures) {
+            let verdict = match (case.expect, f.is_empty()) {
+                (Expect::Pass, true) => "PASS".to_owned(),
+                (Expect::Pass, false) => format!("FAIL: {}", f.join("; ")),
+                (Expect::Caught, false) => format!("caught: {}", f.join("; ")),
+                (Expect::Caught, true) => "NOT CAUGHT".to_owned(),
+                (Expect::Unsupported, true) => "unsupported mount, held this time".to_owned(),
+                (Expect::Unsupported, false) => {
+                    format!("unsupported mount (not judged): {}", f.join("; "))
+                }
+            };
+            let dir = match case.direction {
+                Direction::Both => "",
+                Direction::GuestToHost => " [guest->host only]",
+            };
+            let verdict = format!("{verdict}{dir}");
+            println!("{:<8} {}  {verdict}", case.name, r.row());
+        }
+        if !result.ok() {
+            bad.push(format!(
+                "{} on {} ({})",
+                case.name,
+                case.cache.label(),
+                case.pattern.name()
+            ));
+        }
+    }
+    if let Some(path) = &settings.delays_csv {
+        std::fs::write(path, &csv).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("per-message delays written to {}", path.display());
+    }
+    println!();
+    println!("mount self-test (nonce rewritten by the host after an earlier guest read it):");
+    for (cache, must_pass) in [
+        (NONE, true),
+        (AUTO, true),
+        (ALWAYS, false),
+        (AUTO_WB, false),
+    ] {
+        let r = mount_check(&settings, cache)?;
+        let ok = r.error.is_none() == must_pass;
+        println!(
+            "  {:<14} {}  {}",
+            r.mount,
+            r.error.as_deref().unwrap_or("ok: fresh nonce seen"),
+            if ok { "as expected" } else { "UNEXPECTED" }
+        );
+        if !ok {
+            bad.push(format!("mount self-test on {}", r.mount));
+        }
+    }
+    if bad.is_empty() {
+        println!(
+            "\ncrossmount: all invariants held for airlock's pattern; every control was caught"
+        );
+        Ok(())
+    } else {
+        Err(format!("verdict broken for: {}", bad.join(", ")))
+    }
+}

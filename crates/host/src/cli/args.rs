@@ -1,0 +1,163 @@
+//! The raw command line as clap parses it; [`super::settings`] validates it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// airlock: the session layer of AI-agent hosts.
+#[derive(Debug, Parser)]
+#[command(name = "airlock", version, about, max_term_width = 100)]
+pub struct RawCli {
+    /// Where the registry, sessions and host state live.
+    #[arg(
+        long,
+        global = true,
+        env = "AIRLOCK_DATA_DIR",
+        default_value = "./airlock-data"
+    )]
+    pub data_dir: PathBuf,
+    /// Session registry: a SQLite file path or `sqlite://PATH` (default
+    /// `<data-dir>/airlock.db`), or a `postgres://…` URL.
+    #[arg(long, global = true, env = "AIRLOCK_REGISTRY")]
+    pub registry: Option<String>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: RawCommand,
+}
+
+/// Every `airlock` command.
+#[derive(Debug, Subcommand)]
+pub enum RawCommand {
+    /// Find or create the session for a chat.
+    Resolve(RawResolve),
+    /// Write an inbound message (host → guest) into a session.
+    Send(RawSend),
+    /// List sessions.
+    Sessions {
+        /// Only sessions with this status (active, archived).
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Show one session with its message counts, container status and heartbeat.
+    Show {
+        /// The session id.
+        session: String,
+    },
+    /// List a session's messages.
+    Messages {
+        /// The session id.
+        session: String,
+        /// `in` (host → guest), `out` (guest → host) or both when omitted.
+        #[arg(long)]
+        direction: Option<String>,
+        /// At most this many of the newest messages per direction.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Deliver due outbound messages to stdout as JSON lines.
+    Deliver {
+        /// Only this session (default: every active session).
+        #[arg(long)]
+        session: Option<String>,
+        /// Deliver what is due now and exit instead of polling.
+        #[arg(long)]
+        once: bool,
+    },
+    /// The guest side, for a shell-script agent inside a sandbox.
+    Guest {
+        /// The guest command.
+        #[command(subcommand)]
+        command: RawGuest,
+    },
+    /// Check every invariant readable from disk; exits non-zero on findings.
+    Doctor {
+        /// Only this session (default: every session in the registry).
+        #[arg(long)]
+        session: Option<String>,
+    },
+    /// Run the whole loop end to end with a guest child process.
+    Demo,
+}
+
+/// Arguments of `airlock resolve`.
+#[derive(Debug, Args)]
+pub struct RawResolve {
+    /// The agent group.
+    #[arg(long)]
+    pub agent_group: String,
+    /// The chat platform, e.g. `slack` (needs --platform-id).
+    #[arg(long, requires = "platform_id")]
+    pub channel: Option<String>,
+    /// The platform's chat id (needs --channel).
+    #[arg(long, requires = "channel")]
+    pub platform_id: Option<String>,
+    /// The thread inside the chat.
+    #[arg(long)]
+    pub thread: Option<String>,
+    /// shared, per-thread or agent-shared.
+    #[arg(long)]
+    pub mode: String,
+}
+
+/// Arguments of `airlock send`.
+#[derive(Debug, Args)]
+pub struct RawSend {
+    /// The session id.
+    #[arg(long)]
+    pub session: String,
+    /// The message text.
+    #[arg(
+        long,
+        conflicts_with = "content_file",
+        required_unless_present = "content_file"
+    )]
+    pub text: Option<String>,
+    /// A file to attach (base64-encoded into the content, as a chat bridge does).
+    #[arg(long = "attach", requires = "text")]
+    pub attach: Vec<PathBuf>,
+    /// A file whose bytes are the content exactly as a bridge delivered it.
+    #[arg(long)]
+    pub content_file: Option<PathBuf>,
+    /// The message kind.
+    #[arg(long, default_value = "chat")]
+    pub kind: String,
+    /// The message id (default: a generated one).
+    #[arg(long)]
+    pub id: Option<String>,
+}
+
+/// `airlock guest …` commands.
+#[derive(Debug, Subcommand)]
+pub enum RawGuest {
+    /// Print pending inbound messages and mark them processing.
+    Poll {
+        /// The session folder as the guest sees it.
+        #[arg(long)]
+        session_dir: PathBuf,
+    },
+    /// Write a reply into outbound.db, optionally with files.
+    Reply {
+        /// The session folder as the guest sees it.
+        #[arg(long)]
+        session_dir: PathBuf,
+        /// The inbound message id this answers (marked completed).
+        #[arg(long)]
+        in_reply_to: String,
+        /// The reply text.
+        #[arg(long)]
+        text: String,
+        /// A file to put in the message's outbox folder.
+        #[arg(long = "file")]
+        files: Vec<PathBuf>,
+    },
+    /// The demo's agent: waits for one message, replies with a file, exits.
+    #[command(hide = true)]
+    DemoAgent {
+        /// The session folder as the guest sees it.
+        #[arg(long)]
+        session_dir: PathBuf,
+    },
+}

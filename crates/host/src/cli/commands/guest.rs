@@ -1,0 +1,134 @@
+//! `airlock guest …`: the guest side for shell-script agents in a sandbox.
+
+use std::path::{Path, PathBuf};
+
+use airlock_core::mailbox::{InboundMessage, NewOutboundMessage};
+use airlock_core::{Error, MessageId, Result};
+use airlock_sqlite_fs::GuestMailbox;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::cli::output::{clip, emit};
+use crate::cli::settings::Settings;
+
+fn open(session_dir: &Path) -> Result<GuestMailbox> {
+    if !session_dir.join("inbound.db").is_file() {
+        return Err(Error::not_found("session folder", session_dir.display()));
+    }
+    Ok(GuestMailbox::open(session_dir)?)
+}
+
+/// Pending messages, claimed as `processing` (one poll of a guest).
+pub fn poll_once(session_dir: &Path) -> Result<Vec<InboundMessage>> {
+    let mailbox = open(session_dir)?;
+    poll_with(&mailbox)
+}
+
+/// One poll on an open mailbox: take pending messages and claim them.
+pub fn poll_with(mailbox: &GuestMailbox) -> Result<Vec<InboundMessage>> {
+    let pending = mailbox.pending(airlock_sqlite_fs::guest::DEFAULT_POLL_LIMIT)?;
+    let ids: Vec<&str> = pending.iter().map(|m| m.id.as_str()).collect();
+    if !ids.is_empty() {
+        mailbox.mark_processing(&ids)?;
+    }
+    Ok(pending)
+}
+
+/// Runs `guest poll`.
+pub fn poll(settings: &Settings, session_dir: &Path) -> Result<()> {
+    let pending = poll_once(session_dir)?;
+    emit(settings.output, &pending, |pending| {
+        if pending.is_empty() {
+            return "no pending messages".to_owned();
+        }
+        pending
+            .iter()
+            .map(|m| {
+                format!(
+                    "{:>5}  {:<24} {:<8} {}",
+                    m.seq,
+                    clip(&m.id, 24),
+                    m.kind,
+                    clip(&m.content, 80)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Replied {
+    id: String,
+    seq: i64,
+    files: Vec<String>,
+}
+
+/// Copies `files` into the `outbox` folder; returns their names.
+fn copy_files(outbox: &Path, files: &[PathBuf]) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for file in files {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| {
+                Error::InvalidInput(format!("--file {} has no file name", file.display()))
+            })?;
+        std::fs::create_dir_all(outbox).map_err(|e| Error::io(outbox, e))?;
+        std::fs::copy(file, outbox.join(&name)).map_err(|e| {
+            Error::InvalidInput(format!("cannot copy --file {}: {e}", file.display()))
+        })?;
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// Writes a reply: files into `outbox/<id>/` first, then the row, then the ack.
+pub fn reply_with(
+    mailbox: &GuestMailbox,
+    in_reply_to: &MessageId,
+    text: &str,
+    files: &[PathBuf],
+) -> Result<(MessageId, i64, Vec<String>)> {
+    let id = MessageId::generate("out")?;
+    let outbox = mailbox.paths().outbox_message(&id);
+    let names = match copy_files(&outbox, files) {
+        Ok(names) => names,
+        Err(e) => {
+            // The id is fresh, so the folder is ours: leave no orphaned files.
+            let _ = std::fs::remove_dir_all(&outbox);
+            return Err(e);
+        }
+    };
+    let mut content = json!({ "text": text });
+    if !names.is_empty() {
+        content["files"] = json!(names);
+    }
+    let mut message = NewOutboundMessage::new(id.clone(), "chat", content.to_string());
+    message.in_reply_to = Some(in_reply_to.to_string());
+    let seq = mailbox.write_message_out(&message)?;
+    mailbox.mark_completed(&[in_reply_to.as_str()])?;
+    Ok((id, seq, names))
+}
+
+/// Runs `guest reply`.
+pub fn reply(
+    settings: &Settings,
+    session_dir: &Path,
+    in_reply_to: &MessageId,
+    text: &str,
+    files: &[PathBuf],
+) -> Result<()> {
+    let mailbox = open(session_dir)?;
+    let (id, seq, files) = reply_with(&mailbox, in_reply_to, text, files)?;
+    let replied = Replied {
+        id: id.to_string(),
+        seq,
+        files,
+    };
+    emit(settings.output, &replied, |r| {
+        format!("reply {} seq {} ({} file(s))", r.id, r.seq, r.files.len())
+    });
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! One handler per `airlock` command.
+
+pub mod deliver;
+pub mod demo;
+pub mod doctor;
+pub mod guest;
+pub mod messages;
+pub mod resolve;
+pub mod send;
+pub mod sessions;
+
+use airlock_core::Result;
+
+use super::settings::{Command, Settings};
+
+/// Runs the command of `settings`.
+pub async fn dispatch(settings: &Settings) -> Result<()> {
+    match &settings.command {
+        Command::Resolve {
+            agent_group,
+            chat,
+            thread,
+            mode,
+        } => resolve::run(settings, agent_group, chat.as_ref(), thread.as_ref(), *mode).await,
+        Command::Send {
+            session,
+            content,
+            kind,
+            id,
+        } => send::run(settings, session, content, kind, id).await,
+        Command::Sessions { status } => sessions::list(settings, *status).await,
+        Command::Show { session } => sessions::show(settings, session).await,
+        Command::Messages {
+            session,
+            direction,
+            limit,
+        } => messages::run(settings, session, *direction, *limit).await,
+        Command::GuestPoll { session_dir } => guest::poll(settings, session_dir),
+        Command::GuestReply {
+            session_dir,
+            in_reply_to,
+            text,
+            files,
+        } => guest::reply(settings, session_dir, in_reply_to, text, files),
+        Command::Doctor { session } => doctor::run(settings, session.as_ref()).await,
+        Command::Deliver { session, once } => deliver::run(settings, session.as_ref(), *once).await,
+        Command::Demo => demo::run(settings).await,
+        Command::DemoAgent { session_dir } => demo::agent(session_dir),
+    }
+}

@@ -1,0 +1,84 @@
+//! `airlock sessions` and `airlock show`: the registry's view of sessions.
+
+use airlock_core::{Result, Session, SessionFilter, SessionId, SessionStatus, Timestamp};
+use serde::Serialize;
+
+use super::resolve::absolute;
+use crate::cli::context;
+use crate::cli::output::{emit, or_dash};
+use crate::cli::settings::Settings;
+
+/// Runs `sessions`.
+pub async fn list(settings: &Settings, status: Option<SessionStatus>) -> Result<()> {
+    let manager = context::manager(settings).await?;
+    let filter = SessionFilter {
+        status,
+        ..SessionFilter::default()
+    };
+    let sessions = manager.store().list_sessions(filter).await?;
+    emit(settings.output, &sessions, |sessions| {
+        if sessions.is_empty() {
+            return "no sessions".to_owned();
+        }
+        let mut text = format!(
+            "{:<40} {:<16} {:<12} {:<8} {:<9} {}",
+            "ID", "AGENT GROUP", "MODE", "STATUS", "CONTAINER", "CREATED"
+        );
+        for s in sessions {
+            text.push_str(&format!(
+                "\n{:<40} {:<16} {:<12} {:<8} {:<9} {}",
+                s.id, s.agent_group_id, s.mode, s.status, s.container_status, s.created_at
+            ));
+        }
+        text
+    });
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Shown {
+    #[serde(flatten)]
+    session: Session,
+    dir: String,
+    messages: airlock_core::mailbox::MailboxCounts,
+    heartbeat_age_ms: Option<u128>,
+}
+
+/// Runs `show`.
+pub async fn show(settings: &Settings, id: &SessionId) -> Result<()> {
+    let manager = context::manager(settings).await?;
+    let session = manager.session(id).await?;
+    let messages = manager.counts(id).await?;
+    let heartbeat = manager.heartbeat_age(id, Timestamp::now()).await?;
+    let shown = Shown {
+        dir: absolute(&manager.session_dir(&session)),
+        session,
+        messages,
+        heartbeat_age_ms: heartbeat.map(|d| d.as_millis()),
+    };
+    emit(settings.output, &shown, |s| {
+        let m = &s.messages;
+        format!(
+            "session {}\n  agent group:  {}\n  chat:         {}\n  thread:       {}\n  mode:         {}\n  status:       {}\n  container:    {}\n  last active:  {}\n  created:      {}\n  dir:          {}\n  inbound:      {} ({} pending)\n  outbound:     {} ({} delivered)\n  heartbeat:    {}",
+            s.session.id,
+            s.session.agent_group_id,
+            or_dash(s.session.messaging_group_id.as_ref()),
+            or_dash(s.session.thread_id.as_ref()),
+            s.session.mode,
+            s.session.status,
+            s.session.container_status,
+            or_dash(s.session.last_active),
+            s.session.created_at,
+            s.dir,
+            m.inbound,
+            m.inbound_pending,
+            m.outbound,
+            m.delivered,
+            s.heartbeat_age_ms.map_or_else(
+                || "none".to_owned(),
+                |ms| format!("{:.1} s ago", ms as f64 / 1000.0)
+            ),
+        )
+    });
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! Opening what a command needs: the registry and the session manager.
+
+use std::sync::Arc;
+
+use airlock_core::{Error, Result, SessionStore};
+use airlock_sqlite_fs::SqliteSessionStore;
+
+use super::settings::{RegistryLocation, Settings};
+use crate::{ManagerConfig, SessionManager};
+
+/// Opens the registry named by the settings.
+pub async fn open_registry(settings: &Settings) -> Result<Arc<dyn SessionStore>> {
+    match &settings.registry {
+        RegistryLocation::Sqlite(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            }
+            let store = SqliteSessionStore::open_file(path)
+                .map_err(|e| Error::backend("sqlite", "opening the registry", e))?;
+            Ok(Arc::new(store))
+        }
+        RegistryLocation::Postgres(url) => open_postgres(url).await,
+    }
+}
+
+async fn open_postgres(url: &str) -> Result<Arc<dyn SessionStore>> {
+    let store = airlock_postgres::PgSessionStore::connect(url)
+        .await
+        .map_err(|e| Error::backend("postgres", "connecting to the registry", e))?;
+    Ok(Arc::new(store))
+}
+
+/// The session manager over the settings' registry and data dir.
+pub async fn manager(settings: &Settings) -> Result<SessionManager> {
+    let store = open_registry(settings).await?;
+    Ok(SessionManager::new(
+        store,
+        ManagerConfig::new(&settings.data_dir),
+    ))
+}

@@ -1,0 +1,63 @@
+//! The `airlock` command-line tool: raw flags are parsed by clap
+//! ([`args`]), validated into [`settings::Settings`], then run by one handler
+//! per command ([`commands`]).
+
+pub mod args;
+pub mod commands;
+mod context;
+pub mod output;
+pub mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Runs the CLI with the process's arguments; errors print one line.
+pub fn main() -> ExitCode {
+    let raw = match args::RawCli::try_parse() {
+        Ok(raw) => raw,
+        Err(e) => {
+            // Help and version are not errors; usage errors exit 2 as clap does.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let settings = match settings::Settings::try_from(raw) {
+        Ok(settings) => settings,
+        Err(message) => return fail(&message),
+    };
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(commands::dispatch(&settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    let line: String = message
+        .chars()
+        .map(|c| if c == '\n' { ' ' } else { c })
+        .collect();
+    eprintln!("airlock: error: {line}");
+    ExitCode::FAILURE
+}
+
+/// Logs go to stderr, quiet unless `RUST_LOG` asks for more.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}

@@ -1,0 +1,16 @@
+//! airlock-host: the host side of airlock.
+//!
+//! [`SessionManager`] composes a session registry
+//! ([`airlock_core::SessionStore`]) with the filesystem mailboxes and
+//! attachments of `airlock-sqlite-fs`. The crate also builds the `airlock`
+//! command-line tool ([`cli`]).
+
+pub mod cli;
+mod manager;
+
+pub use manager::{ManagerConfig, SessionManager};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

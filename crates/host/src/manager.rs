@@ -1,0 +1,350 @@
+//! `SessionManager`: the host's API, composing the registry with the
+//! filesystem mailboxes and attachments.
+//!
+//! Each method is a thin composition: resolution rules live in the
+//! [`SessionStore`], file invariants in `airlock-sqlite-fs`. Mailbox work is
+//! blocking file I/O, so it runs on tokio's blocking pool; every operation
+//! runs in a `tracing` span carrying the session id.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use airlock_core::mailbox::{
+    Destination, MailboxCounts, NewHostMessage, NewInboundMessage, OutboundMessage, Routing,
+    WrittenMessage,
+};
+use airlock_core::{
+    ContainerStatus, Error, MessageId, OutboxFile, ResolveRequest, Resolved, Result, Session,
+    SessionId, SessionRef, SessionStore, SessionStoreExt, Timestamp,
+};
+use airlock_sqlite_fs::attachments::{
+    AttachmentLimits, InboundExtractor, SessionExtractor, clear_outbox, read_outbox_files,
+};
+use airlock_sqlite_fs::{GuestStopped, HostMailbox, MailboxRoots};
+use tracing::Instrument;
+
+/// Where a [`SessionManager`] keeps its files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagerConfig {
+    /// The data dir: `v2-sessions/` (mounted into guests) and `host-state/`
+    /// (host only) live here.
+    pub data_dir: PathBuf,
+    /// Recorded as `owner_host` of sessions this manager creates.
+    pub host_id: Option<String>,
+    /// Size caps of inbound attachments and outbox files.
+    pub limits: AttachmentLimits,
+}
+
+impl ManagerConfig {
+    /// Files under `data_dir`, no owner host.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            host_id: None,
+            limits: AttachmentLimits::default(),
+        }
+    }
+}
+
+/// The host's session API.
+#[derive(Debug, Clone)]
+pub struct SessionManager {
+    store: Arc<dyn SessionStore>,
+    roots: MailboxRoots,
+    extractor: InboundExtractor,
+    config: ManagerConfig,
+}
+
+/// Runs blocking mailbox work off the async runtime.
+async fn blocking<T, F>(job: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> airlock_sqlite_fs::Result<T> + Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(job))
+        .await
+        .map_err(|e| Error::backend("sqlite", "running a mailbox operation", e))?
+        .map_err(Error::from)
+}
+
+macro_rules! session_span {
+    ($op:literal, $id:expr) => {
+        tracing::info_span!($op, session = %$id)
+    };
+}
+
+impl SessionManager {
+    /// A manager over `store`, with session folders under `config.data_dir`.
+    pub fn new(store: Arc<dyn SessionStore>, config: ManagerConfig) -> Self {
+        Self {
+            roots: MailboxRoots::in_data_dir(&config.data_dir),
+            extractor: InboundExtractor::new(config.limits),
+            store,
+            config,
+        }
+    }
+
+    /// The registry.
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+
+    /// The session folder and host-state roots.
+    pub fn roots(&self) -> &MailboxRoots {
+        &self.roots
+    }
+
+    /// The host's handle on `session`'s mailbox (no I/O).
+    pub fn mailbox(&self, session: &Session) -> HostMailbox {
+        self.roots.host(&SessionRef::from(session))
+    }
+
+    /// The folder of `session`.
+    pub fn session_dir(&self, session: &Session) -> PathBuf {
+        self.mailbox(session).paths().dir().to_path_buf()
+    }
+
+    /// Finds or creates the session for a chat; the folder and both
+    /// databases exist before this returns.
+    pub async fn resolve_session(&self, mut request: ResolveRequest) -> Result<Resolved> {
+        if request.owner_host.is_none() {
+            request.owner_host = self.config.host_id.clone();
+        }
+        let span = tracing::info_span!("resolve_session", agent_group = %request.agent_group);
+        async {
+            let resolved = self.store.resolve_session(request).await?;
+            let mailbox = self.mailbox(&resolved.session);
+            // Also heals a registry entry whose folder was removed by hand.
+            if resolved.created || !mailbox.paths().inbound_db().exists() {
+                blocking(move || mailbox.create()).await?;
+            }
+            tracing::debug!(session = %resolved.session.id, created = resolved.created, "resolved");
+            Ok(resolved)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The session with `id`.
+    pub async fn session(&self, id: &SessionId) -> Result<Session> {
+        self.store.session(id).await
+    }
+
+    /// Writes an inbound message (attachments extracted) and sets `last_active`.
+    pub async fn write_message(
+        &self,
+        id: &SessionId,
+        message: NewInboundMessage,
+    ) -> Result<WrittenMessage> {
+        async {
+            let session = self.store.session(id).await?;
+            let mailbox = self.mailbox(&session);
+            let content = SessionExtractor::new(mailbox.paths().dir(), self.extractor.clone());
+            let written = blocking(move || mailbox.write_message(&message, &content)).await?;
+            for failed in written.attachments.iter().filter(|a| a.error.is_some()) {
+                tracing::warn!(message = %written.id, index = failed.index, error = ?failed.error, "attachment not stored");
+            }
+            self.store.touch_session(id, Timestamp::now()).await?;
+            Ok(written)
+        }
+        .instrument(session_span!("write_message", id))
+        .await
+    }
+
+    /// Writes `session_routing` from the session's messaging group and thread.
+    pub async fn write_routing(&self, id: &SessionId) -> Result<()> {
+        async {
+            let session = self.store.session(id).await?;
+            let routing = match &session.messaging_group_id {
+                Some(mg) => {
+                    let group = self.store.messaging_group(mg).await?;
+                    Routing {
+                        channel_type: Some(group.channel_type),
+                        platform_id: Some(group.platform_id),
+                        thread_id: session.thread_id.as_ref().map(|t| t.to_string()),
+                    }
+                }
+                None => Routing::default(),
+            };
+            let mailbox = self.mailbox(&session);
+            blocking(move || mailbox.write_routing(&routing)).await
+        }
+        .instrument(session_span!("write_routing", id))
+        .await
+    }
+
+    /// Replaces the whole `destinations` table in one transaction.
+    pub async fn replace_destinations(&self, id: &SessionId, rows: Vec<Destination>) -> Result<()> {
+        self.with_mailbox("replace_destinations", id, move |m| {
+            m.replace_destinations(&rows)
+        })
+        .await
+    }
+
+    /// Writes a `question_response` system message.
+    pub async fn write_system_response(
+        &self,
+        id: &SessionId,
+        message_id: MessageId,
+        request_id: String,
+        status: String,
+        result: serde_json::Value,
+    ) -> Result<WrittenMessage> {
+        self.with_mailbox("write_system_response", id, move |m| {
+            m.write_system_response(message_id, &request_id, &status, result)
+        })
+        .await
+    }
+
+    /// Stores a host-originated outbound message (never in the guest's
+    /// `outbound.db`); returns its seq.
+    pub async fn write_host_message(&self, id: &SessionId, message: NewHostMessage) -> Result<i64> {
+        self.with_mailbox("write_host_message", id, move |m| {
+            m.write_host_message(&message)
+        })
+        .await
+    }
+
+    /// Outbound messages due at `now` and not yet delivered, in seq order.
+    pub async fn due_outbound(
+        &self,
+        id: &SessionId,
+        now: Timestamp,
+    ) -> Result<Vec<OutboundMessage>> {
+        self.with_mailbox("due_outbound", id, move |m| m.due_outbound(now))
+            .await
+    }
+
+    /// Records a delivery.
+    pub async fn mark_delivered(
+        &self,
+        id: &SessionId,
+        message_id: String,
+        platform_message_id: Option<String>,
+    ) -> Result<()> {
+        self.with_mailbox("mark_delivered", id, move |m| {
+            m.mark_delivered(&message_id, platform_message_id.as_deref())
+        })
+        .await
+    }
+
+    /// Records a delivery that failed for good.
+    pub async fn mark_delivery_failed(&self, id: &SessionId, message_id: String) -> Result<()> {
+        self.with_mailbox("mark_delivery_failed", id, move |m| {
+            m.mark_delivery_failed(&message_id)
+        })
+        .await
+    }
+
+    /// Reads the files a guest declared for outbound message `message_id`
+    /// from its outbox; unsafe, missing or non-regular files are skipped.
+    /// An unsafe `message_id` (it comes from the guest) is an error.
+    pub async fn read_outbox_files(
+        &self,
+        id: &SessionId,
+        message_id: String,
+        names: Vec<String>,
+    ) -> Result<Vec<OutboxFile>> {
+        let session = self.store.session(id).await?;
+        let dir = self.session_dir(&session);
+        let limits = self.config.limits;
+        tokio::task::spawn_blocking(move || read_outbox_files(&dir, &message_id, &names, &limits))
+            .instrument(session_span!("read_outbox_files", id))
+            .await
+            .map_err(|e| Error::backend("sqlite", "reading outbox files", e))?
+    }
+
+    /// Removes a delivered message's outbox folder, best effort: failures
+    /// are logged, never returned (that would deliver the message twice).
+    pub async fn clear_outbox(&self, id: &SessionId, message_id: String) {
+        let Ok(session) = self.store.session(id).await else {
+            tracing::warn!(session = %id, "clear_outbox: session not found");
+            return;
+        };
+        let dir = self.session_dir(&session);
+        let cleared = tokio::task::spawn_blocking(move || clear_outbox(&dir, &message_id))
+            .instrument(session_span!("clear_outbox", id))
+            .await;
+        if let Err(e) = cleared {
+            tracing::warn!(session = %id, error = %e, "clear_outbox did not finish");
+        }
+    }
+
+    /// Copies the guest's completed/failed acks into `messages_in.status`.
+    pub async fn sync_acks(&self, id: &SessionId) -> Result<usize> {
+        self.with_mailbox("sync_acks", id, |m| m.sync_acks()).await
+    }
+
+    /// Pending, triggering, due inbound messages: whether to wake a guest.
+    pub async fn count_due(&self, id: &SessionId, now: Timestamp) -> Result<u64> {
+        self.with_mailbox("count_due", id, move |m| m.count_due(now))
+            .await
+    }
+
+    /// Message counts of both mailboxes.
+    pub async fn counts(&self, id: &SessionId) -> Result<MailboxCounts> {
+        self.with_mailbox("counts", id, |m| m.counts()).await
+    }
+
+    /// Age of the guest's heartbeat, or `None` when it never beat.
+    pub async fn heartbeat_age(&self, id: &SessionId, now: Timestamp) -> Result<Option<Duration>> {
+        self.with_mailbox("heartbeat_age", id, move |m| m.heartbeat_age(now))
+            .await
+    }
+
+    /// Marks the container running (and the session active now).
+    pub async fn mark_container_running(&self, id: &SessionId) -> Result<Session> {
+        self.set_container(id, ContainerStatus::Running).await
+    }
+
+    /// Marks the container idle.
+    pub async fn mark_container_idle(&self, id: &SessionId) -> Result<Session> {
+        self.set_container(id, ContainerStatus::Idle).await
+    }
+
+    /// Marks the container stopped, then recovers a hot journal a killed
+    /// guest may have left in `outbound.db` (the one moment the host may
+    /// open that file read-write).
+    pub async fn mark_container_stopped(&self, id: &SessionId) -> Result<Session> {
+        let session = self.set_container(id, ContainerStatus::Stopped).await?;
+        if let Some(stopped) = GuestStopped::from_status(session.container_status) {
+            let mailbox = self.mailbox(&session);
+            let recovered = blocking(move || mailbox.recover_outbound(stopped))
+                .instrument(session_span!("recover_outbound", id))
+                .await?;
+            if recovered {
+                tracing::warn!(session = %id, "rolled back a hot journal left in outbound.db by a stopped guest");
+            }
+        }
+        Ok(session)
+    }
+
+    async fn set_container(&self, id: &SessionId, status: ContainerStatus) -> Result<Session> {
+        self.store
+            .set_container_status(id, status, Timestamp::now())
+            .instrument(session_span!("set_container_status", id))
+            .await
+    }
+
+    async fn with_mailbox<T, F>(&self, op: &'static str, id: &SessionId, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&HostMailbox) -> airlock_sqlite_fs::Result<T> + Send + 'static,
+    {
+        let span = tracing::info_span!("mailbox", op, session = %id);
+        async {
+            let session = self.store.session(id).await?;
+            let mailbox = self.mailbox(&session);
+            blocking(move || job(&mailbox)).await
+        }
+        .instrument(span)
+        .await
+    }
+}

@@ -1,0 +1,385 @@
+//! Every command given a missing session, an unsafe id or an unreadable file
+//! fails with exactly one stderr line naming the problem, and never panics.
+
+use serde_json::{Value, json};
+
+use crate::util::TestDir;
+
+#[test]
+fn bad_input_fails_with_one_line_naming_the_problem() {
+    let env = TestDir::new();
+    let (id, dir) = env.session("errors");
+    let id = id.as_str();
+    let dir = dir.to_str().unwrap().to_owned();
+    let missing_file = env.root().join("no-such-file.bin");
+    let missing = missing_file.to_str().unwrap();
+    let a_dir = env.root().join("files");
+    std::fs::create_dir_all(&a_dir).unwrap();
+    let a_dir = a_dir.to_str().unwrap();
+    let not_a_session = env.root().join("plain-folder");
+    std::fs::create_dir_all(&not_a_session).unwrap();
+    let not_a_session = not_a_session.to_str().unwrap();
+    let ghost = "sess-1700000000000-0123456789abcdef";
+    let in_reply = "msg-1";
+
+    // (arguments, text the error line must contain)
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        // resolve
+        (
+            vec!["resolve", "--agent-group", "../x", "--mode", "shared"],
+            "--agent-group",
+        ),
+        (
+            vec!["resolve", "--agent-group", "a/b", "--mode", "shared"],
+            "--agent-group",
+        ),
+        (
+            vec![
+                "resolve",
+                "--agent-group",
+                "ok",
+                "--thread",
+                "../x",
+                "--mode",
+                "shared",
+            ],
+            "--thread",
+        ),
+        (
+            vec!["resolve", "--agent-group", "ok", "--mode", "sideways"],
+            "--mode",
+        ),
+        // send
+        (vec!["send", "--session", ghost, "--text", "hi"], ghost),
+        (
+            vec!["send", "--session", "../x", "--text", "hi"],
+            "--session",
+        ),
+        (
+            vec!["send", "--session", "a/b", "--text", "hi"],
+            "--session",
+        ),
+        (
+            vec!["send", "--session", id, "--text", "hi", "--id", "../x"],
+            "--id",
+        ),
+        (
+            vec!["send", "--session", id, "--text", "hi", "--attach", missing],
+            missing,
+        ),
+        (
+            vec!["send", "--session", id, "--text", "hi", "--attach", a_dir],
+            a_dir,
+        ),
+        (
+            vec!["send", "--session", id, "--content-file", missing],
+            missing,
+        ),
+        (
+            vec!["send", "--session", id, "--content-file", a_dir],
+            a_dir,
+        ),
+        // show / messages
+        (vec!["show", ghost], ghost),
+        (vec!["show", "../x"], "session"),
+        (vec!["show", "a/b"], "session"),
+        (vec!["messages", ghost], ghost),
+        (vec!["messages", "../x"], "session"),
+        (vec!["messages", "a/b"], "session"),
+        (
+            vec!["messages", id, "--direction", "sideways"],
+            "--direction",
+        ),
+        // deliver / doctor
+        (vec!["deliver", "--once", "--session", ghost], ghost),
+        (vec!["deliver", "--once", "--session", "../x"], "--session"),
+        (vec!["deliver", "--once", "--session", "a/b"], "--session"),
+        (vec!["doctor", "--session", ghost], ghost),
+        (vec!["doctor", "--session", "../x"], "--session"),
+        (vec!["doctor", "--session", "a/b"], "--session"),
+        // guest poll
+        (vec!["guest", "poll", "--session-dir", missing], missing),
+        (
+            vec!["guest", "poll", "--session-dir", not_a_session],
+            not_a_session,
+        ),
+        // guest reply
+        (
+            vec![
+                "guest",
+                "reply",
+                "--session-dir",
+                not_a_session,
+                "--in-reply-to",
+                in_reply,
+                "--text",
+                "x",
+            ],
+            not_a_session,
+        ),
+        (
+            vec![
+                "guest",
+                "reply",
+                "--session-dir",
+                &dir,
+                "--in-reply-to",
+                "../x",
+                "--text",
+                "x",
+            ],
+            "--in-reply-to",
+        ),
+        (
+            vec![
+                "guest",
+                "reply",
+                "--session-dir",
+                &dir,
+                "--in-reply-to",
+                "a/b",
+                "--text",
+                "x",
+            ],
+            "--in-reply-to",
+        ),
+        (
+            vec![
+                "guest",
+                "reply",
+                "--session-dir",
+                &dir,
+                "--in-reply-to",
+                in_reply,
+                "--text",
+                "x",
+                "--file",
+                missing,
+            ],
+            missing,
+        ),
+        (
+            vec![
+                "guest",
+                "reply",
+                "--session-dir",
+                &dir,
+                "--in-reply-to",
+                in_reply,
+                "--text",
+                "x",
+                "--file",
+                a_dir,
+            ],
+            a_dir,
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (args, expected) in &cases {
+        for json in [false, true] {
+            let mut cmd = env.cmd(args);
+            if json {
+                cmd = cmd.json();
+            }
+            let line = cmd.run().failure();
+            if !line.starts_with("airlock: error: ") || !line.contains(expected) {
+                problems.push(format!(
+                    "{args:?} (json: {json}): {line:?} lacks {expected:?}"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    // None of the failures wrote anything: the mailbox is still empty and sound.
+    let listed = env.json(&["messages", id]);
+    assert_eq!(listed["in"], serde_json::json!([]), "{listed}");
+    assert_eq!(listed["out"], serde_json::json!([]), "{listed}");
+    env.ok(&["doctor"]);
+}
+
+#[test]
+fn an_unreadable_registry_fails_with_one_line() {
+    let env = TestDir::new();
+    // The data dir is a file: nothing can be created below it.
+    std::fs::write(env.data_dir(), b"not a folder").unwrap();
+    for args in [
+        &["sessions"][..],
+        &["resolve", "--agent-group", "x", "--mode", "shared"],
+        &["doctor"],
+        &["demo"],
+    ] {
+        let line = env.cmd(args).run().failure();
+        assert!(line.starts_with("airlock: error: "), "{args:?}: {line}");
+    }
+}
+
+#[test]
+fn a_failed_guest_reply_leaves_no_files_and_no_row() {
+    let env = TestDir::new();
+    let (id, dir) = env.session("reply-fail");
+    let sent = env.json(&["send", "--session", &id, "--text", "hi"]);
+    let good = env.file("good.txt", b"fine");
+    let missing = env.root().join("missing.txt");
+    let line = env
+        .cmd(&["guest", "reply", "--session-dir", dir.to_str().unwrap()])
+        .args(&["--in-reply-to", sent["id"].as_str().unwrap(), "--text", "x"])
+        .args(&["--file", good.to_str().unwrap(), "--file"])
+        .path(&missing)
+        .run()
+        .failure();
+    assert!(line.contains("missing.txt"), "{line}");
+    let outbox = dir.join("outbox");
+    let leftovers: Vec<_> = std::fs::read_dir(&outbox)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "orphaned outbox files: {leftovers:?}");
+    let listed = env.json(&["messages", &id, "--direction", "out"]);
+    assert_eq!(listed["out"], json!([]), "{listed}");
+    assert_eq!(env.ok(&["deliver", "--once"]), "");
+}
+
+#[test]
+fn deliver_survives_hostile_outbound_rows() {
+    let env = TestDir::new();
+    let (_, dir) = env.session("hostile");
+    // Something outside the session folder a guest might try to exfiltrate.
+    std::fs::write(env.data_dir().join("secret.txt"), b"host secret").unwrap();
+    let conn = rusqlite::Connection::open(dir.join("outbound.db")).unwrap();
+    let rows = [
+        ("../evil", 101, r#"{"files":["../../../secret.txt"]}"#),
+        (
+            "trav",
+            103,
+            r#"{"files":["../../../../secret.txt","/etc/passwd"]}"#,
+        ),
+        ("raw", 105, "not json at all"),
+        ("odd", 107, r#"{"files":"not an array","text":7}"#),
+    ];
+    for (id, seq, content) in rows {
+        conn.execute(
+            "INSERT INTO messages_out (id, seq, timestamp, kind, content) \
+             VALUES (?1, ?2, '2026-01-01T00:00:00.000Z', 'chat', ?3)",
+            rusqlite::params![id, seq, content],
+        )
+        .unwrap();
+    }
+    drop(conn);
+    let run = env.cmd(&["deliver", "--once"]).run();
+    // Warnings (logged, not errors) say what was refused.
+    assert!(run.stderr.contains("unsafe message id"), "{}", run.stderr);
+    let out = run.success_with_warnings();
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("deliver prints JSON lines"))
+        .collect();
+    let ids: Vec<&str> = lines.iter().map(|l| l["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["../evil", "trav", "raw", "odd"]);
+    for line in &lines {
+        assert_eq!(
+            line["files"],
+            json!([]),
+            "nothing outside the outbox: {line}"
+        );
+    }
+    assert!(
+        lines[0]["files_error"]
+            .as_str()
+            .unwrap()
+            .contains("../evil"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines[2]["content"], "not json at all");
+    assert!(!out.contains("host secret"));
+    assert_eq!(
+        env.ok(&["deliver", "--once"]),
+        "",
+        "each row delivered once"
+    );
+}
+
+#[test]
+fn a_broken_or_missing_mailbox_fails_with_one_line_naming_the_file() {
+    let env = TestDir::new();
+    let (id, dir) = env.session("broken");
+    let id = id.as_str();
+    let dir_arg = dir.to_str().unwrap().to_owned();
+    let commands: [&[&str]; 5] = [
+        &["show", id],
+        &["messages", id],
+        &["send", "--session", id, "--text", "x"],
+        &["deliver", "--once"],
+        &["doctor"],
+    ];
+    let inbound = dir.join("inbound.db");
+    std::fs::write(&inbound, b"this is not a SQLite database, just bytes").unwrap();
+    for args in commands {
+        let line = env.cmd(args).run().failure();
+        assert!(
+            line.contains("inbound.db") || line.contains("doctor found"),
+            "{args:?}: {line}"
+        );
+    }
+    // The guest retries transient errors for a few seconds before giving up.
+    let line = env
+        .cmd(&["guest", "poll", "--session-dir", &dir_arg])
+        .run()
+        .failure();
+    assert!(line.contains("inbound.db"), "{line}");
+
+    std::fs::remove_dir_all(&dir).unwrap();
+    for args in commands {
+        let line = env.cmd(args).run().failure();
+        assert!(
+            line.contains("inbound.db") || line.contains("doctor found"),
+            "{args:?}: {line}"
+        );
+    }
+    let doctor = env.cmd(&["doctor"]).run();
+    assert!(doctor.stdout.contains("missing_file"), "{}", doctor.stdout);
+}
+
+#[test]
+fn usage_errors_exit_2_with_clap_help_and_no_panic() {
+    let env = TestDir::new();
+    for args in [
+        &["resolve", "--agent-group", "a"][..],
+        &[
+            "resolve",
+            "--agent-group",
+            "a",
+            "--mode",
+            "shared",
+            "--channel",
+            "slack",
+        ],
+        &["send", "--session", "s"],
+        &[
+            "send",
+            "--session",
+            "s",
+            "--text",
+            "t",
+            "--content-file",
+            "f",
+        ],
+        &["guest", "reply", "--session-dir", "d", "--text", "t"],
+        &["no-such-command"],
+    ] {
+        let run = env.cmd(args).run();
+        assert_eq!(run.code, Some(2), "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.starts_with("error: "),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert_eq!(run.stdout, "", "{args:?}");
+    }
+    let help = env.ok(&["--help"]);
+    for command in [
+        "resolve", "send", "sessions", "show", "messages", "deliver", "guest", "doctor", "demo",
+    ] {
+        assert!(help.contains(command), "--help lacks {command}: {help}");
+    }
+}

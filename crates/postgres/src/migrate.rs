@@ -1,0 +1,105 @@
+//! Creating the schema and applying the versioned migrations in
+//! `migrations/`, one migrator per schema at a time across processes.
+
+use sqlx::migrate::Migrator;
+use sqlx::{Connection, PgConnection};
+
+use crate::error::OpenError;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The table recording applied migrations, inside the store's schema (a
+/// name of our own, so it never meets another application's `_sqlx_migrations`).
+pub(crate) const MIGRATIONS_TABLE: &str = "_airlock_migrations";
+
+/// First key of the advisory lock that serialises migrators of one schema
+/// (`'airl'` in ASCII); the second key is a hash of the schema name.
+const LOCK_CLASS: i32 = 0x6169_726c;
+
+/// The newest migration this build knows.
+pub(crate) fn latest_version() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// Creates `schema` if missing and applies pending migrations.
+///
+/// Runs on a connection of its own that the caller closes afterwards, so
+/// the session-level advisory lock can never leak into a pool even when a
+/// step fails half-way.
+pub(crate) async fn run(conn: &mut PgConnection, schema: &str) -> Result<(), OpenError> {
+    let fail = |source: Box<dyn std::error::Error + Send + Sync>| OpenError::Migrate {
+        schema: schema.to_owned(),
+        source,
+    };
+    sqlx::query("SELECT pg_advisory_lock($1, hashtext($2))")
+        .bind(LOCK_CLASS)
+        .bind(schema)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    let result = migrate_locked(conn, schema).await.map_err(fail);
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
+        .bind(LOCK_CLASS)
+        .bind(schema)
+        .execute(&mut *conn)
+        .await;
+    result?;
+    unlocked.map_err(|e| fail(e.into()))?;
+    Ok(())
+}
+
+async fn migrate_locked(
+    conn: &mut PgConnection,
+    schema: &str,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // Checked first because CREATE SCHEMA IF NOT EXISTS needs the CREATE
+    // privilege on the database even when the schema exists.
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(schema)
+            .fetch_one(&mut *conn)
+            .await?;
+    if !exists {
+        // `schema` passed validate_schema: plain lower-case identifier.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}"
+        )))
+        .execute(&mut *conn)
+        .await?;
+    }
+    let mut migrator = Migrator::with_migrations(MIGRATOR.iter().cloned().collect());
+    migrator.dangerous_set_table_name(format!("{schema}.{MIGRATIONS_TABLE}"));
+    // Our own lock above is per schema; sqlx's is per database.
+    migrator.set_locking(false);
+    migrator.run(&mut *conn).await?;
+    Ok(())
+}
+
+/// The newest migration applied in `schema`, or `None` if none is.
+pub(crate) async fn applied_version(
+    conn: &mut PgConnection,
+    schema: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    let table_exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.tables \
+         WHERE table_schema = $1 AND table_name = $2)",
+    )
+    .bind(schema)
+    .bind(MIGRATIONS_TABLE)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !table_exists {
+        return Ok(None);
+    }
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT max(version) FROM {schema}.{MIGRATIONS_TABLE} WHERE success"
+    )))
+    .fetch_one(&mut *conn)
+    .await
+}
+
+/// Closes a connection used for migrating; a failure to say goodbye is
+/// not worth reporting (the server ends the session either way).
+pub(crate) async fn close(conn: PgConnection) {
+    let _ = conn.close().await;
+}

@@ -1,0 +1,194 @@
+//! The error of the mailbox layer: kinds a caller can act on, each with the file concerned.
+
+use std::path::PathBuf;
+
+use airlock_core::IdError;
+
+/// The result type of this crate's mailbox API.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A mailbox operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// SQLite failed (after the library's own retries, if any).
+    #[error("sqlite error at {} while {context}: {source}", path.display())]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What airlock was doing.
+        context: String,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// A transient SQLite condition (busy, hot journal seen read-only, a
+    /// "malformed" read through a stale mount) did not clear after retries.
+    #[error("{} still failing after {attempts} attempts while {context}: {source}", path.display())]
+    Persistent {
+        /// The database file.
+        path: PathBuf,
+        /// What airlock was doing.
+        context: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last error.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// A file-system operation failed.
+    #[error("I/O error at {}: {source}", path.display())]
+    Io {
+        /// The path operated on.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A mailbox file is not in rollback-journal (`DELETE`) mode.
+    #[error("{} is in {mode} journal mode; {why}", path.display())]
+    WrongJournalMode {
+        /// The database file.
+        path: PathBuf,
+        /// The mode found (`wal`, …).
+        mode: String,
+        /// Why that is refused.
+        why: &'static str,
+    },
+
+    /// `outbound.db` has a hot journal and the guest may still be running, so
+    /// the host must not touch it; recover once the guest is stopped.
+    #[error("{} has a hot journal and the guest may still be running", path.display())]
+    GuestMayBeRunning {
+        /// The database file.
+        path: PathBuf,
+    },
+
+    /// A file the guest can replace is not a regular file (symlink, FIFO, …).
+    #[error("refusing {}: {what}", path.display())]
+    UnsafeFile {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead.
+        what: String,
+    },
+
+    /// A file written by the guest was refused: too slow or too large to read,
+    /// or crafted (bad schema objects, corruption).
+    #[error("untrusted file {} refused while {context}: {why}", path.display())]
+    UntrustedFileRejected {
+        /// The file.
+        path: PathBuf,
+        /// What airlock was doing.
+        context: String,
+        /// What went wrong.
+        why: String,
+    },
+
+    /// The mailbox does not exist (no session folder / database file).
+    #[error("mailbox file {} does not exist", path.display())]
+    Missing {
+        /// The missing file.
+        path: PathBuf,
+    },
+
+    /// An id was not a safe path component.
+    #[error(transparent)]
+    InvalidId(#[from] IdError),
+
+    /// Other malformed input.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    /// An error from a component speaking airlock-core's error (e.g. the
+    /// attachment store behind an [`InboundContent`](crate::InboundContent)).
+    #[error(transparent)]
+    Core(#[from] airlock_core::Error),
+
+    /// Preparing inbound content (attachments) failed.
+    #[error("preparing content of message {message_id} failed: {source}")]
+    Content {
+        /// The message.
+        message_id: String,
+        /// The content preparer's error.
+        #[source]
+        source: airlock_core::Error,
+    },
+}
+
+impl Error {
+    /// An [`Error::Io`] at `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// An [`Error::Sqlite`] at `path` while doing `context`.
+    pub fn sqlite(
+        path: impl Into<PathBuf>,
+        context: impl Into<String>,
+        source: rusqlite::Error,
+    ) -> Self {
+        Error::Sqlite {
+            path: path.into(),
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// The SQLite extended result code, if this is an SQLite error.
+    pub fn sqlite_code(&self) -> Option<i32> {
+        match self {
+            Error::Sqlite { source, .. } | Error::Persistent { source, .. } => match source {
+                rusqlite::Error::SqliteFailure(e, _) => Some(e.extended_code),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+impl From<Error> for airlock_core::Error {
+    fn from(err: Error) -> Self {
+        use airlock_core::Error as E;
+        match err {
+            Error::Io { path, source } => E::Io { path, source },
+            Error::InvalidId(e) => E::InvalidId(e),
+            Error::InvalidInput(what) => E::InvalidInput(what),
+            Error::Missing { path } => E::not_found("mailbox file", path.display()),
+            Error::GuestMayBeRunning { .. } => E::Conflict(err.to_string()),
+            Error::Content { source, .. } | Error::Core(source) => source,
+            Error::WrongJournalMode { ref path, .. } | Error::UnsafeFile { ref path, .. } => {
+                E::invariant(Some(path.clone()), err.to_string())
+            }
+            // The context and path go into the core error's context, so the
+            // message reads "sqlite error while <what> (<path>): <cause>".
+            Error::Sqlite {
+                path,
+                context,
+                source,
+            } => E::backend("sqlite", format!("{context} ({})", path.display()), source),
+            Error::Persistent {
+                path,
+                context,
+                attempts,
+                source,
+            } => E::backend(
+                "sqlite",
+                format!(
+                    "{context} ({}), still failing after {attempts} attempts",
+                    path.display()
+                ),
+                source,
+            ),
+            Error::UntrustedFileRejected { .. } => {
+                E::backend("sqlite", "reading a guest-written file", err)
+            }
+        }
+    }
+}

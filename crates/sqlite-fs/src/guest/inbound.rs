@@ -1,0 +1,164 @@
+//! Guest reads of `inbound.db`: read-only, one connection per poll, retried
+//! through the transient errors of lock-less mounts, coping with old shapes.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use airlock_core::Timestamp;
+use airlock_core::mailbox::{InboundMessage, Origin, SeqTarget};
+use rusqlite::{Connection, OptionalExtension};
+
+use super::GuestMailbox;
+use crate::error::{Error, Result};
+use crate::host::read::{due_sql, inbound_row};
+use crate::schema::{InboundColumns, inbound_columns};
+use crate::sqlite_util::{
+    FileState, JournalKind, OpenMode, RetryPolicy, check_regular_or_absent, open_file, read_header,
+    retry,
+};
+
+/// Default number of messages one poll returns.
+pub const DEFAULT_POLL_LIMIT: usize = 10;
+
+fn select_list(cols: InboundColumns) -> String {
+    let pick = |present: bool, name: &str, default: &str| {
+        if present {
+            name.to_owned()
+        } else {
+            format!("{default} AS {name}")
+        }
+    };
+    format!(
+        "id, seq, kind, timestamp, status, process_after, recurrence, {}, tries, {}, platform_id,
+         channel_type, thread_id, content, {}, {}",
+        pick(cols.series_id, "series_id", "id"),
+        pick(cols.trigger, "trigger", "1"),
+        pick(cols.source_session_id, "source_session_id", "NULL"),
+        pick(cols.on_wake, "on_wake", "0"),
+    )
+}
+
+impl GuestMailbox {
+    /// Runs `f` on a fresh read-only connection to `inbound.db`, retrying
+    /// busy, hot-journal (776) and "malformed" reads with backoff.
+    pub(super) fn read_inbound<T>(
+        &self,
+        context: &str,
+        f: impl Fn(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let path = self.paths.inbound_db();
+        retry(RetryPolicy::GUEST_READ, &self.stats, || {
+            if check_regular_or_absent(&path)? == FileState::Absent {
+                return Err(Error::Missing { path: path.clone() });
+            }
+            if let Ok(Some(h)) = read_header(&path)
+                && h.journal == JournalKind::Wal
+            {
+                return Err(Error::WrongJournalMode {
+                    path: path.clone(),
+                    mode: "wal".into(),
+                    why: "the guest refuses to read it: WAL's shared memory is not refreshed across the mount, \
+                          so the guest would read a stale snapshot forever; the host must convert it to DELETE",
+                });
+            }
+            let conn = open_file(&path, OpenMode::ReadOnly, Duration::from_millis(100))
+                .map_err(|e| Error::sqlite(&path, context, e))?;
+            f(&conn).map_err(|e| Error::sqlite(&path, context, e))
+        })
+    }
+
+    /// The newest `limit` pending, due messages not yet acked, oldest first.
+    ///
+    /// `on_wake` rows are returned only by this guest's first successful poll.
+    pub fn pending(&self, limit: usize) -> Result<Vec<InboundMessage>> {
+        self.pending_at(limit, Timestamp::now())
+    }
+
+    /// [`pending`](Self::pending) with an explicit clock.
+    pub fn pending_at(&self, limit: usize, now: Timestamp) -> Result<Vec<InboundMessage>> {
+        // The guest's own file: one connection per poll, looked up per row,
+        // so a long history of acks costs nothing.
+        let outbound = self.paths.outbound_db();
+        let acks = open_file(&outbound, OpenMode::ReadOnly, Duration::from_secs(5))
+            .map_err(|e| Error::sqlite(&outbound, "opening outbound.db", e))?;
+        let first = self.first_poll.load(Ordering::SeqCst);
+        let now_text = now.to_iso();
+        let mut rows = self.read_inbound("polling messages_in", |conn| {
+            let mut acked = acks.prepare_cached("SELECT 1 FROM processing_ack WHERE message_id = ?1")?;
+            let cols = inbound_columns(conn)?;
+            let wake = if first || !cols.on_wake { "" } else { " AND on_wake = 0" };
+            let sql = format!(
+                "SELECT {} FROM messages_in WHERE status = 'pending' AND {}{wake} ORDER BY seq DESC",
+                select_list(cols),
+                due_sql("process_after"),
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            let mut iter = stmt.query_map([&now_text], inbound_row)?;
+            let mut out = Vec::new();
+            while out.len() < limit {
+                let Some(row) = iter.next() else { break };
+                let row = row?;
+                if !acked.exists([&row.id])? {
+                    out.push(row);
+                }
+            }
+            Ok(out)
+        })?;
+        self.first_poll.store(false, Ordering::SeqCst);
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// The largest seq in `messages_in` (0 when empty).
+    pub(super) fn max_inbound_seq(&self) -> Result<i64> {
+        self.read_inbound("reading the largest inbound seq", |conn| {
+            conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM messages_in", [], |r| {
+                r.get(0)
+            })
+        })
+    }
+
+    /// What `seq` refers to: even → `messages_in` (its id is the platform
+    /// message id), odd → `messages_out` plus `delivered.platform_message_id`.
+    pub fn lookup_seq(&self, seq: i64) -> Result<Option<SeqTarget>> {
+        if seq.rem_euclid(2) == 0 {
+            let id: Option<String> = self.read_inbound("looking up an inbound seq", |conn| {
+                conn.query_row("SELECT id FROM messages_in WHERE seq = ?1", [seq], |r| {
+                    r.get(0)
+                })
+                .optional()
+            })?;
+            return Ok(id.map(|id| SeqTarget {
+                platform_message_id: Some(id.clone()),
+                message_id: id,
+                origin: Origin::Host,
+            }));
+        }
+        let id: Option<String> = self.with_outbound("looking up an outbound seq", |conn| {
+            conn.query_row("SELECT id FROM messages_out WHERE seq = ?1", [seq], |r| {
+                r.get(0)
+            })
+            .optional()
+        })?;
+        let Some(id) = id else { return Ok(None) };
+        let platform_message_id: Option<String> =
+            self.read_inbound("looking up a delivery", |conn| {
+                let cols = inbound_columns(conn)?;
+                if !cols.delivered || !cols.delivered_platform_message_id {
+                    return Ok(None);
+                }
+                conn.query_row(
+                    "SELECT platform_message_id FROM delivered WHERE message_out_id = ?1",
+                    [&id],
+                    |r| r.get::<_, Option<String>>(0),
+                )
+                .optional()
+                .map(Option::flatten)
+            })?;
+        Ok(Some(SeqTarget {
+            message_id: id,
+            platform_message_id,
+            origin: Origin::Guest,
+        }))
+    }
+}

@@ -1,0 +1,79 @@
+//! The host's side of a session mailbox: writes `inbound.db`, reads `outbound.db`.
+//!
+//! [`HostMailbox`] is a cheap value (two paths); it holds no connection.
+//! Every operation opens its file, does its work and closes it before
+//! returning, and the connection never leaves the operation, so a
+//! long-lived host connection to `inbound.db` cannot be made through it.
+//! The API is synchronous; async hosts call it from `spawn_blocking`.
+
+mod content;
+mod create;
+mod inbound;
+mod inspect;
+mod journal;
+mod journal_file;
+mod lock;
+mod mount_nonce;
+mod outbound;
+pub(crate) mod read;
+mod write;
+
+use std::path::PathBuf;
+
+use airlock_core::ContainerStatus;
+
+pub use content::{InboundContent, PlainContent};
+pub use inspect::MailboxReport;
+pub use journal::QuarantinedJournal;
+pub use mount_nonce::{MOUNT_NONCE_ENV, NONCE_FILE, SIZED_NONCE_FILE, write_mount_nonce};
+
+use crate::layout::{HostSessionState, SessionPaths};
+
+/// The host's handle on one session's mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostMailbox {
+    paths: SessionPaths,
+    state: HostSessionState,
+}
+
+impl HostMailbox {
+    /// A handle on the session folder `paths` with host-only state `state` (no I/O).
+    pub fn new(paths: SessionPaths, state: HostSessionState) -> Self {
+        Self { paths, state }
+    }
+
+    /// The session folder's paths.
+    pub fn paths(&self) -> &SessionPaths {
+        &self.paths
+    }
+
+    /// The session's host-only state.
+    pub fn host_state(&self) -> &HostSessionState {
+        &self.state
+    }
+
+    /// Journals that were quarantined for this session, oldest first.
+    pub fn quarantined_journals(&self) -> crate::error::Result<Vec<PathBuf>> {
+        let dir = self.state.quarantine();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(crate::error::Error::io(&dir, e)),
+        };
+        let mut out: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// Proof that the session's guest is not running, so the host may open
+/// `outbound.db` read-write (to roll back a dead guest's hot journal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestStopped(());
+
+impl GuestStopped {
+    /// Obtained from the registry's container status: `Some` only for `stopped`.
+    pub fn from_status(status: ContainerStatus) -> Option<GuestStopped> {
+        (status == ContainerStatus::Stopped).then_some(GuestStopped(()))
+    }
+}

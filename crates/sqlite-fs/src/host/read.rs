@@ -1,0 +1,128 @@
+//! Host reads of `inbound.db` (listings, counts, due work) and the heartbeat.
+
+use std::time::{Duration, SystemTime};
+
+use airlock_core::Timestamp;
+use airlock_core::mailbox::{InboundMessage, MailboxCounts};
+use rusqlite::Row;
+
+use super::HostMailbox;
+use super::inbound::with_inbound;
+use crate::error::{Error, Result};
+
+/// SQL that is true when `col` (stored text) is NULL, unreadable or not after `?1`.
+pub(crate) fn due_sql(col: &str) -> String {
+    format!("({col} IS NULL OR julianday({col}) IS NULL OR julianday({col}) <= julianday(?1))")
+}
+
+pub(crate) const INBOUND_COLUMNS: &str =
+    "id, seq, kind, timestamp, status, process_after, recurrence, series_id,
+    tries, trigger, platform_id, channel_type, thread_id, content, source_session_id, on_wake";
+
+pub(crate) fn inbound_row(r: &Row<'_>) -> rusqlite::Result<InboundMessage> {
+    Ok(InboundMessage {
+        id: r.get(0)?,
+        seq: r.get(1)?,
+        kind: r.get(2)?,
+        timestamp: r.get(3)?,
+        status: r
+            .get::<_, Option<String>>(4)?
+            .unwrap_or_else(|| "pending".into()),
+        process_after: r.get(5)?,
+        recurrence: r.get(6)?,
+        series_id: r.get(7)?,
+        tries: r.get::<_, Option<i64>>(8)?.unwrap_or(0),
+        trigger: r.get::<_, Option<i64>>(9)?.unwrap_or(1) != 0,
+        platform_id: r.get(10)?,
+        channel_type: r.get(11)?,
+        thread_id: r.get(12)?,
+        content: r.get(13)?,
+        source_session_id: r.get(14)?,
+        on_wake: r.get::<_, Option<i64>>(15)?.unwrap_or(0) != 0,
+    })
+}
+
+impl HostMailbox {
+    /// The newest `limit` inbound rows, oldest first.
+    pub fn list_inbound(&self, limit: usize) -> Result<Vec<InboundMessage>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (mut rows, _) = with_inbound(&self.paths, &self.state, |inbound| {
+            let path = inbound.path();
+            inbound
+                .conn()
+                .prepare(&format!(
+                    "SELECT {INBOUND_COLUMNS} FROM messages_in ORDER BY seq DESC LIMIT ?1"
+                ))
+                .and_then(|mut s| {
+                    s.query_map([limit], inbound_row)?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(|e| Error::sqlite(&path, "listing messages_in", e))
+        })?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// Pending, `trigger=1`, due messages: whether to wake a guest.
+    pub fn count_due(&self, now: Timestamp) -> Result<u64> {
+        let (n, _) = with_inbound(&self.paths, &self.state, |inbound| {
+            let path = inbound.path();
+            inbound
+                .conn()
+                .query_row(
+                    &format!(
+                        "SELECT count(*) FROM messages_in WHERE status = 'pending' AND trigger = 1 AND {}",
+                        due_sql("process_after")
+                    ),
+                    [now.to_iso()],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(|e| Error::sqlite(&path, "counting due messages", e))
+        })?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Row counts of both databases.
+    pub fn counts(&self) -> Result<MailboxCounts> {
+        let ((inbound, inbound_pending, delivered), _) =
+            with_inbound(&self.paths, &self.state, |inbound| {
+                let path = inbound.path();
+                inbound
+                    .conn()
+                    .query_row(
+                        "SELECT (SELECT count(*) FROM messages_in),
+                            (SELECT count(*) FROM messages_in WHERE status = 'pending'),
+                            (SELECT count(*) FROM delivered)",
+                        [],
+                        |r| {
+                            Ok((
+                                r.get::<_, i64>(0)?,
+                                r.get::<_, i64>(1)?,
+                                r.get::<_, i64>(2)?,
+                            ))
+                        },
+                    )
+                    .map_err(|e| Error::sqlite(&path, "counting rows", e))
+            })?;
+        Ok(MailboxCounts {
+            inbound: inbound.max(0) as u64,
+            inbound_pending: inbound_pending.max(0) as u64,
+            outbound: self.outbound_count()?,
+            delivered: delivered.max(0) as u64,
+        })
+    }
+
+    /// Time since the guest last touched `.heartbeat`; `None` when it never did.
+    /// A heartbeat in the future counts as zero.
+    pub fn heartbeat_age(&self, now: Timestamp) -> Result<Option<Duration>> {
+        let path = self.paths.heartbeat();
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let mtime = meta.modified().map_err(|e| Error::io(&path, e))?;
+        let now = SystemTime::UNIX_EPOCH + Duration::from_millis(now.as_millis().max(0) as u64);
+        Ok(Some(now.duration_since(mtime).unwrap_or(Duration::ZERO)))
+    }
+}

@@ -1,0 +1,349 @@
+//! Host writes into `inbound.db`: messages, routing, destinations, deliveries, acks.
+
+use airlock_core::mailbox::{
+    Destination, HOST_OUTBOUND_KIND, NewHostMessage, NewInboundMessage, Routing, WriteOutcome,
+    WrittenMessage,
+};
+use airlock_core::{MessageId, Timestamp};
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::HostMailbox;
+use super::content::InboundContent;
+use super::inbound::with_inbound;
+use crate::error::{Error, Result};
+
+/// The next even seq above `max` (2 on an empty table).
+pub(crate) fn next_even(max: i64) -> i64 {
+    if max <= 0 {
+        2
+    } else {
+        max + 2 - max.rem_euclid(2)
+    }
+}
+
+fn max_inbound_seq(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
+    tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM messages_in", [], |r| {
+        r.get(0)
+    })
+}
+
+/// Stored rows under `id` or a derived `id#N`, original first.
+fn rows_under(
+    conn: &rusqlite::Connection,
+    id: &str,
+) -> rusqlite::Result<Vec<(String, i64, String)>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, seq, content FROM messages_in
+         WHERE id = ?1 OR substr(id, 1, length(?1) + 1) = ?1 || '#'",
+    )?;
+    let rows = stmt.query_map([id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut out: Vec<(String, i64, String)> = rows
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|(stored, _, _)| derived_number(id, stored).is_some())
+        .collect();
+    out.sort_by_key(|(stored, _, _)| derived_number(id, stored));
+    Ok(out)
+}
+
+/// 1 for `id` itself, N for `id#N`, `None` for anything else.
+fn derived_number(id: &str, stored: &str) -> Option<u64> {
+    if stored == id {
+        return Some(1);
+    }
+    let digits = stored.strip_prefix(id)?.strip_prefix('#')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// `id#N` for the first N ≥ 2 not in `taken`, shortening `id` to stay a valid id.
+fn derive_id(id: &MessageId, taken: &[(String, i64, String)]) -> Result<MessageId> {
+    for n in 2u64.. {
+        let suffix = format!("#{n}");
+        let mut base = id.as_str();
+        while base.len() + suffix.len() > airlock_core::MAX_ID_BYTES {
+            let mut cut = base.len() - 1;
+            while !base.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            base = &base[..cut];
+        }
+        let candidate = format!("{base}{suffix}");
+        if !taken.iter().any(|(t, _, _)| *t == candidate) {
+            return Ok(MessageId::new(candidate)?);
+        }
+    }
+    unreachable!("u64 exhausted")
+}
+
+fn opt_ts(t: &Option<Timestamp>) -> Option<String> {
+    t.as_ref().map(Timestamp::to_iso)
+}
+
+impl HostMailbox {
+    /// Stores an inbound message with the next even seq, `status='pending'`
+    /// and `series_id = id`.
+    ///
+    /// A retry (same id, same content per `content.same_message`) is a no-op
+    /// returning the stored row; a different message under a used id is
+    /// stored under `<id>#2`, `<id>#3`, … and reported as
+    /// [`WriteOutcome::Renamed`]. `content.prepare` runs with the final id
+    /// before the row is inserted (files first, row after).
+    pub fn write_message(
+        &self,
+        msg: &NewInboundMessage,
+        content: &dyn InboundContent,
+    ) -> Result<WrittenMessage> {
+        let (mut written, quarantined) = with_inbound(&self.paths, &self.state, |inbound| {
+            let path = inbound.path();
+            let existing = rows_under(inbound.conn(), msg.id.as_str())
+                .map_err(|e| Error::sqlite(&path, "looking up the message id", e))?;
+            for (stored_id, seq, stored) in &existing {
+                let stored_id = MessageId::new(stored_id.clone())?;
+                if content.same_message(&stored_id, &msg.content, stored)? {
+                    return Ok(WrittenMessage {
+                        id: stored_id,
+                        seq: *seq,
+                        outcome: WriteOutcome::Duplicate,
+                        attachments: Vec::new(),
+                        quarantined_journal: None,
+                    });
+                }
+            }
+            let (id, outcome) = if existing.is_empty() {
+                (msg.id.clone(), WriteOutcome::Inserted)
+            } else {
+                let id = derive_id(&msg.id, &existing)?;
+                tracing::warn!(requested = %msg.id, stored_as = %id, "message id reused by a different message; stored under a derived id");
+                (
+                    id,
+                    WriteOutcome::Renamed {
+                        original: msg.id.clone(),
+                    },
+                )
+            };
+            let prepared = content.prepare(&id, &msg.content)?;
+            let seq = inbound.write("inserting an inbound message", |tx| {
+                let seq = next_even(max_inbound_seq(tx)?);
+                tx.execute(
+                    "INSERT INTO messages_in (id, seq, kind, timestamp, status, process_after, recurrence,
+                       series_id, tries, trigger, platform_id, channel_type, thread_id, content,
+                       source_session_id, on_wake)
+                     VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?1, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    params![
+                        id.as_str(),
+                        seq,
+                        msg.kind,
+                        msg.timestamp.to_iso(),
+                        opt_ts(&msg.process_after),
+                        msg.recurrence,
+                        msg.trigger as i64,
+                        msg.platform_id,
+                        msg.channel_type,
+                        msg.thread_id,
+                        prepared.content,
+                        msg.source_session_id,
+                        msg.on_wake as i64,
+                    ],
+                )?;
+                Ok(seq)
+            })?;
+            Ok(WrittenMessage {
+                id,
+                seq,
+                outcome,
+                attachments: prepared.attachments,
+                quarantined_journal: None,
+            })
+        })?;
+        written.quarantined_journal = quarantined.and_then(|q| q.moved_to.or(Some(q.found)));
+        Ok(written)
+    }
+
+    /// Stores a host-originated outbound message (e.g. a denial) in
+    /// `inbound.db`: kind `host_outbound`, status `completed`, trigger 0, so
+    /// the guest never processes it, and delivery picks it up beside the
+    /// guest's messages. A retry with the same id is a no-op. Returns the seq.
+    pub fn write_host_message(&self, msg: &NewHostMessage) -> Result<i64> {
+        let (seq, _) = with_inbound(&self.paths, &self.state, |inbound| {
+            inbound.write("inserting a host message", |tx| {
+                let existing: Option<i64> = tx
+                    .query_row("SELECT seq FROM messages_in WHERE id = ?1", [msg.id.as_str()], |r| r.get(0))
+                    .optional()?;
+                if let Some(seq) = existing {
+                    return Ok(seq);
+                }
+                let seq = next_even(max_inbound_seq(tx)?);
+                tx.execute(
+                    "INSERT INTO messages_in (id, seq, kind, timestamp, status, process_after, series_id,
+                       tries, trigger, platform_id, channel_type, thread_id, content, on_wake)
+                     VALUES (?1, ?2, ?3, ?4, 'completed', ?5, ?1, 0, 0, ?6, ?7, ?8, ?9, 0)",
+                    params![
+                        msg.id.as_str(),
+                        seq,
+                        HOST_OUTBOUND_KIND,
+                        msg.timestamp.to_iso(),
+                        opt_ts(&msg.deliver_after),
+                        msg.platform_id,
+                        msg.channel_type,
+                        msg.thread_id,
+                        msg.content,
+                    ],
+                )?;
+                Ok(seq)
+            })
+        })?;
+        Ok(seq)
+    }
+
+    /// Upserts the single `session_routing` row (NULLs for a session without a chat).
+    pub fn write_routing(&self, routing: &Routing) -> Result<()> {
+        with_inbound(&self.paths, &self.state, |inbound| {
+            inbound.write("writing session_routing", |tx| {
+                tx.execute(
+                    "INSERT INTO session_routing (id, channel_type, platform_id, thread_id) VALUES (1, ?1, ?2, ?3)
+                     ON CONFLICT(id) DO UPDATE SET channel_type = excluded.channel_type,
+                       platform_id = excluded.platform_id, thread_id = excluded.thread_id",
+                    params![routing.channel_type, routing.platform_id, routing.thread_id],
+                )
+                .map(drop)
+            })
+        })
+        .map(|(v, _)| v)
+    }
+
+    /// Replaces the whole `destinations` table in one transaction.
+    pub fn replace_destinations(&self, rows: &[Destination]) -> Result<()> {
+        with_inbound(&self.paths, &self.state, |inbound| {
+            inbound.write("replacing destinations", |tx| {
+                tx.execute("DELETE FROM destinations", [])?;
+                let mut stmt = tx.prepare(
+                    "INSERT INTO destinations (name, display_name, type, channel_type, platform_id, agent_group_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for d in rows {
+                    stmt.execute(params![
+                        d.name,
+                        d.display_name,
+                        d.kind,
+                        d.channel_type,
+                        d.platform_id,
+                        d.agent_group_id
+                    ])?;
+                }
+                Ok(())
+            })
+        })
+        .map(|(v, _)| v)
+    }
+
+    /// Writes a `system` message answering a question:
+    /// `{"type":"question_response","questionId":…,"status":…,"result":{…}}`.
+    pub fn write_system_response(
+        &self,
+        id: MessageId,
+        request_id: &str,
+        status: &str,
+        result: serde_json::Value,
+    ) -> Result<WrittenMessage> {
+        let content = serde_json::json!({
+            "type": "question_response",
+            "questionId": request_id,
+            "status": status,
+            "result": result,
+        });
+        let msg = NewInboundMessage::new(id, "system", content.to_string());
+        self.write_message(&msg, &super::PlainContent)
+    }
+
+    /// Records a delivery (insert-or-ignore into `delivered`).
+    pub fn mark_delivered(
+        &self,
+        message_out_id: &str,
+        platform_message_id: Option<&str>,
+    ) -> Result<()> {
+        self.insert_delivered(message_out_id, platform_message_id, "delivered")
+    }
+
+    /// Records a delivery that failed for good (insert-or-ignore into `delivered`).
+    pub fn mark_delivery_failed(&self, message_out_id: &str) -> Result<()> {
+        self.insert_delivered(message_out_id, None, "failed")
+    }
+
+    fn insert_delivered(
+        &self,
+        id: &str,
+        platform_message_id: Option<&str>,
+        status: &str,
+    ) -> Result<()> {
+        with_inbound(&self.paths, &self.state, |inbound| {
+            inbound.write("recording a delivery", |tx| {
+                tx.execute(
+                    "INSERT OR IGNORE INTO delivered (message_out_id, platform_message_id, status, delivered_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![id, platform_message_id, status, Timestamp::now().to_iso()],
+                )
+                .map(drop)
+            })
+        })
+        .map(|(v, _)| v)
+    }
+
+    /// Copies the guest's `completed`/`failed` acks into `messages_in.status`
+    /// (reading `outbound.db`, never writing it). Returns how many rows changed.
+    pub fn sync_acks(&self) -> Result<usize> {
+        let acks = self.processing_acks()?;
+        let done: Vec<_> = acks
+            .into_iter()
+            .filter(|a| a.status == "completed" || a.status == "failed")
+            .collect();
+        if done.is_empty() {
+            return Ok(0);
+        }
+        with_inbound(&self.paths, &self.state, |inbound| {
+            inbound.write("syncing acks", |tx| {
+                let mut stmt = tx.prepare(
+                    "UPDATE messages_in SET status = ?2 WHERE id = ?1 AND status != ?2 AND kind != ?3",
+                )?;
+                let mut changed = 0;
+                for ack in &done {
+                    changed += stmt.execute(params![ack.message_id, ack.status, HOST_OUTBOUND_KIND])?;
+                }
+                Ok(changed)
+            })
+        })
+        .map(|(v, _)| v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn even_seqs() {
+        assert_eq!(next_even(0), 2);
+        assert_eq!(next_even(2), 4);
+        assert_eq!(next_even(5), 6);
+        assert_eq!(next_even(-3), 2);
+    }
+
+    #[test]
+    fn derived_numbers() {
+        assert_eq!(derived_number("a", "a"), Some(1));
+        assert_eq!(derived_number("a", "a#3"), Some(3));
+        assert_eq!(derived_number("a", "a#x"), None);
+        assert_eq!(derived_number("a", "ab#2"), None);
+        let long = MessageId::new("x".repeat(255)).unwrap();
+        let derived = derive_id(&long, &[]).unwrap();
+        assert!(derived.as_str().ends_with("#2") && derived.as_str().len() <= 255);
+    }
+}

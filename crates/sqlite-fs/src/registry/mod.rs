@@ -1,0 +1,123 @@
+//! `SqliteSessionStore`: the session registry in one SQLite file.
+//!
+//! The registry file (`<data_dir>/airlock.db`) is host-only, so unlike the
+//! mailboxes it uses WAL and one long-lived connection. Resolution is atomic
+//! across processes: a partial unique index over the active sessions'
+//! resolution keys, and insert-or-fetch inside an immediate transaction.
+
+mod migrate;
+mod queries;
+mod rows;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use airlock_core::{Error, Result};
+use rusqlite::{Connection, OpenFlags};
+
+pub use migrate::{MigrateError, SCHEMA_VERSION};
+
+/// File name of the registry inside the data dir.
+pub const REGISTRY_FILE: &str = "airlock.db";
+
+/// How long a writer waits for another process's transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the registry could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenStoreError {
+    /// The data dir could not be created.
+    #[error("creating data dir {}: {source}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// SQLite could not open or configure the file.
+    #[error("opening registry {}: {source}", path.display())]
+    Open {
+        /// The registry file.
+        path: PathBuf,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The schema could not be migrated.
+    #[error("registry {}: {source}", path.display())]
+    Migrate {
+        /// The registry file.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: MigrateError,
+    },
+}
+
+/// The embedded session registry.
+#[derive(Debug, Clone)]
+pub struct SqliteSessionStore {
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteSessionStore {
+    /// Opens (creating if needed) `<data_dir>/airlock.db`.
+    pub fn open_in(data_dir: &Path) -> Result<Self, OpenStoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| OpenStoreError::CreateDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        Self::open_file(&data_dir.join(REGISTRY_FILE))
+    }
+
+    /// Opens (creating if needed) the registry at `path` and migrates it.
+    pub fn open_file(path: &Path) -> Result<Self, OpenStoreError> {
+        let open_err = |source| OpenStoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        migrate::migrate(&mut conn).map_err(|source| OpenStoreError::Migrate {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// The registry file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `job` with the connection on a blocking thread, so SQLite never
+    /// stalls the async runtime.
+    async fn run<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            job(&mut guard)
+        })
+        .await
+        .map_err(|e| Error::backend("sqlite", "running a registry query", e))?
+    }
+}

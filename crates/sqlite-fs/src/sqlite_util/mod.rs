@@ -1,0 +1,12 @@
+//! SQLite plumbing shared by the host and guest sides: file header checks,
+//! safe opens, and the retry policy for transient cross-mount errors.
+
+mod files;
+mod header;
+mod open;
+mod retry;
+
+pub use files::{FileState, check_regular_or_absent};
+pub use header::{DbHeader, JournalKind, read_header};
+pub use open::{OpenMode, UNTRUSTED_TIME_BUDGET, apply_untrusted_limits, open_file};
+pub use retry::{RetryPolicy, RetryStats, RetryStatsSnapshot, retry};

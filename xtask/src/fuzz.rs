@@ -1,0 +1,95 @@
+//! `cargo xtask fuzz --seconds N`: runs every cargo-fuzz target in `fuzz/`
+//! for N seconds each, or prints a SKIP line when nightly or cargo-fuzz is
+//! missing.
+//!
+//! New corpus entries go to `target/fuzz-corpus/<target>/` (scratch); the
+//! committed seeds in `fuzz/corpus/<target>/` are only read. Crashes land in
+//! `fuzz/artifacts/<target>/`; minimise each into a regression test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::{has_program, project_root};
+
+/// Seconds one input may run before libFuzzer reports it as a hang (a FIFO
+/// opened without `O_NONBLOCK` would show up here).
+const PER_INPUT_TIMEOUT_SECS: u64 = 10;
+
+/// Runs each fuzz target for `seconds`; fails if any target found a crash.
+pub fn run(seconds: u64) -> Result<(), String> {
+    let root = project_root();
+    let fuzz_dir = root.join("fuzz");
+    if !has_program("cargo", &["+nightly", "--version"]) {
+        println!(
+            "SKIP fuzz: the nightly toolchain is not installed (rustup toolchain install nightly)"
+        );
+        return Ok(());
+    }
+    if !has_program("cargo", &["+nightly", "fuzz", "--version"]) {
+        println!("SKIP fuzz: cargo-fuzz is not installed (cargo install --locked cargo-fuzz)");
+        return Ok(());
+    }
+    let targets = list_targets(&fuzz_dir)?;
+    if targets.is_empty() {
+        return Err(format!(
+            "no fuzz targets in {}",
+            fuzz_dir.join("fuzz_targets").display()
+        ));
+    }
+    let dict = fuzz_dir.join("dict").join("traversal.dict");
+    let mut failed = Vec::new();
+    for target in &targets {
+        let scratch = root.join("target").join("fuzz-corpus").join(target);
+        std::fs::create_dir_all(&scratch)
+            .map_err(|e| format!("creating {}: {e}", scratch.display()))?;
+        let seeds = fuzz_dir.join("corpus").join(target);
+        println!("fuzz {target}: {seconds} s");
+        let mut cmd = Command::new("cargo");
+        cmd.current_dir(&root).args(["+nightly", "fuzz", "run"]);
+        // A target dir outside the clone lets CI reuse the (slow, sanitizer-
+        // instrumented) fuzz build across fresh clones on one machine.
+        if let Some(dir) = std::env::var_os("AIRLOCK_FUZZ_TARGET_DIR") {
+            cmd.arg("--target-dir").arg(PathBuf::from(dir));
+        } else if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+            cmd.arg("--target-dir").arg(PathBuf::from(dir).join("fuzz"));
+        }
+        cmd.arg(target).arg(&scratch).arg(&seeds).arg("--");
+        cmd.arg(format!("-max_total_time={seconds}"));
+        cmd.arg(format!("-timeout={PER_INPUT_TIMEOUT_SECS}"));
+        if dict.is_file() {
+            cmd.arg(format!("-dict={}", dict.display()));
+        }
+        let status = cmd
+            .status()
+            .map_err(|e| format!("running cargo fuzz for {target}: {e}"))?;
+        if status.success() {
+            println!("fuzz {target}: ok");
+        } else {
+            println!(
+                "fuzz {target}: FAILED (artifacts in {})",
+                fuzz_dir.join("artifacts").join(target).display()
+            );
+            failed.push(target.clone());
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("fuzz targets failed: {}", failed.join(", ")))
+    }
+}
+
+/// Target names: the `.rs` files of `fuzz/fuzz_targets/`, sorted.
+fn list_targets(fuzz_dir: &Path) -> Result<Vec<String>, String> {
+    let dir = fuzz_dir.join("fuzz_targets");
+    let entries = std::fs::read_dir(&dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    let mut targets: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let path = e.path();
+            (path.extension()? == "rs").then(|| path.file_stem()?.to_str().map(str::to_owned))?
+        })
+        .collect();
+    targets.sort();
+    Ok(targets)
+}

@@ -1,0 +1,60 @@
+//! `cargo xtask`: the one entry point for airlock's automation.
+//!
+//! Commands: `ci` (everything CI runs), `bench`, `crossmount`, `fuzz`. Each command lives in its own module.
+
+mod bench;
+mod ci;
+mod crossmount;
+mod fuzz;
+mod util;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  ci            format check, clippy, the whole test suite, cargo-deny
+                (the same steps as .ci/run, minus machine set-up)
+  bench [ARGS]  criterion benchmarks (resolve_session on 100k sessions, SQLite
+                and PostgreSQL with AIRLOCK_TEST_PG_URL) and the attachment
+                peak-memory measurement; ARGS go to criterion
+  crossmount [ARGS]
+                the cross-mount harness: airlock's access pattern and four
+                negative controls through FUSE mounts that behave like
+                VirtioFS (needs root and /dev/fuse); see crates/crossmount
+  fuzz [--seconds N]
+                every cargo-fuzz target for N seconds (default 60); prints
+                SKIP when nightly or cargo-fuzz is missing";
+
+/// `--seconds N` (default 60).
+fn parse_seconds(args: &[String]) -> Result<u64, String> {
+    match args {
+        [] => Ok(60),
+        [flag, n] if flag == "--seconds" => n
+            .parse()
+            .map_err(|_| format!("--seconds takes a whole number, got {n:?}")),
+        other => Err(format!("fuzz takes `--seconds N`, got {other:?}")),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
+        Some("crossmount") => crossmount::run(&args[1..]),
+        Some("fuzz") => parse_seconds(&args[1..]).and_then(fuzz::run),
+        Some("-h" | "--help") | None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command {other:?}\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
