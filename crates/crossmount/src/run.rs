@@ -3,6 +3,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -41,6 +43,10 @@ pub struct RunConfig {
     pub pattern: Pattern,
     /// Messages the host writes.
     pub messages: usize,
+    /// Messages the host writes at most: past `messages` it goes on until a
+    /// violation shows during the run (a negative control on a loaded
+    /// machine may need more chances to collide), then stops.
+    pub max_messages: usize,
     /// Which way messages flow.
     pub direction: Direction,
     /// Pause between two host writes (or guest replies in [`Direction::GuestToHost`]).
@@ -166,7 +172,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, String> {
         "--deadline-s".into(),
         (cfg.settle.as_secs()
             + 60
-            + cfg.messages as u64 * (cfg.write_interval.as_millis() as u64 + 50) / 1000)
+            + cfg.max_messages as u64 * (cfg.write_interval.as_millis() as u64 + 50) / 1000)
             .to_string(),
     ];
     let mut args = args;
@@ -182,13 +188,18 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, String> {
     wait_ready(&rx, &mut report)?;
 
     let real = f.real.clone();
-    let messages = match cfg.direction {
-        Direction::Both => cfg.messages,
-        Direction::GuestToHost => 0,
+    let (messages, max_messages) = match cfg.direction {
+        Direction::Both => (cfg.messages, cfg.max_messages.max(cfg.messages)),
+        Direction::GuestToHost => (0, 0),
     };
     let interval = cfg.write_interval;
+    let violated = Arc::new(AtomicBool::new(false));
+    let writer_violated = violated.clone();
     let writer_thread = std::thread::spawn(move || {
-        for n in 0..messages {
+        for n in 0..max_messages {
+            if n >= messages && writer_violated.load(Ordering::SeqCst) {
+                break;
+            }
             let id = message_id(n);
             let r = writer
                 .write(&real, &id, &format!("{{\"n\":{n}}}"))
@@ -202,7 +213,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, String> {
         let _ = tx.send(Msg::WriterDone);
     });
 
-    watch(cfg, &rx, &mut *reader, &f.real, &mut report);
+    watch(cfg, &rx, &mut *reader, &f.real, &mut report, &violated);
     stop_guest(&mut guest);
     drain(&rx, &mut report, Duration::from_secs(10));
     drop(guest);
@@ -234,8 +245,10 @@ fn watch(
     reader: &mut dyn crate::pattern::HostSide,
     real: &Path,
     report: &mut RunReport,
+    violated: &AtomicBool,
 ) {
     let mut committed_at: HashMap<String, u64> = HashMap::new();
+    let mut unseen: HashSet<String> = HashSet::new();
     let mut reply_committed: HashMap<String, u64> = HashMap::new();
     let mut waiting_replies: HashSet<String> = HashSet::new();
     let mut writer_done = false;
@@ -268,6 +281,7 @@ fn watch(
         match rx.recv_timeout(Duration::from_millis(10)) {
             Ok(Msg::Written(id, Ok(t))) => {
                 report.sent += 1;
+                unseen.insert(id.clone());
                 committed_at.insert(id, t);
             }
             Ok(Msg::Written(id, Err(e))) => report.host_errors.push(format!("writing {id}: {e}")),
@@ -281,6 +295,7 @@ fn watch(
                     // Seen before the host's write call returned: zero delay.
                     let d = committed_at.get(&id).map_or(0, |&c| t.saturating_sub(c));
                     report.delays_ms.push(d);
+                    unseen.remove(&id);
                     report.delays_by_id.push((id, d));
                     report.seen += 1;
                 }
@@ -310,6 +325,10 @@ fn watch(
                 report.host_errors.push(format!("housekeeping: {e}"));
             }
         }
+        if !violated.load(Ordering::SeqCst) && violation_shows(cfg, report, &unseen, &committed_at)
+        {
+            violated.store(true, Ordering::SeqCst);
+        }
         if !waiting_replies.is_empty() && last_reply_poll.elapsed() >= Duration::from_millis(20) {
             last_reply_poll = Instant::now();
             check_replies(&mut *reader, report, &mut waiting_replies, &reply_committed);
@@ -324,6 +343,27 @@ fn watch(
         }
     }
     report.replies_unseen = waiting_replies.len();
+}
+
+/// Whether the run already broke an invariant in a way visible while it goes:
+/// an error, a duplicate, a reply missing at commit, or a message unseen for
+/// longer than the bound. Only decides when a control may stop writing; the
+/// verdict is [`RunReport::failures`] at the end.
+fn violation_shows(
+    cfg: &RunConfig,
+    report: &RunReport,
+    unseen: &HashSet<String>,
+    committed_at: &HashMap<String, u64>,
+) -> bool {
+    if report.errors() > 0 || report.dups > 0 || report.not_visible_at_commit > 0 {
+        return true;
+    }
+    let now = now_ms();
+    let bound = cfg.bound().as_millis() as u64;
+    unseen
+        .iter()
+        .filter_map(|id| committed_at.get(id))
+        .any(|&t| now.saturating_sub(t) > bound)
 }
 
 fn drain(rx: &Receiver<Msg>, report: &mut RunReport, limit: Duration) {
