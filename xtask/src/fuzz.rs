@@ -59,15 +59,23 @@ pub fn run(seconds: u64) -> Result<(), String> {
         if dict.is_file() {
             cmd.arg(format!("-dict={}", dict.display()));
         }
-        let status = cmd
-            .status()
+        // libFuzzer prints thousands of progress lines: keep them in a file
+        // and show its end, so the CI log stays readable.
+        let log_path = root
+            .join("target")
+            .join("fuzz-logs")
+            .join(format!("{target}.log"));
+        let status = run_logged(&mut cmd, &log_path)
             .map_err(|e| format!("running cargo fuzz for {target}: {e}"))?;
         if status.success() {
-            println!("fuzz {target}: ok");
+            print_tail(&log_path, SUMMARY_LINES);
+            println!("fuzz {target}: ok (full output: {})", log_path.display());
         } else {
+            print_tail(&log_path, FAILURE_LINES);
             println!(
-                "fuzz {target}: FAILED (artifacts in {})",
-                fuzz_dir.join("artifacts").join(target).display()
+                "fuzz {target}: FAILED (artifacts in {}, full output: {})",
+                fuzz_dir.join("artifacts").join(target).display(),
+                log_path.display()
             );
             failed.push(target.clone());
         }
@@ -76,6 +84,30 @@ pub fn run(seconds: u64) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("fuzz targets failed: {}", failed.join(", ")))
+    }
+}
+
+/// Lines of a passing target's output shown: libFuzzer's closing summary.
+const SUMMARY_LINES: usize = 3;
+/// Lines of a failing target's output shown: the crash report and its input.
+const FAILURE_LINES: usize = 80;
+
+/// Runs `cmd` with stdout and stderr going to `log`.
+fn run_logged(cmd: &mut Command, log: &Path) -> std::io::Result<std::process::ExitStatus> {
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let out = std::fs::File::create(log)?;
+    let err = out.try_clone()?;
+    cmd.stdout(out).stderr(err).status()
+}
+
+/// Prints the last `n` lines of `path`, indented.
+fn print_tail(path: &Path, n: usize) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("({e})"));
+    let lines: Vec<&str> = text.lines().collect();
+    for line in &lines[lines.len().saturating_sub(n)..] {
+        println!("    {line}");
     }
 }
 
