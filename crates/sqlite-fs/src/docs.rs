@@ -22,6 +22,21 @@
 //!    which requires a [`GuestStopped`](crate::GuestStopped) proof, obtainable
 //!    only from a `stopped` container status.
 //!
+//! # Mounts the session folder may be shared through
+//!
+//! Supported: VirtioFS (and FUSE shares like it) with `cache=none` or
+//! `cache=auto` and an attribute timeout of at most 1 s, the default of
+//! Docker Desktop, Apple Container, Colima, Lima and Podman machine.
+//! Not supported: `cache=always` (the guest keeps stale pages for as long as
+//! the attributes are trusted) and any mount with the FUSE **writeback cache**
+//! (virtiofsd `-o writeback`, libfuse `-o writeback_cache`): Linux then trusts
+//! its own cached file size, so the guest never sees `inbound.db` grow and
+//! about half of the host's messages are never read (measured by
+//! `cargo xtask crossmount`, case `wb-in`). The guest's mount self-test
+//! ([`check_mount`](crate::guest::check_mount)) fails with a "stale mount"
+//! error on both, so a misconfigured sandbox stops at start-up instead of
+//! silently missing messages.
+//!
 //! # Host-only state
 //!
 //! `<data_dir>/host-state/sessions/<group>/<session>/` (outside the sessions
