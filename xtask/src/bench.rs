@@ -2,6 +2,7 @@
 //!
 //! - criterion: `resolve_session` on 100,000 sessions (SQLite, and
 //!   PostgreSQL when `AIRLOCK_TEST_PG_URL` is set);
+//! - criterion: `due_outbound` on a session with 2,000 delivered 8 KiB replies;
 //! - peak memory of extracting a 64 MiB attachment (must stay under 2.5x
 //!   the content string).
 //!
@@ -11,16 +12,8 @@ use crate::util::{cargo, run_command};
 
 /// Runs the benchmarks.
 pub fn run(args: &[String]) -> Result<(), String> {
-    let mut bench = cargo(&[
-        "bench",
-        "-p",
-        "airlock-postgres",
-        "--bench",
-        "resolve",
-        "--",
-    ]);
-    bench.args(args);
-    run_command(bench)?;
+    criterion("airlock-postgres", "resolve", args)?;
+    criterion("airlock-sqlite-fs", "due_outbound", args)?;
     run_command(cargo(&[
         "run",
         "--release",
@@ -29,4 +22,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "--example",
         "attachment_peak_rss",
     ]))
+}
+
+/// Runs one criterion bench target, passing `args` to criterion.
+fn criterion(package: &str, bench: &str, args: &[String]) -> Result<(), String> {
+    let mut cmd = cargo(&["bench", "-p", package, "--bench", bench, "--"]);
+    cmd.args(args);
+    run_command(cmd)
 }

@@ -16,8 +16,9 @@ commands:
   ci            format check, clippy, the whole test suite, cargo-deny
                 (the same steps as .ci/run, minus machine set-up)
   bench [ARGS]  criterion benchmarks (resolve_session on 100k sessions, SQLite
-                and PostgreSQL with AIRLOCK_TEST_PG_URL) and the attachment
-                peak-memory measurement; ARGS go to criterion
+                and PostgreSQL with AIRLOCK_TEST_PG_URL; due_outbound on a
+                long delivered history) and the attachment peak-memory
+                measurement; ARGS go to criterion
   crossmount [ARGS]
                 the cross-mount harness: airlock's access pattern and four
                 negative controls through FUSE mounts that behave like

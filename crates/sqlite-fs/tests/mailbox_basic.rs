@@ -542,3 +542,36 @@ fn guest_never_rolls_back_a_hot_inbound_journal() {
     assert!(fx.host.paths().inbound_journal().exists());
     fx.assert_no_wal();
 }
+
+#[test]
+fn due_outbound_finds_undelivered_rows_anywhere_in_a_long_history() {
+    let fx = Fixture::new();
+    let guest = GuestMailbox::open(fx.session_dir()).unwrap();
+    let now = Timestamp::now();
+    let later = now.plus_millis(60_000);
+    for n in 1..=40 {
+        let mut m = reply(&format!("r{n}"), &format!(r#"{{"n":{n}}}"#));
+        if n == 3 {
+            m.deliver_after = Some(later);
+        }
+        guest.write_message_out(&m).unwrap();
+    }
+    // Delivered: everything but r3 (scheduled), r7 (an old straggler) and r40.
+    for n in (1..=40).filter(|n| ![3, 7, 40].contains(n)) {
+        fx.host.mark_delivered(&format!("r{n}"), None).unwrap();
+    }
+    let ids = |due: Vec<airlock_core::mailbox::OutboundMessage>| {
+        due.into_iter().map(|m| m.id).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(fx.host.due_outbound(now).unwrap()), ["r7", "r40"]);
+    fx.host.mark_delivered("r7", None).unwrap();
+    fx.host.mark_delivery_failed("r40").unwrap();
+    assert!(fx.host.due_outbound(now).unwrap().is_empty());
+    let due = fx.host.due_outbound(later).unwrap();
+    assert_eq!(
+        due.iter()
+            .map(|m| (m.id.as_str(), m.content.as_str()))
+            .collect::<Vec<_>>(),
+        [("r3", r#"{"n":3}"#)]
+    );
+}

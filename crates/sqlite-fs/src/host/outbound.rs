@@ -53,16 +53,41 @@ fn int(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<i64>> {
 
 /// Whether a stored time is due at `now`; unreadable times are due (never lose a message).
 pub(crate) fn is_due(stored: Option<&str>, now: Timestamp) -> bool {
+    due_unless_later(stored, now).unwrap_or_else(|text| {
+        tracing::warn!(value = %airlock_core::escape_for_log(text), "unreadable delivery time; treating as due");
+        true
+    })
+}
+
+/// [`is_due`] without the warning: `Err` carries an unreadable time.
+fn due_unless_later(stored: Option<&str>, now: Timestamp) -> std::result::Result<bool, &str> {
     match stored {
-        None => true,
-        Some(text) => match Timestamp::parse(text) {
-            Ok(t) => t <= now,
-            Err(_) => {
-                tracing::warn!(value = %airlock_core::escape_for_log(text), "unreadable delivery time; treating as due");
-                true
-            }
-        },
+        None => Ok(true),
+        Some(text) => Timestamp::parse(text).map(|t| t <= now).map_err(|_| text),
     }
+}
+
+/// The lowest seq of a guest row that is neither delivered nor scheduled for
+/// later, reading ids, seqs and times only; `None` when there is none.
+fn first_undelivered_seq(
+    conn: &Connection,
+    delivered: &HashSet<String>,
+    now: Timestamp,
+) -> rusqlite::Result<Option<i64>> {
+    let mut stmt = conn.prepare("SELECT id, seq, deliver_after FROM messages_out")?;
+    let mut rows = stmt.query([])?;
+    let mut first: Option<i64> = None;
+    while let Some(r) = rows.next()? {
+        let (Some(id), Some(seq)) = (text(r, 0)?, int(r, 1)?) else {
+            continue;
+        };
+        if delivered.contains(&id) || !due_unless_later(text(r, 2)?.as_deref(), now).unwrap_or(true)
+        {
+            continue;
+        }
+        first = Some(first.map_or(seq, |f| f.min(seq)));
+    }
+    Ok(first)
 }
 
 impl HostMailbox {
@@ -153,14 +178,20 @@ impl HostMailbox {
                 Ok((delivered, host_ids, due))
             },
         )?;
+        // A session's history grows without end and its contents can be
+        // large: find where the undelivered tail starts from the ids alone,
+        // then read whole rows only from there (`seq` is indexed).
         let guest = self
             .read_outbound("reading messages_out", |conn| {
+                let Some(from) = first_undelivered_seq(conn, &delivered, now)? else {
+                    return Ok(Vec::new());
+                };
                 let mut stmt = conn.prepare(
                     "SELECT id, seq, in_reply_to, timestamp, deliver_after, recurrence, kind,
                             platform_id, channel_type, thread_id, content
-                     FROM messages_out ORDER BY seq",
+                     FROM messages_out WHERE seq >= ?1 ORDER BY seq",
                 )?;
-                let rows = stmt.query_map([], guest_row)?;
+                let rows = stmt.query_map([from], guest_row)?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
             })?
             .unwrap_or_default();
