@@ -2,7 +2,7 @@
 //!
 //! - criterion: `resolve_session` on 100,000 sessions (SQLite, and
 //!   PostgreSQL when `AIRLOCK_TEST_PG_URL` is set);
-//! - criterion: `due_outbound` on a session with 2,000 delivered 8 KiB replies;
+//! - criterion: `due_outbound` and `write_message` on a session with a 2,000-message history;
 //! - peak memory of extracting a 64 MiB attachment (must stay under 2.5x
 //!   the content string).
 //!
@@ -13,7 +13,7 @@ use crate::util::{cargo, run_command};
 /// Runs the benchmarks.
 pub fn run(args: &[String]) -> Result<(), String> {
     criterion("airlock-postgres", "resolve", args)?;
-    criterion("airlock-sqlite-fs", "due_outbound", args)?;
+    criterion("airlock-sqlite-fs", "long_history", args)?;
     run_command(cargo(&[
         "run",
         "--release",

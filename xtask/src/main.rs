@@ -17,7 +17,7 @@ commands:
                 (the same steps as .ci/run, minus machine set-up)
   bench [ARGS]  criterion benchmarks (resolve_session on 100k sessions, SQLite
                 and PostgreSQL with AIRLOCK_TEST_PG_URL; due_outbound on a
-                long delivered history) and the attachment peak-memory
+                long history, write_message too) and the attachment peak-memory
                 measurement; ARGS go to criterion
   crossmount [ARGS]
                 the cross-mount harness: airlock's access pattern and four

@@ -135,6 +135,31 @@ fn retries_are_no_ops_and_reused_ids_are_renamed() {
     fx.assert_no_wal();
 }
 
+#[test]
+fn retries_of_renamed_messages_with_the_longest_ids_are_recognised() {
+    let fx = Fixture::new();
+    // 255 bytes with a two-byte char where "#2" must cut: the base is shortened.
+    let id = format!("{}éx", "x".repeat(252));
+    let write = |content| {
+        fx.host
+            .write_message(&msg(&id, content), &PlainContent)
+            .unwrap()
+    };
+    assert_eq!(write("A").outcome, WriteOutcome::Inserted);
+    let renamed = write("B");
+    assert_eq!(renamed.id.as_str(), format!("{}#2", "x".repeat(252)));
+    let retried = write("B");
+    assert_eq!(
+        (retried.id.as_str(), retried.seq, retried.outcome),
+        (renamed.id.as_str(), renamed.seq, WriteOutcome::Duplicate)
+    );
+    let third = write("C");
+    assert_eq!(third.id.as_str(), format!("{}#3", "x".repeat(252)));
+    assert_eq!(write("C").outcome, WriteOutcome::Duplicate);
+    assert_eq!(write("A").outcome, WriteOutcome::Duplicate);
+    assert_eq!(fx.host.list_inbound(10).unwrap().len(), 3);
+}
+
 /// Records calls; "prepares" by upper-casing and reports one attachment.
 #[derive(Default)]
 struct Recorder {

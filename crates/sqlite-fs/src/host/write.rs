@@ -27,56 +27,76 @@ fn max_inbound_seq(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
     })
 }
 
-/// Stored rows under `id` or a derived `id#N`, original first.
+/// The longest suffix [`derive_id`] appends: `#` and the 20 digits of `u64::MAX`.
+const MAX_SUFFIX_BYTES: usize = 21;
+
+/// `id` cut at a char boundary so that a suffix of `suffix_len` bytes fits
+/// within [`airlock_core::MAX_ID_BYTES`].
+fn base_for(id: &str, suffix_len: usize) -> &str {
+    let mut cut = id
+        .len()
+        .min(airlock_core::MAX_ID_BYTES.saturating_sub(suffix_len));
+    while !id.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &id[..cut]
+}
+
+/// Stored rows under `id` or an id derived from it, original first.
+///
+/// Derived ids are `<base>#N` where the base is `id`, shortened when the
+/// suffix would not fit: each possible base is looked up as the index range
+/// `[<base>#, <base>$)`, so a write never scans the whole table.
 fn rows_under(
     conn: &rusqlite::Connection,
     id: &str,
 ) -> rusqlite::Result<Vec<(String, i64, String)>> {
-    let mut stmt = conn.prepare(
-        "SELECT id, seq, content FROM messages_in
-         WHERE id = ?1 OR substr(id, 1, length(?1) + 1) = ?1 || '#'",
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, seq, content FROM messages_in WHERE id = ?1 OR (id >= ?2 AND id < ?3)",
     )?;
-    let rows = stmt.query_map([id], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, String>(2)?,
-        ))
-    })?;
-    let mut out: Vec<(String, i64, String)> = rows
-        .collect::<rusqlite::Result<Vec<_>>>()?
-        .into_iter()
-        .filter(|(stored, _, _)| derived_number(id, stored).is_some())
-        .collect();
+    let mut bases: Vec<&str> = (2..=MAX_SUFFIX_BYTES).map(|n| base_for(id, n)).collect();
+    bases.dedup();
+    let mut out: Vec<(String, i64, String)> = Vec::new();
+    for base in bases {
+        let rows = stmt.query_map(params![id, format!("{base}#"), format!("{base}$")], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let row = row?;
+            if derived_number(id, &row.0).is_some() && !out.iter().any(|r| r.0 == row.0) {
+                out.push(row);
+            }
+        }
+    }
     out.sort_by_key(|(stored, _, _)| derived_number(id, stored));
     Ok(out)
 }
 
-/// 1 for `id` itself, N for `id#N`, `None` for anything else.
+/// 1 for `id` itself, N for an id [`derive_id`] makes from `id` with `#N`,
+/// `None` for anything else.
 fn derived_number(id: &str, stored: &str) -> Option<u64> {
     if stored == id {
         return Some(1);
     }
-    let digits = stored.strip_prefix(id)?.strip_prefix('#')?;
+    let (head, digits) = stored.rsplit_once('#')?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    let n: u64 = digits.parse().ok()?;
+    // Only what derive_id writes: N >= 2, no leading zeros, its own base.
+    let canonical = n >= 2 && n.to_string() == digits;
+    (canonical && head == base_for(id, digits.len() + 1)).then_some(n)
 }
 
 /// `id#N` for the first N ≥ 2 not in `taken`, shortening `id` to stay a valid id.
 fn derive_id(id: &MessageId, taken: &[(String, i64, String)]) -> Result<MessageId> {
     for n in 2u64.. {
         let suffix = format!("#{n}");
-        let mut base = id.as_str();
-        while base.len() + suffix.len() > airlock_core::MAX_ID_BYTES {
-            let mut cut = base.len() - 1;
-            while !base.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            base = &base[..cut];
-        }
-        let candidate = format!("{base}{suffix}");
+        let candidate = format!("{}{suffix}", base_for(id.as_str(), suffix.len()));
         if !taken.iter().any(|(t, _, _)| *t == candidate) {
             return Ok(MessageId::new(candidate)?);
         }
@@ -342,8 +362,16 @@ mod tests {
         assert_eq!(derived_number("a", "a#3"), Some(3));
         assert_eq!(derived_number("a", "a#x"), None);
         assert_eq!(derived_number("a", "ab#2"), None);
+        assert_eq!(derived_number("a", "a#02"), None);
+        assert_eq!(derived_number("a#b", "a#b#2"), Some(2));
         let long = MessageId::new("x".repeat(255)).unwrap();
         let derived = derive_id(&long, &[]).unwrap();
-        assert!(derived.as_str().ends_with("#2") && derived.as_str().len() <= 255);
+        assert_eq!(derived.as_str(), format!("{}#2", "x".repeat(253)));
+        assert_eq!(derived_number(long.as_str(), derived.as_str()), Some(2));
+        // A multi-byte char is never split.
+        let wide = MessageId::new(format!("{}éx", "x".repeat(252))).unwrap();
+        let derived = derive_id(&wide, &[]).unwrap();
+        assert_eq!(derived.as_str(), format!("{}#2", "x".repeat(252)));
+        assert_eq!(derived_number(wide.as_str(), derived.as_str()), Some(2));
     }
 }

@@ -1,12 +1,14 @@
-//! `due_outbound` on a session with a long delivered history: what a host
-//! delivery loop pays per poll once a session has run for a while.
+//! The host's per-message costs on a session with a long history: what a
+//! host pays once a session has run for a while.
 //!
-//! Workload: 2,000 guest replies of 8 KiB each, all delivered but the newest.
+//! - `due_outbound`: 2,000 guest replies of 8 KiB each, all delivered but the newest;
+//! - `write_message`: one new message into an `inbound.db` holding 2,000
+//!   messages of 8 KiB (tmpfs, so fsync is not what is measured).
 use std::hint::black_box;
 
-use airlock_core::mailbox::NewOutboundMessage;
+use airlock_core::mailbox::{NewInboundMessage, NewOutboundMessage};
 use airlock_core::{AgentGroupId, MessageId, SessionId, SessionRef, Timestamp};
-use airlock_sqlite_fs::{GuestMailbox, HostMailbox, MailboxRoots};
+use airlock_sqlite_fs::{GuestMailbox, HostMailbox, MailboxRoots, PlainContent};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const HISTORY: usize = 2_000;
@@ -29,6 +31,12 @@ fn session_with_history(dir: &std::path::Path) -> HostMailbox {
         if n < HISTORY {
             host.mark_delivered(&format!("r{n}"), None).unwrap();
         }
+        let id = MessageId::new(format!("m{n}")).unwrap();
+        host.write_message(
+            &NewInboundMessage::new(id, "chat", content.clone()),
+            &PlainContent,
+        )
+        .unwrap();
     }
     host
 }
@@ -48,6 +56,15 @@ fn bench(c: &mut Criterion) {
     assert_eq!(due.len(), 1, "exactly the newest reply is due");
     c.bench_function("due_outbound/2000_delivered_8KiB", |b| {
         b.iter(|| black_box(host.due_outbound(Timestamp::now()).unwrap()))
+    });
+    let mut n = 0u64;
+    c.bench_function("write_message/2000_stored_8KiB", |b| {
+        b.iter(|| {
+            n += 1;
+            let id = MessageId::new(format!("new-{n}")).unwrap();
+            let msg = NewInboundMessage::new(id, "chat", "{\"text\":\"hi\"}");
+            black_box(host.write_message(&msg, &PlainContent).unwrap())
+        })
     });
 }
 
