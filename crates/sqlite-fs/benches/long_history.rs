@@ -3,7 +3,10 @@
 //!
 //! - `due_outbound`: 2,000 guest replies of 8 KiB each, all delivered but the newest;
 //! - `write_message`: one new message into an `inbound.db` holding 2,000
-//!   messages of 8 KiB (tmpfs, so fsync is not what is measured).
+//!   messages of 8 KiB (tmpfs, so fsync is not what is measured);
+//! - `sync_acks`: the guest has completed all 2,000, and they are synced already.
+//!
+//! The session lives on tmpfs unless `AIRLOCK_BENCH_DIR` names another folder.
 use std::hint::black_box;
 
 use airlock_core::mailbox::{NewInboundMessage, NewOutboundMessage};
@@ -38,24 +41,39 @@ fn session_with_history(dir: &std::path::Path) -> HostMailbox {
         )
         .unwrap();
     }
+    let ids: Vec<String> = (0..=HISTORY).map(|n| format!("m{n}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    guest.mark_processing(&ids).unwrap();
+    guest.mark_completed(&ids).unwrap();
+    assert_eq!(host.sync_acks().unwrap(), HISTORY + 1);
     host
 }
 
 fn bench(c: &mut Criterion) {
-    // tmpfs where there is one: the setup's fsyncs say nothing about the read path.
+    // tmpfs where there is one, so fsync is not what is measured;
+    // AIRLOCK_BENCH_DIR puts the session on a disk of your choice instead.
+    let base = std::env::var_os("AIRLOCK_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            let shm = std::path::Path::new("/dev/shm");
+            if shm.is_dir() {
+                shm.into()
+            } else {
+                std::env::temp_dir()
+            }
+        });
     let tmp = tempfile::Builder::new()
         .prefix("airlock-bench-")
-        .tempdir_in(if std::path::Path::new("/dev/shm").is_dir() {
-            "/dev/shm"
-        } else {
-            "/tmp"
-        })
+        .tempdir_in(base)
         .unwrap();
     let host = session_with_history(tmp.path());
     let due = host.due_outbound(Timestamp::now()).unwrap();
     assert_eq!(due.len(), 1, "exactly the newest reply is due");
     c.bench_function("due_outbound/2000_delivered_8KiB", |b| {
         b.iter(|| black_box(host.due_outbound(Timestamp::now()).unwrap()))
+    });
+    c.bench_function("sync_acks/2000_synced", |b| {
+        b.iter(|| assert_eq!(host.sync_acks().unwrap(), 0))
     });
     let mut n = 0u64;
     c.bench_function("write_message/2000_stored_8KiB", |b| {

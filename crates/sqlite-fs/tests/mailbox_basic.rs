@@ -600,3 +600,43 @@ fn due_outbound_finds_undelivered_rows_anywhere_in_a_long_history() {
         [("r3", r#"{"n":3}"#)]
     );
 }
+
+#[test]
+fn syncing_acks_that_are_already_synced_writes_nothing() {
+    let fx = Fixture::new();
+    for id in ["m1", "m2"] {
+        fx.host
+            .write_message(&msg(id, "{}"), &PlainContent)
+            .unwrap();
+    }
+    let guest = GuestMailbox::open(fx.session_dir()).unwrap();
+    guest.mark_processing(&["m1", "m2"]).unwrap();
+    guest.mark_completed(&["m1"]).unwrap();
+    assert_eq!(fx.host.sync_acks().unwrap(), 1);
+    // Every host write transaction rewrites the intent marker first.
+    let marker = fx.host.host_state().intent_marker();
+    let before = std::fs::metadata(&marker).unwrap().modified().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(fx.host.sync_acks().unwrap(), 0);
+    assert_eq!(
+        std::fs::metadata(&marker).unwrap().modified().unwrap(),
+        before,
+        "a sync with nothing to change opened a write transaction"
+    );
+    guest.mark_failed(&["m2"]).unwrap();
+    assert_eq!(fx.host.sync_acks().unwrap(), 1);
+    let statuses: Vec<_> = fx
+        .host
+        .list_inbound(10)
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.id, m.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("m1".into(), "completed".into()),
+            ("m2".into(), "failed".into())
+        ]
+    );
+}

@@ -1,8 +1,8 @@
 //! Host writes into `inbound.db`: messages, routing, destinations, deliveries, acks.
 
 use airlock_core::mailbox::{
-    Destination, HOST_OUTBOUND_KIND, NewHostMessage, NewInboundMessage, Routing, WriteOutcome,
-    WrittenMessage,
+    Destination, HOST_OUTBOUND_KIND, NewHostMessage, NewInboundMessage, ProcessingAck, Routing,
+    WriteOutcome, WrittenMessage,
 };
 use airlock_core::{MessageId, Timestamp};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -329,12 +329,22 @@ impl HostMailbox {
             return Ok(0);
         }
         with_inbound(&self.paths, &self.state, |inbound| {
+            // A host loop calls this for every session on every turn, and the
+            // acks of a session's whole history stay in processing_ack: read
+            // first, and only write (intent marker, journal, fsyncs) when a
+            // status really changes.
+            let path = inbound.path();
+            let stale = acks_not_yet_synced(inbound.conn(), &done)
+                .map_err(|e| Error::sqlite(&path, "reading message statuses", e))?;
+            if stale.is_empty() {
+                return Ok(0);
+            }
             inbound.write("syncing acks", |tx| {
                 let mut stmt = tx.prepare(
                     "UPDATE messages_in SET status = ?2 WHERE id = ?1 AND status != ?2 AND kind != ?3",
                 )?;
                 let mut changed = 0;
-                for ack in &done {
+                for ack in stale {
                     changed += stmt.execute(params![ack.message_id, ack.status, HOST_OUTBOUND_KIND])?;
                 }
                 Ok(changed)
@@ -342,6 +352,28 @@ impl HostMailbox {
         })
         .map(|(v, _)| v)
     }
+}
+
+/// The acks whose status `messages_in` does not hold yet.
+fn acks_not_yet_synced<'a>(
+    conn: &rusqlite::Connection,
+    acks: &'a [ProcessingAck],
+) -> rusqlite::Result<Vec<&'a ProcessingAck>> {
+    // One read transaction: outside one, every lookup would take and drop
+    // the file lock and re-check the header on its own.
+    let tx = conn.unchecked_transaction()?;
+    let mut stale = Vec::new();
+    {
+        let mut stmt =
+            tx.prepare("SELECT 1 FROM messages_in WHERE id = ?1 AND status != ?2 AND kind != ?3")?;
+        for ack in acks {
+            if stmt.exists(params![ack.message_id, ack.status, HOST_OUTBOUND_KIND])? {
+                stale.push(ack);
+            }
+        }
+    }
+    tx.finish()?;
+    Ok(stale)
 }
 
 #[cfg(test)]
