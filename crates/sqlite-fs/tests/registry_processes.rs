@@ -37,18 +37,69 @@ async fn child_resolver() {
     }
 }
 
-fn spawn_child(dir: &std::path::Path) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_resolver",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, dir)
+/// Entry point of the children that only open a new registry.
+#[test]
+fn child_opener() {
+    let Ok(dir) = std::env::var(OPENER_ENV) else {
+        return;
+    };
+    // All children open at the same instant, not as they happen to start.
+    let start: u128 = std::env::var(START_ENV).unwrap().parse().unwrap();
+    while unix_ms() < start {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    SqliteSessionStore::open_in(std::path::Path::new(&dir)).unwrap();
+    println!("OPENED");
+}
+
+const OPENER_ENV: &str = "AIRLOCK_TEST_REGISTRY_OPENER";
+const START_ENV: &str = "AIRLOCK_TEST_REGISTRY_START_MS";
+
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+fn spawn_command(test: &str, env: &str, dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(env, dir)
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
+fn spawn_child(dir: &std::path::Path) -> std::process::Child {
+    spawn_command("child_resolver", CHILD_ENV, dir)
         .spawn()
         .unwrap()
+}
+
+#[test]
+fn processes_opening_a_new_registry_at_once_all_succeed() {
+    // Each of them switches the new file to WAL, which SQLite answers with
+    // an immediate SQLITE_BUSY while another one is doing the same.
+    for round in 0..15 {
+        let dir = tempfile::tempdir().unwrap();
+        let start = (unix_ms() + 300).to_string();
+        let children: Vec<_> = (0..6)
+            .map(|_| {
+                let mut cmd = spawn_command("child_opener", OPENER_ENV, dir.path());
+                cmd.env(START_ENV, &start);
+                cmd.spawn().unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success() && String::from_utf8_lossy(&out.stdout).contains("OPENED"),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
 }
 
 fn keys_of(output: std::process::Output) -> HashMap<String, String> {

@@ -24,6 +24,31 @@ pub const REGISTRY_FILE: &str = "airlock.db";
 /// How long a writer waits for another process's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Puts the file in WAL mode, waiting out other processes doing the same.
+///
+/// Two processes opening a new registry at once both switch it to WAL; the
+/// switch needs an exclusive lock, and SQLite answers `SQLITE_BUSY` at once,
+/// without the busy handler, where waiting could deadlock. Retry those with
+/// a short backoff, up to [`BUSY_TIMEOUT`].
+fn switch_to_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut backoff = Duration::from_millis(2);
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Why the registry could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenStoreError {
@@ -84,8 +109,7 @@ impl SqliteSessionStore {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
+        switch_to_wal(&conn).map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
