@@ -87,8 +87,8 @@ pub fn run(seconds: u64) -> Result<(), String> {
     }
 }
 
-/// Lines of a passing target's output shown: libFuzzer's closing summary.
-const SUMMARY_LINES: usize = 3;
+/// Lines of a passing target's output shown: libFuzzer's "Done N runs" line.
+const SUMMARY_LINES: usize = 1;
 /// Lines of a failing target's output shown: the crash report and its input.
 const FAILURE_LINES: usize = 80;
 
