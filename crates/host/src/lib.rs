@@ -8,7 +8,7 @@
 pub mod cli;
 mod manager;
 
-pub use manager::{ManagerConfig, SessionManager};
+pub use manager::{GuestLaunch, ManagerConfig, SessionManager};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[doc = include_str!("../../../README.md")]

@@ -47,6 +47,24 @@ impl ManagerConfig {
     }
 }
 
+/// What a guest about to start needs: its session folder and the mount nonce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestLaunch {
+    /// The session, its container now marked running.
+    pub session: Session,
+    /// The session folder on the host; mount it into the sandbox.
+    pub session_dir: PathBuf,
+    /// The nonce just written into the folder.
+    pub mount_nonce: String,
+}
+
+impl GuestLaunch {
+    /// Environment for the guest process: the nonce its mount self-test expects.
+    pub fn env(&self) -> [(&'static str, &str); 1] {
+        [(airlock_sqlite_fs::host::MOUNT_NONCE_ENV, &self.mount_nonce)]
+    }
+}
+
 /// The host's session API.
 #[derive(Debug, Clone)]
 pub struct SessionManager {
@@ -297,6 +315,28 @@ impl SessionManager {
     pub async fn heartbeat_age(&self, id: &SessionId, now: Timestamp) -> Result<Option<Duration>> {
         self.with_mailbox("heartbeat_age", id, move |m| m.heartbeat_age(now))
             .await
+    }
+
+    /// Prepares `id`'s folder for a guest that is about to start: writes a
+    /// fresh mount nonce into it and marks the container running. Start the
+    /// guest with [`GuestLaunch::env`], so its mount self-test
+    /// (`airlock_sqlite_fs::guest::check_mount_from_env`) can tell a mount
+    /// that hides host writes from one that works.
+    pub async fn prepare_guest(&self, id: &SessionId) -> Result<GuestLaunch> {
+        async {
+            let session = self.store.session(id).await?;
+            let mailbox = self.mailbox(&session);
+            let session_dir = mailbox.paths().dir().to_path_buf();
+            let mount_nonce = blocking(move || mailbox.write_mount_nonce()).await?;
+            let session = self.set_container(id, ContainerStatus::Running).await?;
+            Ok(GuestLaunch {
+                session,
+                session_dir,
+                mount_nonce,
+            })
+        }
+        .instrument(session_span!("prepare_guest", id))
+        .await
     }
 
     /// Marks the container running (and the session active now).

@@ -95,6 +95,10 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The guest's mount self-test failed: the mount hides host writes.
+    #[error(transparent)]
+    StaleMount(#[from] crate::guest::StaleMount),
+
     /// An id was not a safe path component.
     #[error(transparent)]
     InvalidId(#[from] IdError),
@@ -166,6 +170,7 @@ impl From<Error> for airlock_core::Error {
             Error::WrongJournalMode { ref path, .. } | Error::UnsafeFile { ref path, .. } => {
                 E::invariant(Some(path.clone()), err.to_string())
             }
+            Error::StaleMount(ref stale) => E::invariant(Some(stale.path.clone()), err.to_string()),
             // The context and path go into the core error's context, so the
             // message reads "sqlite error while <what> (<path>): <cause>".
             Error::Sqlite {

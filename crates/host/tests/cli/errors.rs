@@ -383,3 +383,29 @@ fn usage_errors_exit_2_with_clap_help_and_no_panic() {
         assert!(help.contains(command), "--help lacks {command}: {help}");
     }
 }
+
+#[test]
+fn a_guest_whose_mount_hides_the_hosts_nonce_refuses_to_start() {
+    use airlock_sqlite_fs::host::{MOUNT_NONCE_ENV, write_mount_nonce};
+    let env = TestDir::new();
+    let (_, dir) = env.session("ag-mount");
+    let dir_arg = dir.display().to_string();
+    let poll = ["guest", "poll", "--session-dir", &dir_arg];
+    let nonce = write_mount_nonce(&dir).unwrap();
+    let out = env
+        .cmd(&poll)
+        .env(MOUNT_NONCE_ENV, std::path::Path::new(&nonce))
+        .run()
+        .success();
+    assert!(out.contains("no pending messages"), "{out}");
+    // What a guest behind a stale mount sees: not the nonce the host just wrote.
+    let line = env
+        .cmd(&poll)
+        .env(MOUNT_NONCE_ENV, std::path::Path::new("0123456789abcdef"))
+        .run()
+        .failure();
+    assert!(
+        line.contains("stale mount") && line.contains(".airlock-nonce"),
+        "{line}"
+    );
+}

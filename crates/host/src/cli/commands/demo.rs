@@ -10,7 +10,6 @@ use airlock_core::{
     AgentGroupId, Error, MessageId, NewMessagingGroup, ResolveRequest, Result, SessionId,
     SessionMode, SessionStoreExt, Timestamp,
 };
-use airlock_sqlite_fs::GuestMailbox;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -122,12 +121,13 @@ pub async fn run(settings: &Settings) -> Result<()> {
         written.id, written.seq
     ));
 
-    manager.mark_container_running(&session.id).await?;
+    let launch = manager.prepare_guest(&session.id).await?;
     let mut child = tokio::process::Command::new(
         std::env::current_exe().map_err(|e| Error::io("current_exe", e))?,
     )
     .args(["guest", "demo-agent", "--session-dir"])
-    .arg(&dir)
+    .arg(&launch.session_dir)
+    .envs(launch.env())
     .stdout(Stdio::piped())
     .stderr(Stdio::inherit())
     .kill_on_drop(true)
@@ -262,11 +262,11 @@ fn event(event: &str, detail: String) {
 /// Runs the demo's guest: wait for one message, read its attachment, reply
 /// with text and an outbox file, exit.
 pub fn agent(session_dir: &Path) -> Result<()> {
-    let mailbox = GuestMailbox::open(session_dir)?;
+    let mailbox = super::guest::open(session_dir)?;
     mailbox.touch_heartbeat()?;
     event(
         "started",
-        "opened the mailbox read-only, heartbeat touched".into(),
+        "mount self-test passed, mailbox opened, heartbeat touched".into(),
     );
     let deadline = Instant::now() + HOP_TIMEOUT;
     let message = loop {

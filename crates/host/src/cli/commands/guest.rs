@@ -5,16 +5,22 @@ use std::path::{Path, PathBuf};
 use airlock_core::mailbox::{InboundMessage, NewOutboundMessage};
 use airlock_core::{Error, MessageId, Result};
 use airlock_sqlite_fs::GuestMailbox;
+use airlock_sqlite_fs::guest::{DEFAULT_MOUNT_CHECK_TIMEOUT, check_mount_from_env};
 use serde::Serialize;
 use serde_json::json;
 
 use crate::cli::output::{clip, emit};
 use crate::cli::settings::Settings;
 
-fn open(session_dir: &Path) -> Result<GuestMailbox> {
+/// Opens the guest's mailbox, after the mount self-test when the host passed
+/// a nonce (`AIRLOCK_MOUNT_NONCE`): a mount that hides host writes fails
+/// here, naming it, instead of polling an empty inbox forever.
+pub(crate) fn open(session_dir: &Path) -> Result<GuestMailbox> {
     if !session_dir.join("inbound.db").is_file() {
         return Err(Error::not_found("session folder", session_dir.display()));
     }
+    check_mount_from_env(session_dir, DEFAULT_MOUNT_CHECK_TIMEOUT)
+        .map_err(airlock_sqlite_fs::Error::from)?;
     Ok(GuestMailbox::open(session_dir)?)
 }
 
