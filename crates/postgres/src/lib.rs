@@ -73,6 +73,8 @@ mod options;
 mod queries;
 mod rows;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::OpenError;
 pub use options::{DEFAULT_SCHEMA, PgStoreOptions, validate_schema};
