@@ -99,21 +99,21 @@ pub fn reply_with(
 ) -> Result<(MessageId, i64, Vec<String>)> {
     let id = MessageId::generate("out")?;
     let outbox = mailbox.paths().outbox_message(&id);
-    let names = match copy_files(&outbox, files) {
-        Ok(names) => names,
-        Err(e) => {
-            // The id is fresh, so the folder is ours: leave no orphaned files.
-            let _ = std::fs::remove_dir_all(&outbox);
-            return Err(e);
+    // The id is fresh, so the folder is ours: if the reply is not stored,
+    // leave no orphaned files behind.
+    let stored = copy_files(&outbox, files).and_then(|names| {
+        let mut content = json!({ "text": text });
+        if !names.is_empty() {
+            content["files"] = json!(names);
         }
-    };
-    let mut content = json!({ "text": text });
-    if !names.is_empty() {
-        content["files"] = json!(names);
-    }
-    let mut message = NewOutboundMessage::new(id.clone(), "chat", content.to_string());
-    message.in_reply_to = Some(in_reply_to.to_string());
-    let seq = mailbox.write_message_out(&message)?;
+        let mut message = NewOutboundMessage::new(id.clone(), "chat", content.to_string());
+        message.in_reply_to = Some(in_reply_to.to_string());
+        let seq = mailbox.write_message_out(&message)?;
+        Ok((seq, names))
+    });
+    let (seq, names) = stored.inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&outbox);
+    })?;
     mailbox.mark_completed(&[in_reply_to.as_str()])?;
     Ok((id, seq, names))
 }
@@ -137,4 +137,43 @@ pub fn reply(
         format!("reply {} seq {} ({} file(s))", r.id, r.seq, r.files.len())
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use airlock_core::{AgentGroupId, SessionId, SessionRef};
+    use airlock_sqlite_fs::MailboxRoots;
+
+    #[test]
+    fn a_reply_that_cannot_be_stored_leaves_no_files_in_the_outbox() {
+        let tmp = tempfile::tempdir().unwrap();
+        let session = SessionRef::new(
+            AgentGroupId::new("ag").unwrap(),
+            SessionId::new("sess").unwrap(),
+        );
+        let host = MailboxRoots::in_data_dir(tmp.path())
+            .create_session(&session)
+            .unwrap();
+        let dir = host.paths().dir().to_path_buf();
+        let mailbox = GuestMailbox::open(&dir).unwrap();
+        let file = tmp.path().join("report.txt");
+        std::fs::write(&file, b"report").unwrap();
+        let to = MessageId::new("in-1").unwrap();
+        reply_with(&mailbox, &to, "ok", std::slice::from_ref(&file)).unwrap();
+        let outbox_entries = || std::fs::read_dir(dir.join("outbox")).unwrap().count();
+        assert_eq!(outbox_entries(), 1);
+
+        std::fs::write(
+            dir.join("outbound.db"),
+            b"not a database, so the row write fails",
+        )
+        .unwrap();
+        reply_with(&mailbox, &to, "ok", &[file]).unwrap_err();
+        assert_eq!(
+            outbox_entries(),
+            1,
+            "the failed reply's files were left behind"
+        );
+    }
 }
