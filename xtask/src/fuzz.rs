@@ -15,6 +15,35 @@ use crate::util::{has_program, project_root};
 /// opened without `O_NONBLOCK` would show up here).
 const PER_INPUT_TIMEOUT_SECS: u64 = 10;
 
+/// `cargo fuzz` has no `--locked`: without this check a stale
+/// `fuzz/Cargo.lock` would be rewritten by the build and leave the clone dirty.
+fn check_lock_file(root: &std::path::Path) -> Result<(), String> {
+    let manifest = root.join("fuzz").join("Cargo.toml");
+    let status = Command::new("cargo")
+        .current_dir(root)
+        .args([
+            "+nightly",
+            "metadata",
+            "--locked",
+            "--offline",
+            "--format-version",
+            "1",
+        ])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("running cargo metadata for {}: {e}", manifest.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err("fuzz/Cargo.lock is out of date with the workspace: run \
+             `cargo +nightly metadata --offline --manifest-path fuzz/Cargo.toml --format-version 1 >/dev/null` \
+             and commit fuzz/Cargo.lock"
+            .into())
+    }
+}
+
 /// Runs each fuzz target for `seconds`; fails if any target found a crash.
 pub fn run(seconds: u64) -> Result<(), String> {
     let root = project_root();
@@ -29,6 +58,7 @@ pub fn run(seconds: u64) -> Result<(), String> {
         println!("SKIP fuzz: cargo-fuzz is not installed (cargo install --locked cargo-fuzz)");
         return Ok(());
     }
+    check_lock_file(&root)?;
     let targets = list_targets(&fuzz_dir)?;
     if targets.is_empty() {
         return Err(format!(
