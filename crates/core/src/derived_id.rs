@@ -13,7 +13,10 @@ pub fn derived_message_id(id: &MessageId, n: u64) -> Result<MessageId> {
         return Ok(id.clone());
     }
     let suffix = format!("#{n}");
-    let mut cut = id.as_str().len().min(MAX_ID_BYTES.saturating_sub(suffix.len()));
+    let mut cut = id
+        .as_str()
+        .len()
+        .min(MAX_ID_BYTES.saturating_sub(suffix.len()));
     while !id.as_str().is_char_boundary(cut) {
         cut -= 1;
     }
@@ -31,9 +34,15 @@ mod tests {
         assert_eq!(derived_message_id(&id, 2).unwrap().as_str(), "m1#2");
         let long = MessageId::new("x".repeat(MAX_ID_BYTES)).unwrap();
         let derived = derived_message_id(&long, 2).unwrap();
-        assert_eq!(derived.as_str(), format!("{}#2", "x".repeat(MAX_ID_BYTES - 2)));
+        assert_eq!(
+            derived.as_str(),
+            format!("{}#2", "x".repeat(MAX_ID_BYTES - 2))
+        );
         let wide = MessageId::new(format!("{}éx", "x".repeat(MAX_ID_BYTES - 3))).unwrap();
         let derived = derived_message_id(&wide, 2).unwrap();
-        assert_eq!(derived.as_str(), format!("{}#2", "x".repeat(MAX_ID_BYTES - 3)));
+        assert_eq!(
+            derived.as_str(),
+            format!("{}#2", "x".repeat(MAX_ID_BYTES - 3))
+        );
     }
 }

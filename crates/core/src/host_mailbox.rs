@@ -12,8 +12,8 @@ use crate::attachment::{OutboxFile, SessionRef};
 use crate::error::{Error, Result};
 use crate::ids::MessageId;
 use crate::mailbox::{
-    ContainerState, Destination, MailboxCounts, NewHostMessage, NewInboundMessage,
-    OutboundMessage, Routing, WrittenMessage,
+    ContainerState, Destination, MailboxCounts, NewHostMessage, NewInboundMessage, OutboundMessage,
+    Routing, WrittenMessage,
 };
 use crate::message_content::{declared_files, system_response_content};
 use crate::seq::Seq;

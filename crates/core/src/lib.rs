@@ -49,7 +49,9 @@ pub use ids::{
 };
 pub use memory::MemorySessionStore;
 pub use memory_mailbox::{MemoryGuestMailbox, MemoryHostMailbox, MemoryMailboxes};
-pub use message_content::{FILES_KEY, declared_files, system_response_content, with_declared_files};
+pub use message_content::{
+    FILES_KEY, declared_files, system_response_content, with_declared_files,
+};
 pub use seq::{Parity, Seq, SeqParseError};
 pub use session::{
     ContainerStatus, MessagingGroup, NewMessagingGroup, ParseEnumError, ResolveRequest, Resolved,

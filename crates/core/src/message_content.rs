@@ -92,7 +92,10 @@ mod tests {
             with_declared_files("[1]", &names),
             Err(Error::InvalidInput(_))
         ));
-        assert_eq!(with_declared_files("plain text", &[]).unwrap(), "plain text");
+        assert_eq!(
+            with_declared_files("plain text", &[]).unwrap(),
+            "plain text"
+        );
     }
 
     #[test]

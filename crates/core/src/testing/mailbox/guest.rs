@@ -1,0 +1,118 @@
+//! Conformance checks of the guest half: polling, claims, state, heartbeat.
+
+use std::time::Duration;
+
+use crate::guest_mailbox::ToolInFlight;
+use crate::mailbox::AckStatus;
+use crate::time::Timestamp;
+
+use super::{MailboxUnderTest, inbound};
+
+/// A poll returns the newest `limit` unacked messages, oldest first.
+pub async fn pending_is_the_newest_n_oldest_first(t: &MailboxUnderTest) {
+    for i in 1..=5 {
+        t.host
+            .write_message(inbound(&format!("m{i}"), "x"))
+            .await
+            .unwrap();
+    }
+    let guest = t.guest();
+    let now = Timestamp::now();
+    let first = guest.pending(3, now).await.unwrap();
+    let seqs: Vec<i64> = first.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, [6, 8, 10]);
+    let ids: Vec<String> = first.iter().map(|m| m.id.clone()).collect();
+    guest.ack(&ids, AckStatus::Processing).await.unwrap();
+    let rest = guest.pending(3, now).await.unwrap();
+    let seqs: Vec<i64> = rest.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, [2, 4]);
+    assert!(guest.pending(0, now).await.unwrap().is_empty());
+}
+
+/// `on_wake` messages go only to a guest's first poll, and to every new guest's.
+pub async fn on_wake_is_only_for_a_first_poll(t: &MailboxUnderTest) {
+    let mut wake = inbound("wake", "resume");
+    wake.on_wake = true;
+    t.host.write_message(wake).await.unwrap();
+    t.host.write_message(inbound("plain", "x")).await.unwrap();
+    let now = Timestamp::now();
+    let guest = t.guest();
+    let ids = |v: Vec<crate::mailbox::InboundMessage>| -> Vec<String> {
+        v.into_iter().map(|m| m.id).collect()
+    };
+    assert_eq!(
+        ids(guest.pending(10, now).await.unwrap()),
+        ["wake", "plain"]
+    );
+    assert_eq!(ids(guest.pending(10, now).await.unwrap()), ["plain"]);
+    drop(guest);
+    let next = t.guest();
+    assert_eq!(ids(next.pending(10, now).await.unwrap()), ["wake", "plain"]);
+}
+
+/// A guest that starts forgets the `processing` claims of the one before it.
+pub async fn a_new_guest_drops_stale_claims(t: &MailboxUnderTest) {
+    t.host.write_message(inbound("m1", "x")).await.unwrap();
+    t.host.write_message(inbound("m2", "y")).await.unwrap();
+    let now = Timestamp::now();
+    let crashed = t.guest();
+    crashed
+        .ack(&["m1".into()], AckStatus::Processing)
+        .await
+        .unwrap();
+    crashed
+        .ack(&["m2".into()], AckStatus::Completed)
+        .await
+        .unwrap();
+    assert_eq!(t.host.processing_claims().await.unwrap(), ["m1"]);
+    drop(crashed);
+    let next = t.guest();
+    assert!(t.host.processing_claims().await.unwrap().is_empty());
+    let pending = next.pending(10, now).await.unwrap();
+    let ids: Vec<&str> = pending.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["m1"], "the claim is gone, the completed ack stays");
+}
+
+/// Session state keeps the last value per key; the tool in flight reaches the host.
+pub async fn state_and_tool_in_flight(t: &MailboxUnderTest) {
+    let guest = t.guest();
+    assert_eq!(guest.state("cursor").await.unwrap(), None);
+    guest.set_state("cursor", "1").await.unwrap();
+    guest.set_state("cursor", "2").await.unwrap();
+    guest.set_state("other", "x").await.unwrap();
+    assert_eq!(guest.state("cursor").await.unwrap().as_deref(), Some("2"));
+
+    guest
+        .set_tool_in_flight(Some(ToolInFlight {
+            tool: "bash".into(),
+            declared_timeout_ms: Some(30_000),
+        }))
+        .await
+        .unwrap();
+    let state = t.host.container_state().await.unwrap().unwrap();
+    assert_eq!(state.current_tool.as_deref(), Some("bash"));
+    assert_eq!(state.tool_declared_timeout_ms, Some(30_000));
+    assert!(state.tool_started_at.is_some());
+    guest.set_tool_in_flight(None).await.unwrap();
+    let state = t.host.container_state().await.unwrap().unwrap();
+    assert_eq!(state.current_tool, None);
+    assert_eq!(state.tool_declared_timeout_ms, None);
+}
+
+/// No heartbeat means no age; after one, the age grows with the host's clock.
+pub async fn heartbeat_age_follows_the_guest(t: &MailboxUnderTest) {
+    assert_eq!(t.host.heartbeat_age(Timestamp::now()).await.unwrap(), None);
+    let guest = t.guest();
+    guest.touch_heartbeat().await.unwrap();
+    let now = Timestamp::now();
+    let age = t.host.heartbeat_age(now.plus_millis(60_000)).await.unwrap();
+    let age = age.expect("a heartbeat was touched");
+    assert!(age >= Duration::from_secs(59), "{age:?}");
+    // The host's clock behind the guest's counts as zero, never negative.
+    let age = t
+        .host
+        .heartbeat_age(now.plus_millis(-60_000))
+        .await
+        .unwrap();
+    assert_eq!(age, Some(Duration::ZERO));
+}
