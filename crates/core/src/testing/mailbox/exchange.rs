@@ -5,7 +5,7 @@ use crate::host_mailbox::HostMailboxStoreExt;
 use crate::mailbox::{AckStatus, Origin, WriteOutcome};
 use crate::time::Timestamp;
 
-use super::{MailboxUnderTest, inbound, outbound};
+use super::{MailboxUnderTest, due_ids, inbound, outbound};
 
 /// A message goes in, the guest answers it, the host delivers the answer.
 pub async fn host_guest_exchange(t: &MailboxUnderTest) {
@@ -57,13 +57,7 @@ pub async fn host_guest_exchange(t: &MailboxUnderTest) {
         .mark_delivered("r1", Some("P-1".into()))
         .await
         .unwrap();
-    assert!(
-        t.host
-            .due_outbound(Timestamp::now())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(due_ids(t, Timestamp::now()).await.is_empty());
     let counts = t.host.counts().await.unwrap();
     assert_eq!(
         (counts.inbound, counts.outbound, counts.delivered),

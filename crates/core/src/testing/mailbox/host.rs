@@ -8,7 +8,7 @@ use crate::mailbox::{Destination, NewHostMessage, Origin, Routing};
 use crate::seq::Seq;
 use crate::time::Timestamp;
 
-use super::{MailboxUnderTest, fresh_session, inbound, mid, outbound};
+use super::{MailboxUnderTest, due_ids, fresh_session, inbound, mid, outbound};
 
 const HOUR: i64 = 3_600_000;
 
@@ -32,13 +32,7 @@ pub async fn host_messages_are_delivered_not_processed(t: &MailboxUnderTest) {
     assert_eq!(due[0].platform_id.as_deref(), Some("C1"));
     assert_eq!(due[0].content, r#"{"text":"not allowed"}"#);
     t.host.mark_delivered("deny-1", None).await.unwrap();
-    assert!(
-        t.host
-            .due_outbound(Timestamp::now())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(due_ids(t, Timestamp::now()).await.is_empty());
 }
 
 /// `deliver_after` in the future holds a message back until that time.
@@ -55,12 +49,12 @@ pub async fn deliver_after_holds_messages_back(t: &MailboxUnderTest) {
     past.deliver_after = Some(now.plus_millis(-HOUR));
     t.guest().write_reply(Reply::new(past)).await.unwrap();
 
-    let due = t.host.due_outbound(now).await.unwrap();
-    let ids: Vec<&str> = due.iter().map(|m| m.id.as_str()).collect();
-    assert_eq!(ids, ["r-past"]);
-    let due = t.host.due_outbound(later.plus_millis(1)).await.unwrap();
-    let ids: Vec<&str> = due.iter().map(|m| m.id.as_str()).collect();
-    assert_eq!(ids, ["r-later", "h-later", "r-past"], "in seq order");
+    assert_eq!(due_ids(t, now).await, ["r-past"]);
+    assert_eq!(
+        due_ids(t, later.plus_millis(1)).await,
+        ["r-later", "h-later", "r-past"],
+        "in seq order"
+    );
 }
 
 /// A message settled once is never due again; the first outcome stands.
@@ -89,13 +83,7 @@ pub async fn a_settled_message_is_never_due_again(t: &MailboxUnderTest) {
         .unwrap();
     t.host.mark_delivery_failed("r1").await.unwrap();
     t.host.mark_delivery_failed("r2").await.unwrap();
-    assert!(
-        t.host
-            .due_outbound(Timestamp::now())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(due_ids(t, Timestamp::now()).await.is_empty());
     assert_eq!(t.host.counts().await.unwrap().delivered, 2);
     let target = guest.lookup_seq(sent.seq).await.unwrap().unwrap();
     assert_eq!(

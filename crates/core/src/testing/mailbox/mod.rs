@@ -91,6 +91,12 @@ pub fn outbound(id: &str, text: &str) -> NewOutboundMessage {
     NewOutboundMessage::new(mid(id), "chat", format!(r#"{{"text":"{text}"}}"#))
 }
 
+/// The ids of the messages due at `now`, in the order the host returns them.
+pub async fn due_ids(t: &MailboxUnderTest, now: crate::time::Timestamp) -> Vec<String> {
+    let due = t.host.due_outbound(now).await.expect("due_outbound");
+    due.into_iter().map(|m| m.id).collect()
+}
+
 /// Expands the mailbox conformance suite into one `#[tokio::test]` per check.
 ///
 /// `$factory` is an `async fn() -> Option<MailboxUnderTest>`.
