@@ -3,7 +3,12 @@
 use std::time::Duration;
 
 use crate::guest_mailbox::ToolInFlight;
+use crate::host_mailbox::GuestStopped;
 use crate::mailbox::AckStatus;
+use crate::memory::MemorySessionStore;
+use crate::session::{ContainerStatus, ResolveRequest, SessionMode};
+use crate::store::{SessionStore as _, SessionStoreExt as _};
+use crate::testing::agent;
 use crate::time::Timestamp;
 
 use super::{MailboxUnderTest, inbound};
@@ -115,4 +120,42 @@ pub async fn heartbeat_age_follows_the_guest(t: &MailboxUnderTest) {
         .await
         .unwrap();
     assert_eq!(age, Some(Duration::ZERO));
+}
+
+/// A guest about to start gets what its mount needs; after it stopped (as
+/// the registry says), recovery of a mailbox it left clean finds nothing.
+pub async fn guest_start_and_stop_leave_the_mailbox_usable(t: &MailboxUnderTest) {
+    t.host.write_message(inbound("m1", "x")).await.unwrap();
+    let setup = t.host.prepare_guest().await.unwrap();
+    if let Some(dir) = &setup.session_dir {
+        assert!(dir.is_dir(), "{}", dir.display());
+    }
+    let guest = t.guest();
+    guest.touch_heartbeat().await.unwrap();
+    drop(guest);
+
+    let registry = MemorySessionStore::new();
+    let request = ResolveRequest::new(agent("conformance"), None, None, SessionMode::AgentShared);
+    let session = registry.resolve_session(request).await.unwrap().session;
+    assert_eq!(
+        GuestStopped::from_session(
+            &registry
+                .set_container_status(&session.id, ContainerStatus::Running, Timestamp::now())
+                .await
+                .unwrap()
+        ),
+        None,
+        "a running guest gives no proof"
+    );
+    let stopped = registry
+        .set_container_status(&session.id, ContainerStatus::Stopped, Timestamp::now())
+        .await
+        .unwrap();
+    let proof = GuestStopped::from_session(&stopped).expect("stopped");
+    assert!(!t.host.recover_stopped_guest(proof).await.unwrap());
+    assert_eq!(t.host.counts().await.unwrap().inbound, 1);
+    assert_eq!(
+        t.guest().pending(10, Timestamp::now()).await.unwrap().len(),
+        1
+    );
 }

@@ -122,6 +122,7 @@ macro_rules! mailbox_conformance {
             lookup_seq_follows_parity,
             state_and_tool_in_flight,
             heartbeat_age_follows_the_guest,
+            guest_start_and_stop_leave_the_mailbox_usable,
             system_responses_are_system_messages,
             routing_and_destinations_are_stored,
             unknown_mailbox_is_not_found,
