@@ -16,6 +16,7 @@ pub mod error;
 pub mod guest;
 pub mod host;
 pub mod layout;
+pub mod mailbox_impl;
 mod registry;
 pub mod schema;
 mod sqlite_util;

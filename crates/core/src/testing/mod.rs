@@ -12,6 +12,7 @@
 //! A factory returns `None` when the backend cannot run here (e.g. no
 //! PostgreSQL); it must print why, and the test says it was skipped.
 
+mod mailbox;
 mod registry;
 mod resolution;
 
@@ -22,6 +23,7 @@ use crate::ids::{AgentGroupId, MessagingGroupId, ThreadId};
 use crate::session::{NewMessagingGroup, ResolveRequest, SessionMode};
 use crate::store::{SessionStore, SessionStoreExt};
 
+pub use mailbox::*;
 pub use registry::*;
 pub use resolution::*;
 

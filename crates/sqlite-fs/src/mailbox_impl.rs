@@ -1,0 +1,409 @@
+//! The SQLite-file mailbox behind core's mailbox seam: [`SqliteMailboxes`]
+//! (the factory), [`SqliteHostMailbox`] and [`SqliteGuestMailbox`].
+//!
+//! An adapter only: each method runs one call of [`HostMailbox`] or
+//! [`GuestMailbox`] on tokio's blocking pool and maps the error into core's
+//! once, here. The invariants stay where they are enforced today, in the
+//! synchronous types (see [`crate::docs`]). The one protocol that lives here
+//! is the guest's reply with files, which had no library home before.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use airlock_core::mailbox::{
+    AckStatus, ContainerState, Destination, InboundMessage, MailboxCounts, NewHostMessage,
+    NewInboundMessage, OutboundMessage, Routing, SeqTarget, WrittenMessage,
+};
+use airlock_core::{
+    ContainerStatus, DeliveryOutcome, DynHostMailbox, GuestMailboxStore, GuestSetup,
+    HostMailboxStore, MailboxFactory, MessageId, OutboxFile, Reply, Seq, SessionRef, Timestamp,
+    ToolInFlight, WrittenReply, outbox_message_id, with_declared_files,
+};
+use async_trait::async_trait;
+
+use crate::attachments::{AttachmentLimits, InboundExtractor, SessionExtractor};
+use crate::error::{Error, Result};
+use crate::guest::GuestMailbox;
+use crate::host::{GuestStopped, HostMailbox};
+use crate::layout::MailboxRoots;
+
+/// Runs blocking mailbox work off the async runtime, in the caller's span,
+/// mapping this crate's error into core's.
+async fn blocking<T, F>(context: &'static str, job: F) -> airlock_core::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(job))
+        .await
+        .map_err(|e| airlock_core::Error::backend("sqlite", context, e))?
+        .map_err(airlock_core::Error::from)
+}
+
+/// The SQLite-file mailboxes of every session under one pair of roots.
+#[derive(Debug, Clone)]
+pub struct SqliteMailboxes {
+    roots: MailboxRoots,
+    extractor: InboundExtractor,
+}
+
+impl SqliteMailboxes {
+    /// Mailboxes under `roots`, inline attachments capped by `limits`.
+    pub fn new(roots: MailboxRoots, limits: AttachmentLimits) -> Self {
+        Self {
+            roots,
+            extractor: InboundExtractor::new(limits),
+        }
+    }
+
+    /// The concrete host handle of `session` (no I/O).
+    pub fn sqlite_host(&self, session: &SessionRef) -> SqliteHostMailbox {
+        SqliteHostMailbox {
+            mailbox: self.roots.host(session),
+            extractor: self.extractor.clone(),
+        }
+    }
+
+    /// Opens the guest side of `session` from the host's machine (what a
+    /// guest whose folder is mounted elsewhere does with
+    /// [`SqliteGuestMailbox::open`]). Blocking.
+    pub fn open_guest(&self, session: &SessionRef) -> Result<SqliteGuestMailbox> {
+        SqliteGuestMailbox::open(self.roots.host(session).paths().dir())
+    }
+}
+
+#[async_trait]
+impl MailboxFactory for SqliteMailboxes {
+    fn host_mailbox(&self, session: &SessionRef) -> Arc<DynHostMailbox> {
+        Arc::new(self.sqlite_host(session))
+    }
+
+    async fn create_mailbox(
+        &self,
+        session: &SessionRef,
+    ) -> airlock_core::Result<Arc<DynHostMailbox>> {
+        let (roots, of) = (self.roots.clone(), session.clone());
+        blocking("creating a session mailbox", move || {
+            roots.create_session(&of).map(drop)
+        })
+        .await?;
+        Ok(self.host_mailbox(session))
+    }
+}
+
+/// The host side of one session's SQLite-file mailbox.
+#[derive(Debug, Clone)]
+pub struct SqliteHostMailbox {
+    mailbox: HostMailbox,
+    extractor: InboundExtractor,
+}
+
+impl SqliteHostMailbox {
+    /// The synchronous mailbox this adapts.
+    pub fn inner(&self) -> &HostMailbox {
+        &self.mailbox
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.mailbox.paths().dir().to_path_buf()
+    }
+
+    async fn run<T, F>(&self, context: &'static str, job: F) -> airlock_core::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&HostMailbox) -> Result<T> + Send + 'static,
+    {
+        let mailbox = self.mailbox.clone();
+        blocking(context, move || job(&mailbox)).await
+    }
+}
+
+#[async_trait]
+impl HostMailboxStore for SqliteHostMailbox {
+    async fn write_message(
+        &self,
+        message: NewInboundMessage,
+    ) -> airlock_core::Result<WrittenMessage> {
+        let content = SessionExtractor::new(self.dir(), self.extractor.clone());
+        self.run("writing an inbound message", move |m| {
+            m.write_message(&message, &content)
+        })
+        .await
+    }
+
+    async fn write_routing(&self, routing: Routing) -> airlock_core::Result<()> {
+        self.run("writing routing", move |m| m.write_routing(&routing))
+            .await
+    }
+
+    async fn replace_destinations(&self, rows: Vec<Destination>) -> airlock_core::Result<()> {
+        self.run("replacing destinations", move |m| {
+            m.replace_destinations(&rows)
+        })
+        .await
+    }
+
+    async fn write_host_message(&self, message: NewHostMessage) -> airlock_core::Result<Seq> {
+        self.run("writing a host message", move |m| {
+            m.write_host_message(&message).map(Seq::new)
+        })
+        .await
+    }
+
+    async fn due_outbound(&self, now: Timestamp) -> airlock_core::Result<Vec<OutboundMessage>> {
+        self.run("reading due messages", move |m| m.due_outbound(now))
+            .await
+    }
+
+    async fn read_outbox_files(
+        &self,
+        message_id: &str,
+        names: &[String],
+    ) -> airlock_core::Result<Vec<OutboxFile>> {
+        let id = outbox_message_id(message_id)?;
+        let (dir, names, limits) = (self.dir(), names.to_vec(), *self.extractor.limits());
+        tokio::task::spawn_blocking(move || {
+            crate::attachments::read_outbox_files(&dir, id.as_str(), &names, &limits)
+        })
+        .await
+        .map_err(|e| airlock_core::Error::backend("sqlite", "reading outbox files", e))?
+    }
+
+    async fn clear_outbox(&self, message_id: &str) {
+        let (dir, id) = (self.dir(), message_id.to_owned());
+        let cleared =
+            tokio::task::spawn_blocking(move || crate::attachments::clear_outbox(&dir, &id)).await;
+        if let Err(e) = cleared {
+            tracing::warn!(error = %e, "clear_outbox did not finish");
+        }
+    }
+
+    async fn record_outcome(
+        &self,
+        message_id: &str,
+        outcome: DeliveryOutcome,
+    ) -> airlock_core::Result<()> {
+        let id = message_id.to_owned();
+        self.run("recording a delivery", move |m| match outcome {
+            DeliveryOutcome::Delivered {
+                platform_message_id,
+            } => m.mark_delivered(&id, platform_message_id.as_deref()),
+            DeliveryOutcome::Failed => m.mark_delivery_failed(&id),
+        })
+        .await
+    }
+
+    async fn sync_acks(&self) -> airlock_core::Result<usize> {
+        self.run("syncing acks", |m| m.sync_acks()).await
+    }
+
+    async fn counts(&self) -> airlock_core::Result<MailboxCounts> {
+        self.run("counting messages", |m| m.counts()).await
+    }
+
+    async fn count_due(&self, now: Timestamp) -> airlock_core::Result<u64> {
+        self.run("counting due messages", move |m| m.count_due(now))
+            .await
+    }
+
+    async fn processing_claims(&self) -> airlock_core::Result<Vec<String>> {
+        self.run("reading claims", |m| m.processing_claims()).await
+    }
+
+    async fn container_state(&self) -> airlock_core::Result<Option<ContainerState>> {
+        self.run("reading container_state", |m| m.container_state())
+            .await
+    }
+
+    async fn heartbeat_age(&self, now: Timestamp) -> airlock_core::Result<Option<Duration>> {
+        self.run("reading the heartbeat", move |m| m.heartbeat_age(now))
+            .await
+    }
+
+    async fn prepare_guest(&self) -> airlock_core::Result<GuestSetup> {
+        let nonce = self
+            .run("writing the mount nonce", |m| m.write_mount_nonce())
+            .await?;
+        Ok(GuestSetup {
+            session_dir: Some(self.dir()),
+            env: vec![(crate::host::MOUNT_NONCE_ENV.to_owned(), nonce)],
+        })
+    }
+
+    async fn recover_stopped_guest(
+        &self,
+        _stopped: airlock_core::GuestStopped,
+    ) -> airlock_core::Result<bool> {
+        // Core's proof came from a registry read; this crate's token is the
+        // same fact in the form `recover_outbound` takes.
+        let proof = GuestStopped::from_status(ContainerStatus::Stopped).ok_or_else(|| {
+            airlock_core::Error::invariant(None, "a stopped status gave no GuestStopped")
+        })?;
+        self.run("recovering outbound.db", move |m| m.recover_outbound(proof))
+            .await
+    }
+}
+
+/// The guest side of one session's SQLite-file mailbox.
+#[derive(Debug, Clone)]
+pub struct SqliteGuestMailbox {
+    mailbox: Arc<GuestMailbox>,
+}
+
+impl SqliteGuestMailbox {
+    /// Opens the session folder as a starting guest ([`GuestMailbox::open`]). Blocking.
+    pub fn open(session_dir: impl AsRef<Path>) -> Result<Self> {
+        Ok(Self::from(GuestMailbox::open(session_dir)?))
+    }
+
+    /// The synchronous mailbox this adapts.
+    pub fn inner(&self) -> &GuestMailbox {
+        &self.mailbox
+    }
+
+    async fn run<T, F>(&self, context: &'static str, job: F) -> airlock_core::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&GuestMailbox) -> Result<T> + Send + 'static,
+    {
+        let mailbox = self.mailbox.clone();
+        blocking(context, move || job(&mailbox)).await
+    }
+}
+
+impl From<GuestMailbox> for SqliteGuestMailbox {
+    fn from(mailbox: GuestMailbox) -> Self {
+        Self {
+            mailbox: Arc::new(mailbox),
+        }
+    }
+}
+
+#[async_trait]
+impl GuestMailboxStore for SqliteGuestMailbox {
+    async fn pending(
+        &self,
+        limit: usize,
+        now: Timestamp,
+    ) -> airlock_core::Result<Vec<InboundMessage>> {
+        self.run("polling", move |m| m.pending_at(limit, now)).await
+    }
+
+    async fn ack(&self, ids: &[String], status: AckStatus) -> airlock_core::Result<()> {
+        let ids = ids.to_vec();
+        self.run("acking", move |m| {
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            match status {
+                AckStatus::Processing => m.mark_processing(&ids),
+                AckStatus::Completed => m.mark_completed(&ids),
+                AckStatus::Failed => m.mark_failed(&ids),
+            }
+        })
+        .await
+    }
+
+    async fn write_reply(&self, reply: Reply) -> airlock_core::Result<WrittenReply> {
+        let names = reply.checked_names()?;
+        let mut message = reply.message;
+        message.content = with_declared_files(&message.content, &names)?;
+        let files = reply.files;
+        let id = message.id.clone();
+        let seq = self
+            .run("writing a reply", move |m| {
+                write_reply_files_first(m, &message, &files)
+            })
+            .await?;
+        Ok(WrittenReply {
+            id,
+            seq,
+            files: names,
+        })
+    }
+
+    async fn lookup_seq(&self, seq: Seq) -> airlock_core::Result<Option<SeqTarget>> {
+        self.run("looking up a seq", move |m| m.lookup_seq(seq.get()))
+            .await
+    }
+
+    async fn state(&self, key: &str) -> airlock_core::Result<Option<String>> {
+        let key = key.to_owned();
+        self.run("reading session_state", move |m| m.state_get(&key))
+            .await
+    }
+
+    async fn set_state(&self, key: &str, value: &str) -> airlock_core::Result<()> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.run("writing session_state", move |m| m.state_set(&key, &value))
+            .await
+    }
+
+    async fn set_tool_in_flight(&self, tool: Option<ToolInFlight>) -> airlock_core::Result<()> {
+        self.run("writing container_state", move |m| match tool {
+            Some(t) => m.set_tool_in_flight(&t.tool, t.declared_timeout_ms),
+            None => m.clear_tool_in_flight(),
+        })
+        .await
+    }
+
+    async fn touch_heartbeat(&self) -> airlock_core::Result<()> {
+        self.run("touching the heartbeat", |m| m.touch_heartbeat())
+            .await
+    }
+}
+
+/// The guest's reply protocol: the files reach `outbox/<id>/` whole before
+/// the row exists (the host may read the row at once), and a reply whose row
+/// cannot be stored leaves none of its files behind.
+///
+/// The files are written into a staging folder that is renamed to
+/// `outbox/<id>` in one step. If that folder already exists, this is a
+/// retry of a reply whose files are there: the staged copy is dropped, and
+/// the existing folder is never removed (it is not this call's).
+fn write_reply_files_first(
+    mailbox: &GuestMailbox,
+    message: &airlock_core::mailbox::NewOutboundMessage,
+    files: &[OutboxFile],
+) -> Result<Seq> {
+    if files.is_empty() {
+        return mailbox.write_message_out(message).map(Seq::new);
+    }
+    let outbox = mailbox.paths().outbox();
+    let target = mailbox.paths().outbox_message(&message.id);
+    let staging = outbox.join(format!(".staging-{}", MessageId::generate("reply")?));
+    let placed =
+        stage_files(&staging, files).and_then(|()| match std::fs::rename(&staging, &target) {
+            Ok(()) => Ok(true),
+            Err(e) if target.is_dir() => {
+                tracing::debug!(error = %e, "outbox folder already there: a retried reply");
+                Ok(false)
+            }
+            Err(e) => Err(Error::io(&target, e)),
+        });
+    let _ = std::fs::remove_dir_all(&staging);
+    let ours = placed?;
+    mailbox
+        .write_message_out(message)
+        .map(Seq::new)
+        .inspect_err(|_| {
+            if ours {
+                let _ = std::fs::remove_dir_all(&target);
+            }
+        })
+}
+
+fn stage_files(staging: &Path, files: &[OutboxFile]) -> Result<()> {
+    std::fs::create_dir_all(staging).map_err(|e| Error::io(staging, e))?;
+    for file in files {
+        let path = staging.join(&file.name);
+        let written = std::fs::File::create_new(&path)
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, &file.data)?;
+                f.sync_all()
+            })
+            .map_err(|e| Error::io(&path, e));
+        written?;
+    }
+    Ok(())
+}
