@@ -3,6 +3,10 @@
 //! Commands: `ci` (everything CI runs), `bench`, `crossmount`, `fuzz`. Each command lives in its own module.
 
 mod bench;
+mod bench_child;
+mod bench_criterion;
+mod bench_plan;
+mod bench_summary;
 mod ci;
 mod crossmount;
 mod fuzz;
@@ -15,10 +19,16 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   ci            format check, clippy, the whole test suite, cargo-deny
                 (the same steps as .ci/run, minus machine set-up)
-  bench [ARGS]  criterion benchmarks (resolve_session on 100k sessions, SQLite
+  bench [--quick] [--runs N]
+                issue 14's workloads W1-W6 and the disk's floor, in
+                AIRLOCK_BENCH_DIR (default /var/tmp, never tmpfs): prints a
+                table and writes target/bench/summary.json; --quick takes
+                seconds (CI), the full run takes minutes
+  bench criterion [ARGS]
+                criterion benchmarks (resolve_session on 100k sessions, SQLite
                 and PostgreSQL with AIRLOCK_TEST_PG_URL; due_outbound on a
                 long history, write_message too) and the attachment peak-memory
-                measurement; ARGS go to criterion
+                check; ARGS go to criterion
   crossmount [ARGS]
                 the cross-mount harness: airlock's access pattern and four
                 negative controls through FUSE mounts that behave like

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::io::{Read, Write};
+use std::ops::Range;
 use std::path::Path;
 
 use airlock_core::{
@@ -10,7 +11,7 @@ use airlock_core::{
     check_name, extension_for_mime, extension_for_type, split_extension,
 };
 
-use super::base64_stream::{DecodeStop, decode_chunks, decoded_len};
+use super::base64_stream::{Base64, DecodeStop};
 use super::confined::{AccessError, ConfinedDir};
 use super::json_entries::{
     ArrayEntry, OwnedHints, Rewrite, attachment_entries, rewrite_entry, splice,
@@ -69,11 +70,7 @@ impl InboundExtractor {
         message_id: &MessageId,
         raw: &str,
     ) -> Result<ExtractedContent> {
-        if !has_data_entries(raw) {
-            return Ok(unchanged(raw));
-        }
-        let session = open_session(session_dir)?;
-        self.prepare_in(&session, message_id, raw)
+        self.extract(&mut Session::At(session_dir, None), message_id, raw)
     }
 
     /// [`InboundExtractor::prepare`] on an already opened session folder.
@@ -94,6 +91,17 @@ impl InboundExtractor {
         message_id: &MessageId,
         raw: &str,
     ) -> Result<ExtractedContent> {
+        self.extract(&mut Session::Opened(session), message_id, raw)
+    }
+
+    /// [`InboundExtractor::prepare_in`], opening the session folder only
+    /// once an entry needs it (so the message's JSON is parsed once).
+    fn extract(
+        &self,
+        session: &mut Session<'_>,
+        message_id: &MessageId,
+        raw: &str,
+    ) -> Result<ExtractedContent> {
         let Some(entries) = attachment_entries(raw) else {
             return Ok(unchanged(raw));
         };
@@ -107,14 +115,14 @@ impl InboundExtractor {
             let data = entry_data(entry);
             let rewrite = match budget.admit(&data) {
                 Err(error) => Rewrite::Failed { error },
-                Ok(_) => {
+                Ok(base64) => {
                     let hints = OwnedHints::of(entry);
                     let name = dedup.claim(AttachmentName::derive(&hints.hints(), millis).name);
                     let dir = match &inbox {
                         Some(dir) => dir,
-                        None => inbox.insert(open_inbox(session, message_id)?),
+                        None => inbox.insert(open_inbox(session.get()?, message_id)?),
                     };
-                    match write_file(dir, &name, &data) {
+                    match write_file(dir, &name, &base64) {
                         Ok(()) => Rewrite::Written {
                             local_path: format!("inbox/{message_id}/{name}"),
                             name: name.into_string(),
@@ -135,8 +143,7 @@ impl InboundExtractor {
                 );
             }
             outcomes.push(outcome(entry.index, &rewrite));
-            let fields = entry.fields.as_deref().unwrap_or_default();
-            replacements.push((entry.span.clone(), rewrite_entry(fields, &rewrite)));
+            replacements.push(replacement(entry, &rewrite)?);
         }
         Ok(ExtractedContent {
             content: splice(raw, &replacements),
@@ -154,11 +161,7 @@ impl InboundExtractor {
         raw: &str,
         stored: &str,
     ) -> Result<bool> {
-        if !has_data_entries(raw) {
-            return Ok(raw == stored);
-        }
-        let session = open_session(session_dir)?;
-        self.same_message_in(&session, message_id, raw, stored)
+        self.compare(&mut Session::At(session_dir, None), message_id, raw, stored)
     }
 
     /// [`InboundExtractor::same_message`] on an opened session folder.
@@ -173,6 +176,18 @@ impl InboundExtractor {
     pub fn same_message_in(
         &self,
         session: &ConfinedDir,
+        message_id: &MessageId,
+        raw: &str,
+        stored: &str,
+    ) -> Result<bool> {
+        self.compare(&mut Session::Opened(session), message_id, raw, stored)
+    }
+
+    /// [`InboundExtractor::same_message_in`], opening the session folder
+    /// only when there are files to compare.
+    fn compare(
+        &self,
+        session: &mut Session<'_>,
         message_id: &MessageId,
         raw: &str,
         stored: &str,
@@ -207,8 +222,7 @@ impl InboundExtractor {
                     }
                 }
             };
-            let fields = entry.fields.as_deref().unwrap_or_default();
-            replacements.push((entry.span.clone(), rewrite_entry(fields, &rewrite)));
+            replacements.push(replacement(entry, &rewrite)?);
         }
         if splice(raw, &replacements) != stored {
             return Ok(false);
@@ -216,6 +230,7 @@ impl InboundExtractor {
         if files.is_empty() {
             return Ok(true);
         }
+        let session = session.get()?;
         let inbox = match session.open_dir(&["inbox", message_id.as_str()]) {
             Ok(dir) => dir,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
@@ -274,8 +289,25 @@ fn entry_data<'a>(entry: &ArrayEntry<'a>) -> Cow<'a, [u8]> {
     entry.data().unwrap_or(Cow::Borrowed(&[]))
 }
 
-fn open_session(session_dir: &Path) -> Result<ConfinedDir> {
-    ConfinedDir::open_trusted(session_dir).map_err(|e| Error::io(session_dir, e))
+/// The session folder: given opened, or opened from its path on first use.
+enum Session<'a> {
+    Opened(&'a ConfinedDir),
+    At(&'a Path, Option<ConfinedDir>),
+}
+
+impl Session<'_> {
+    fn get(&mut self) -> Result<&ConfinedDir> {
+        match self {
+            Session::Opened(dir) => Ok(dir),
+            Session::At(path, opened) => match opened {
+                Some(dir) => Ok(dir),
+                None => {
+                    let dir = ConfinedDir::open_trusted(path).map_err(|e| Error::io(*path, e))?;
+                    Ok(opened.insert(dir))
+                }
+            },
+        }
+    }
 }
 
 fn open_inbox(session: &ConfinedDir, message_id: &MessageId) -> Result<ConfinedDir> {
@@ -287,6 +319,22 @@ fn open_inbox(session: &ConfinedDir, message_id: &MessageId) -> Result<ConfinedD
         .map_err(|e| Error::io(inbox.label_of(message_id.as_str()), e))?;
     inbox.sync().map_err(|e| Error::io(inbox.path(), e))?;
     Ok(dir)
+}
+
+/// The rewritten text of an entry that carried data, and where it goes.
+fn replacement(entry: &ArrayEntry<'_>, rewrite: &Rewrite) -> Result<(Range<usize>, String)> {
+    // An entry with `data` is an object with a field, so it has a span.
+    let span = entry.span.clone().ok_or_else(|| {
+        Error::invariant(
+            None,
+            format!(
+                "attachment entry {} carries data but has no span",
+                entry.index
+            ),
+        )
+    })?;
+    let fields = entry.fields.as_deref().unwrap_or_default();
+    Ok((span, rewrite_entry(fields, rewrite)))
 }
 
 fn outcome(index: usize, rewrite: &Rewrite) -> AttachmentOutcome {
@@ -318,8 +366,9 @@ impl<'l> Budget<'l> {
     }
 
     /// Validates `data` and charges its decoded size, or says why not.
-    fn admit(&mut self, data: &[u8]) -> std::result::Result<u64, String> {
-        let len = decoded_len(data)?;
+    fn admit<'d>(&mut self, data: &'d [u8]) -> std::result::Result<Base64<'d>, String> {
+        let base64 = Base64::check(data)?;
+        let len = base64.decoded_len();
         if len > self.limits.max_file_bytes {
             return Err(format!(
                 "attachment is {len} bytes, over the limit of {} bytes",
@@ -333,7 +382,7 @@ impl<'l> Budget<'l> {
             ));
         }
         self.used += len;
-        Ok(len)
+        Ok(base64)
     }
 }
 
@@ -343,16 +392,19 @@ enum WriteError {
 }
 
 /// Decodes `data` into a staged file and renames it to `name` once synced.
-fn write_file(dir: &ConfinedDir, name: &AttachmentName, data: &[u8]) -> Result<(), WriteError> {
+/// Blocks are large, so they go to the file unbuffered.
+fn write_file(
+    dir: &ConfinedDir,
+    name: &AttachmentName,
+    data: &Base64<'_>,
+) -> Result<(), WriteError> {
     let mut staged = dir.stage_file().map_err(WriteError::Io)?;
-    {
-        let mut out = std::io::BufWriter::with_capacity(256 * 1024, staged.file());
-        decode_chunks(data, |chunk| out.write_all(chunk)).map_err(|stop| match stop {
+    let file = staged.file();
+    data.decode(|block| file.write_all(block))
+        .map_err(|stop| match stop {
             DecodeStop::Invalid(e) => WriteError::Invalid(e),
             DecodeStop::Sink(e) => WriteError::Io(e),
         })?;
-        out.flush().map_err(WriteError::Io)?;
-    }
     staged.commit(name.as_str()).map_err(WriteError::Io)
 }
 
@@ -365,14 +417,14 @@ fn file_matches(dir: &ConfinedDir, name: &str, data: &[u8]) -> Result<bool> {
         Err(AccessError::NotRegular { .. }) => return Ok(false),
         Err(e) => return Err(e.into_core()),
     };
-    let Ok(expected_len) = decoded_len(data) else {
+    let Ok(base64) = Base64::check(data) else {
         return Ok(false);
     };
-    if file.len() != expected_len {
+    if file.len() != base64.decoded_len() {
         return Ok(false);
     }
     let mut buf = Vec::new();
-    let result = decode_chunks(data, |chunk| {
+    let result = base64.decode(|chunk| {
         buf.resize(chunk.len(), 0);
         file.file().read_exact(&mut buf)?;
         if buf != chunk {

@@ -5,13 +5,18 @@
 //! `1e3`, integers beyond `u64`), escapes and whitespace, so instead the text
 //! is parsed into borrowed [`RawValue`] slices and only the spans of the
 //! entries that carried `data` are replaced.
+//!
+//! The message is scanned once: a megabyte of base64 in `data` is the bulk
+//! of it, and every extra pass over it costs as much as decoding it. The
+//! entries' fields are read in that one pass; an entry's span is recovered
+//! from where its first and last values lie.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
 use airlock_core::NameHints;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// One field of a JSON object: key (unescaped) and raw value text.
@@ -22,8 +27,9 @@ pub(crate) type Field<'a> = (String, &'a RawValue);
 pub(crate) struct ArrayEntry<'a> {
     /// Position in the array.
     pub index: usize,
-    /// Byte range of the entry's text within the whole message.
-    pub span: Range<usize>,
+    /// Byte range of the entry's text within the whole message, for an
+    /// object with at least one field (the only entries ever rewritten).
+    pub span: Option<Range<usize>>,
     /// The entry's fields in order, when it is an object.
     pub fields: Option<Vec<Field<'a>>>,
 }
@@ -95,33 +101,206 @@ impl OwnedHints {
 /// The entries of the last top-level `attachments` array of `raw`, or `None`
 /// when `raw` is not a JSON object or has no `attachments` array.
 pub(crate) fn attachment_entries(raw: &str) -> Option<Vec<ArrayEntry<'_>>> {
-    let top = parse_object(raw)?;
-    let (_, array) = top.iter().rev().find(|(k, _)| k == "attachments")?;
-    let items: Vec<&RawValue> = serde_json::from_str(array.get()).ok()?;
+    let mut de = serde_json::Deserializer::from_str(raw);
+    let found = de.deserialize_map(TopVisitor).ok()?;
+    de.end().ok()?;
     let base = raw.as_ptr() as usize;
+    let items = found?;
     Some(
         items
             .into_iter()
             .enumerate()
-            .map(|(index, item)| {
-                let text = item.get();
-                let start = text.as_ptr() as usize - base;
-                ArrayEntry {
-                    index,
-                    span: start..start + text.len(),
-                    fields: parse_object(text),
-                }
+            .map(|(index, fields)| ArrayEntry {
+                index,
+                span: fields.as_deref().and_then(|f| object_span(raw, base, f)),
+                fields,
             })
             .collect(),
     )
 }
 
-/// Parses `text` as one JSON object into its fields, in order, duplicates kept.
-fn parse_object(text: &str) -> Option<Vec<Field<'_>>> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let fields = de.deserialize_map(FieldsVisitor).ok()?;
-    de.end().ok()?;
-    Some(fields)
+/// The span of the object whose fields are `fields` (non-empty), found by
+/// walking out from its first and last values to its braces.
+fn object_span(raw: &str, base: usize, fields: &[Field<'_>]) -> Option<Range<usize>> {
+    let bytes = raw.as_bytes();
+    let first = fields.first()?.1.get();
+    let last = fields.last()?.1.get();
+    let value_start = first.as_ptr() as usize - base;
+    let value_end = last.as_ptr() as usize - base + last.len();
+    // Backwards: `{ "key" :` before the first value.
+    let colon = skip_space_back(bytes, value_start)?;
+    (bytes[colon] == b':').then_some(())?;
+    let close_quote = skip_space_back(bytes, colon)?;
+    (bytes[close_quote] == b'"').then_some(())?;
+    let open_quote = opening_quote(bytes, close_quote)?;
+    let brace = skip_space_back(bytes, open_quote)?;
+    (bytes[brace] == b'{').then_some(())?;
+    // Forwards: `}` after the last value.
+    let end = value_end + bytes[value_end..].iter().position(|b| !is_json_space(*b))?;
+    (bytes[end] == b'}').then_some(brace..end + 1)
+}
+
+fn is_json_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// The last non-space byte before `at`.
+fn skip_space_back(bytes: &[u8], at: usize) -> Option<usize> {
+    bytes[..at].iter().rposition(|b| !is_json_space(*b))
+}
+
+/// The quote that opens the string closed at `close`: the nearest quote
+/// before it that is not escaped (preceded by an even run of backslashes).
+fn opening_quote(bytes: &[u8], close: usize) -> Option<usize> {
+    let mut at = close;
+    loop {
+        at = bytes[..at].iter().rposition(|b| *b == b'"')?;
+        let backslashes = bytes[..at]
+            .iter()
+            .rev()
+            .take_while(|b| **b == b'\\')
+            .count();
+        if backslashes % 2 == 0 {
+            return Some(at);
+        }
+    }
+}
+
+/// Fields of each entry of an array, `None` for entries that are not objects.
+type Items<'a> = Vec<Option<Vec<Field<'a>>>>;
+
+/// The top-level object: the last `attachments` value, read as entries
+/// when it is an array; every other value is only validated.
+struct TopVisitor;
+
+impl<'de> Visitor<'de> for TopVisitor {
+    type Value = Option<Items<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key == "attachments" {
+                found = map.next_value_seed(ArraySeed)?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A value that should be an array of entries.
+struct ArraySeed;
+
+impl<'de> DeserializeSeed<'de> for ArraySeed {
+    type Value = Option<Items<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_any(ArrayVisitor)
+    }
+}
+
+struct ArrayVisitor;
+
+impl<'de> Visitor<'de> for ArrayVisitor {
+    type Value = Option<Items<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(EntrySeed)? {
+            items.push(item);
+        }
+        Ok(Some(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        IgnoredAny.visit_map(map).map(|_| None)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// One array entry: its fields when it is an object.
+struct EntrySeed;
+
+impl<'de> DeserializeSeed<'de> for EntrySeed {
+    type Value = Option<Vec<Field<'de>>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_any(EntryVisitor)
+    }
+}
+
+struct EntryVisitor;
+
+impl<'de> Visitor<'de> for EntryVisitor {
+    type Value = Option<Vec<Field<'de>>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        FieldsVisitor.visit_map(map).map(Some)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        IgnoredAny.visit_seq(seq).map(|_| None)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
 }
 
 struct FieldsVisitor;
@@ -233,14 +412,43 @@ mod tests {
         let entries = attachment_entries(raw).unwrap();
         assert_eq!(entries.len(), 3);
         assert_eq!(
-            &raw[entries[0].span.clone()],
+            &raw[entries[0].span.clone().unwrap()],
             r#"{"data":"QQ==","name":"a"}"#
         );
         assert!(entries[0].carries_data());
         assert_eq!(entries[0].data().unwrap().as_ref(), b"QQ==");
-        assert_eq!(&raw[entries[1].span.clone()], "5");
+        // Entries that are not objects are never rewritten: no span.
+        assert!(entries[1].span.is_none());
         assert!(entries[1].fields.is_none());
         assert!(!entries[2].carries_data());
+    }
+
+    /// Spans recovered from the fields are the entries' exact text, with
+    /// escaped keys, odd whitespace and nested values around them.
+    #[test]
+    fn spans_match_the_parsers_own() {
+        let array = r#"[ {"a\"b" : 1 } ,{"k\\":"v\"}"}, 7, "s,}", [ {"x":1} ],
+            {  "n" :{"d":[1,{"e":"}"}]}	,"m":null
+            }, {}, {"\u0022":"\\"} ]"#;
+        let raw = format!(r#"{{"attachments":{array}}}"#);
+        let entries = attachment_entries(&raw).unwrap();
+        let expected: Vec<&RawValue> = serde_json::from_str(array).unwrap();
+        assert_eq!(entries.len(), expected.len());
+        for (entry, value) in entries.iter().zip(&expected) {
+            match &entry.span {
+                Some(span) => assert_eq!(&raw[span.clone()], value.get()),
+                None => assert!(entry.fields.as_ref().is_none_or(Vec::is_empty)),
+            }
+        }
+        assert_eq!(entries.iter().filter(|e| e.span.is_some()).count(), 4);
+    }
+
+    #[test]
+    fn the_last_attachments_key_wins() {
+        let raw = r#"{"attachments":[{"data":"QQ=="}],"attachments":5}"#;
+        assert!(attachment_entries(raw).is_none());
+        let raw = r#"{"attachments":5,"attachments":[{"data":"QQ=="}]}"#;
+        assert!(attachment_entries(raw).unwrap()[0].carries_data());
     }
 
     #[test]
