@@ -357,7 +357,14 @@ struct Prepared {
 /// folder checked and repaired, the events recorded.
 fn prepare(paths: &SessionPaths, state: &HostSessionState) -> Result<Prepared> {
     let lock = FileLock::acquire(state)?;
-    let folder = Folder::open(paths.dir())?;
+    let folder = match Folder::open(paths.dir()) {
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Missing {
+                path: paths.inbound_db(),
+            });
+        }
+        other => other?,
+    };
     let conn = open_host_db(state)?;
     let path = state.host_db();
     let generation = match generation(&conn, &path)? {

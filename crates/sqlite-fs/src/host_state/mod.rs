@@ -115,13 +115,15 @@ pub(crate) fn read<T>(
     f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
 ) -> Result<T> {
     let path = state.host_db();
+    // A session whose folder is gone has no mailbox to show, whatever
+    // host state remembers.
+    if !paths.dir().is_dir() {
+        return Err(Error::Missing {
+            path: paths.inbound_db(),
+        });
+    }
     let ready = path.exists() && generation(&open_host_db(state)?, &path)?.is_some();
     if !ready {
-        if !paths.dir().exists() {
-            return Err(Error::Missing {
-                path: paths.inbound_db(),
-            });
-        }
         batch::commit(paths, state, |_| Ok(()))?;
     }
     let conn = open_host_db(state)?;
