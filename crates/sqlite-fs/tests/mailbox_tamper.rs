@@ -79,6 +79,7 @@ fn forged_journal_planted_in_a_loop_is_never_replayed() {
     }
     let scratch = temp_dir();
     let forged = forged_journal(&fx, scratch.path(), false);
+    let mut acked: BTreeMap<String, String> = rows(&fx.host.host_state().published_db());
     let stop = Arc::new(AtomicBool::new(false));
     let planted = Arc::new(AtomicU64::new(0));
     let dir = fx.session_dir();
@@ -98,7 +99,6 @@ fn forged_journal_planted_in_a_loop_is_never_replayed() {
         })
     };
     let deadline = Instant::now() + Duration::from_secs(race_secs());
-    let mut acked: BTreeMap<String, String> = rows(&fx.host.host_state().published_db());
     let mut n = 0;
     while Instant::now() < deadline || n < 200 {
         let id = format!("race-{n}");
@@ -356,4 +356,36 @@ fn listings_and_counts_leave_inbound_db_byte_identical() {
             db.display()
         );
     }
+}
+
+/// The host keeps a hard link to the published file, so sessions root and
+/// host state must share a file system; otherwise creating a session fails
+/// with an error that says so.
+#[test]
+fn host_state_on_another_file_system_is_a_clear_error() {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(a), Ok(b)) = (
+        tempfile::tempdir_in("/dev/shm"),
+        tempfile::tempdir_in(std::env::temp_dir()),
+    ) else {
+        eprintln!("skipped: needs /dev/shm and a temp dir");
+        return;
+    };
+    if a.path().metadata().unwrap().dev() == b.path().metadata().unwrap().dev() {
+        eprintln!("skipped: /dev/shm and the temp dir are one file system here");
+        return;
+    }
+    let roots = MailboxRoots::new(
+        airlock_sqlite_fs::SessionsRoot::new(a.path().join("sessions")),
+        airlock_sqlite_fs::HostStateRoot::new(b.path().join("host-state")),
+    )
+    .unwrap();
+    let err = roots
+        .create_session(&mailbox_common::fixture_session())
+        .unwrap_err();
+    assert!(
+        matches!(err, airlock_sqlite_fs::Error::NotOneFilesystem { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("one file system"), "{err}");
 }

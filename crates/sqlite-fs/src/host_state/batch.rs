@@ -17,7 +17,7 @@ use rusqlite::Connection;
 
 use super::folder::Folder;
 use super::tamper::{self, TamperEvent};
-use super::{Changes, adopt, generation, open_host_db, publish, record, verify};
+use super::{Changes, adopt, generation, give_back, publish, record, take_host_db, verify};
 use crate::error::{Error, Result};
 use crate::host::lock::FileLock;
 use crate::layout::{HostSessionState, SessionPaths};
@@ -339,7 +339,7 @@ fn lead<T>(
             tracing::warn!(error = %e, "tamper events not recorded");
         }
     }
-    drop(conn);
+    give_back(state, conn);
     drop(lock);
     drop(leading);
     mine.unwrap_or_else(|| Err(lost(state)))
@@ -365,7 +365,7 @@ fn prepare(paths: &SessionPaths, state: &HostSessionState) -> Result<Prepared> {
         }
         other => other?,
     };
-    let conn = open_host_db(state)?;
+    let conn = take_host_db(state)?;
     let path = state.host_db();
     let generation = match generation(&conn, &path)? {
         Some(g) => g,

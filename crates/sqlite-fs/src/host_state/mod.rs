@@ -53,10 +53,64 @@ pub(crate) fn open_host_db(state: &HostSessionState) -> Result<Connection> {
             // The host's truth: a commit returns only once it is on disk.
             c.pragma_update(None, "journal_mode", "WAL")?;
             c.pragma_update(None, "synchronous", "FULL")?;
+            keep_wal_on_close(&c)?;
             Ok(c)
         })
         .map_err(|e| Error::sqlite(&path, "opening host.db", e))?;
     Ok(conn)
+}
+
+/// Idle `host.db` connections, most recently used last. `host.db` is
+/// host-only, so a long-lived connection is allowed (invariant 2 is about
+/// `inbound.db`); reusing one saves the directory fsync SQLite does on the
+/// first WAL sync of every new connection.
+type Pool = std::sync::Mutex<Vec<(std::path::PathBuf, Connection)>>;
+
+/// At most this many idle `host.db` connections are kept.
+const POOL_SIZE: usize = 64;
+
+fn pool() -> &'static Pool {
+    static POOL: std::sync::OnceLock<Pool> = std::sync::OnceLock::new();
+    POOL.get_or_init(Default::default)
+}
+
+/// An idle connection to the session's `host.db`, or a new one.
+pub(crate) fn take_host_db(state: &HostSessionState) -> Result<Connection> {
+    let path = state.host_db();
+    let reused = {
+        let mut idle = pool().lock().unwrap_or_else(|p| p.into_inner());
+        idle.iter()
+            .rposition(|(p, _)| *p == path)
+            .map(|i| idle.remove(i).1)
+    };
+    match reused {
+        // A file removed or replaced behind the pool's back is reopened.
+        Some(conn) if path.exists() => Ok(conn),
+        _ => open_host_db(state),
+    }
+}
+
+/// Returns a connection (outside any transaction) to the pool.
+pub(crate) fn give_back(state: &HostSessionState, conn: Connection) {
+    if !conn.is_autocommit() {
+        return;
+    }
+    let mut idle = pool().lock().unwrap_or_else(|p| p.into_inner());
+    if idle.len() >= POOL_SIZE {
+        idle.remove(0);
+    }
+    idle.push((state.host_db(), conn));
+}
+
+/// Connections to `host.db` open and close per operation; without this
+/// every close would checkpoint the WAL (two more fsyncs per write). The
+/// WAL is checkpointed by SQLite's automatic checkpoints instead.
+pub(crate) fn keep_wal_on_close(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .map(drop)
 }
 
 /// The publishing generation, or `None` while `host.db` has not been set up.
@@ -122,12 +176,23 @@ pub(crate) fn read<T>(
             path: paths.inbound_db(),
         });
     }
-    let ready = path.exists() && generation(&open_host_db(state)?, &path)?.is_some();
-    if !ready {
-        batch::commit(paths, state, |_| Ok(()))?;
+    let mut conn = None;
+    if path.exists() {
+        let c = take_host_db(state)?;
+        if generation(&c, &path)?.is_some() {
+            conn = Some(c);
+        }
     }
-    let conn = open_host_db(state)?;
-    f(&conn).map_err(|e| Error::sqlite(&path, context, e))
+    let conn = match conn {
+        Some(c) => c,
+        None => {
+            batch::commit(paths, state, |_| Ok(()))?;
+            take_host_db(state)?
+        }
+    };
+    let value = f(&conn).map_err(|e| Error::sqlite(&path, context, e))?;
+    give_back(state, conn);
+    Ok(value)
 }
 
 /// The session's tamper events, oldest first.

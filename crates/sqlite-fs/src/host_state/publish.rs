@@ -107,6 +107,7 @@ fn open_published(
 }
 
 fn attach_host(conn: &Connection, state: &HostSessionState) -> rusqlite::Result<()> {
+    super::keep_wal_on_close(conn)?;
     conn.execute(
         "ATTACH DATABASE ?1 AS h",
         [state.host_db().display().to_string()],
