@@ -3,19 +3,20 @@
 //! # The three cross-mount invariants, and what enforces them
 //!
 //! 1. **`journal_mode=DELETE`.** Every open reads the file header (bytes
-//!    18–19) before SQLite sees the file. The host converts a WAL
-//!    `inbound.db` to `DELETE` (and logs it); the guest refuses a WAL
+//!    18–19) before SQLite sees the file. The host publishes `inbound.db`
+//!    with a rollback-journal header and rebuilds one found in WAL mode (a
+//!    tamper event); the guest refuses a WAL
 //!    `inbound.db` with [`Error::WrongJournalMode`](crate::Error::WrongJournalMode)
 //!    saying why; the host refuses a WAL `outbound.db` (the guest converts its
 //!    own file on [`GuestMailbox::open`](crate::GuestMailbox::open)).
 //! 2. **Open, write, close per operation.** [`HostMailbox`](crate::HostMailbox)
-//!    holds only paths. Each method opens `inbound.db` inside a closure scope
-//!    (`host::inbound::with_inbound`) and closes it before returning; no
-//!    public function returns a connection. The guest opens `inbound.db`
+//!    holds only paths. Each publish opens the published `inbound.db`
+//!    inside one function (`host_state::publish`) and closes it before
+//!    returning; no public function returns a connection. The guest opens `inbound.db`
 //!    with `SQLITE_OPEN_READ_ONLY` and `mmap_size=0` for every poll; no guest
 //!    function opens it read-write.
-//! 3. **One writer per file.** Host access to one session's `inbound.db` is
-//!    serialised by an in-process gate per session plus an exclusive `flock`
+//! 3. **One writer per file.** Host writes to one session are serialised by
+//!    the group commit's single leader per session plus an exclusive `flock`
 //!    on `<host_state>/sessions/<group>/<session>/inbound.lock`, so tasks and
 //!    host processes on one machine queue. The host opens `outbound.db`
 //!    read-only, except [`HostMailbox::recover_outbound`](crate::HostMailbox::recover_outbound),
@@ -37,50 +38,114 @@
 //! error on both, so a misconfigured sandbox stops at start-up instead of
 //! silently missing messages.
 //!
-//! # Host-only state
+//! # Host state: the folder is a shared, untrusted medium
 //!
-//! `<data_dir>/host-state/sessions/<group>/<session>/` (outside the sessions
-//! root, never mounted into a guest) holds `inbound.lock`, the intent marker
-//! `inbound.intent`, the change counter `inbound.counter` remembered after
-//! each commit, and `quarantine/`.
+//! The guest can create, edit, rename, truncate or swap any file in its
+//! session folder at any instant, `inbound.db` included. So the host's truth
+//! lives in `<data_dir>/host-state/sessions/<group>/<session>/` (outside the
+//! sessions root, never mounted into a guest):
+//! - `host.db` (WAL, `synchronous=FULL`): every accepted `messages_in` row
+//!   (status, tries, process_after, …), `delivered`, host-originated
+//!   messages, `session_routing`, `destinations` (the `inbound.db` schema),
+//!   plus `host_meta` (the publishing generation) and `tamper_events`.
+//!   Listings, counts, `due_outbound`'s filtering and every delivery
+//!   decision read `host.db` only. `sync_acks` reads the guest's
+//!   `processing_ack` (the guest is the authority on its own processing)
+//!   and writes statuses into `host.db`, then publishes them.
+//! - `published/inbound.db`: a hard link to the folder's `inbound.db`. The
+//!   host opens only this name, never the folder's, so SQLite's hot-journal
+//!   check looks only at `published/inbound.db-journal`, which the guest
+//!   cannot reach: a journal planted in the folder, even in a loop racing the
+//!   host, is never seen by SQLite (the race is impossible, not unlikely).
+//!   We chose this over "verify after the transaction": a check after the
+//!   fact can only detect a replay that already replaced rows.
+//! - `published.record`: dev, inode, size, ctime and change counter of the
+//!   published file after the host's last commit, with the generation.
+//!   Written without a sync: a lost record only causes a needless rebuild.
+//! - `inbound.lock` (the cross-process `flock`), `quarantine/`.
 //!
-//! # Journal quarantine
+//! Sessions root and host state must be on one file system (the hard link);
+//! otherwise creating or opening a session fails with
+//! [`Error::NotOneFilesystem`](crate::Error::NotOneFilesystem).
 //!
-//! Before each write transaction the host sets the intent marker to `busy`,
-//! together with the file's change counter (header bytes 24–27) at that
-//! moment, and `fdatasync`s it (the folder is synced when the file is
-//! created); it sets it back to `idle` once the commit returned and the
-//! connection closed, and records the counter after the commit. Cost: one
-//! extra `fdatasync` per write transaction, beside SQLite's own three or so
-//! (measured on this CI disk under load: 500 sequential writes took about
-//! 11 s with a create+fsync(file)+fsync(dir)+unlink marker and about 7.5 s
-//! with the rewrite+fdatasync marker used now; on tmpfs about 0.5 s).
+//! ## Writing
 //!
-//! Before any open of `inbound.db`, a journal found beside it while the
-//! marker is not `busy` cannot come from an interrupted host write: it is
-//! moved to `quarantine/` unreplayed, logged with `tracing::warn!`, and
-//! reported in
-//! [`WrittenMessage::quarantined_journal`](airlock_core::mailbox::WrittenMessage).
-//! With the marker `busy` (the host died mid-write) the journal is the
-//! host's own and SQLite rolls it back normally, unless the journal's saved
-//! copy of page 1 (read by `host::journal_file`, only from records SQLite
-//! would replay) carries a change counter other than the one the marker
-//! recorded: then it is foreign and quarantined too. The marker, not the
-//! post-commit counter, decides, because after power loss an interrupted
-//! transaction's pages may reach the disk in any order.
+//! Per batch (see group commit): one `host.db` transaction with the rows and
+//! "generation G" (one WAL fsync: the durability point, what the caller's
+//! success means); then the same rows copied into the published file through
+//! the link in one transaction with `journal_mode=MEMORY` (no journal file
+//! anywhere) and `synchronous=FULL` (one fsync of the file); then the record.
+//! Meanwhile a placeholder `inbound.db-journal` (SQLite's journal magic,
+//! zeros to 512 bytes, created `O_EXCL|O_NOFOLLOW` through the held folder
+//! handle, not synced) sits in the folder, so guest readers that start
+//! during the write see a hot journal and retry (776), exactly as with a
+//! real journal; it is removed after the commit. A file already there, or
+//! one that replaced the placeholder, is quarantined after the write (never
+//! looped on). A crash between the `host.db` commit and the record leaves
+//! the generations apart: the next operation rebuilds the published file
+//! from `host.db` (and removes a leftover placeholder silently). The
+//! header stays a rollback-journal one (bytes 18–19 = 1), the file stays in
+//! `DELETE` mode for every reader, and the host still opens, writes and
+//! closes it per operation. SPEC's ordering rules are unchanged (next even
+//! seq, retries return the stored seq, reused ids get derived ids,
+//! attachments are staged and synced before the row commits).
 //!
-//! Residual risk: in the window between a host crash mid-write and the next
-//! host open, a guest that replaces the journal with one that saved no page 1
-//! (or a page 1 with the right counter, which it can read from
-//! `inbound.db`) is trusted. A symlink or file planted as the journal in the
-//! instant between the check and SQLite's open, or during a host
-//! transaction, is not caught.
+//! ## Verify, then repair, never replay
 //!
+//! Before each host operation that writes, delivers or checks, the folder's
+//! `inbound.db` is opened through the held folder handle
+//! (`O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC`) and `fstat`ed: regular, same (dev,
+//! inode) as the link, same size, ctime and change counter as the record;
+//! `inbound.db-journal`, `-wal` and `-shm` must not exist (`fstatat`
+//! without following; never opened by SQLite). Any difference is a
+//! *tamper event*: the offending entry is moved into `quarantine/`
+//! (`renameat`), then repaired: if the linked inode is intact it is linked
+//! back (link to a temporary name, rename over `inbound.db`: O(1));
+//! otherwise (edited in place, truncated, switched to WAL) a fresh file is
+//! built from `host.db` in host state, synced, linked into the folder and
+//! made the new link. Each event is logged (`tracing::warn!`), stored in
+//! `host.db`, shown by [`HostMailbox::tamper_events`](crate::HostMailbox::tamper_events),
+//! counted by `airlock show`, listed by `airlock doctor` (non-zero exit
+//! until `airlock doctor --ack`).
+//!
+//! Residual: the guest can still edit the shared inode in place *during* a
+//! host write. That only changes what the guest shows itself, never the
+//! host's truth, and if the edit happened before the host's own last write
+//! it keeps the host's ctime; [`HostMailbox::audit`](crate::HostMailbox::audit)
+//! (run by `doctor`) compares every row with `host.db` to catch it.
+//! Listings (`show`, `messages`) read `host.db` and never write `inbound.db`.
+//!
+//! ## Adoption
+//!
+//! A folder with an `inbound.db` but no `host.db` (earlier airlock versions,
+//! a reference install) is adopted once: the file (only the main file; its
+//! `-journal`/`-wal`/`-shm` are quarantined, never replayed) is copied into
+//! host state, migrated there, its rows imported into `host.db` (the only
+//! time the folder's content is trusted; logged), and the file itself is
+//! hard-linked as the published copy without being written, so the guest
+//! keeps reading the older shape until the first host write publishes a
+//! rebuilt file of the current shape (`user_version` stamped). The files
+//! of the previous design (`inbound.intent`, `inbound.counter`) are removed.
+//!
+//! ## Group commit
+//!
+//! Writes to one session that arrive while a commit is in flight go into the
+//! next transaction together (`host_state::batch`): the first caller leads,
+//! takes the file lock, verifies the folder, opens one `host.db`
+//! transaction and takes every queued job (at most 256); each job runs on
+//! its own caller's thread, in queue order, inside its own savepoint (one
+//! job's error undoes only that job; retries and renames are decided in
+//! queue order); the leader commits once, publishes once and wakes every
+//! caller. Nobody returns before the transaction holding its job is durable.
+//! [`HostMailbox::write_messages`](crate::HostMailbox::write_messages) is
+//! the explicit batch (all or nothing). Host processes still serialise on
+//! the `flock`.
+
 //! # Host-originated messages
 //!
 //! A message the host sends itself (e.g. a denial) is stored with
 //! [`HostMailbox::write_host_message`](crate::HostMailbox::write_host_message)
-//! in `inbound.db`, which the host owns: a `messages_in` row with an even
+//! in `host.db` and published in `inbound.db`: a `messages_in` row with an even
 //! seq, kind `host_outbound`, status `completed` and trigger 0. The guest
 //! never processes it (not pending) but sees it as context. Delivery
 //! ([`HostMailbox::due_outbound`](crate::HostMailbox::due_outbound)) returns
@@ -113,11 +178,12 @@
 //!
 //! # Migrations
 //!
-//! Each file is stamped `PRAGMA user_version = 1` once up to date. The owner
-//! migrates on open (host: `inbound.db`; guest: `outbound.db`): missing
-//! columns are added, `series_id = id` is backfilled, missing tables are
-//! created. The guest reads an un-migrated `inbound.db` by selecting defaults
-//! for missing columns.
+//! Each file is stamped `PRAGMA user_version = 1` once up to date. The guest
+//! migrates `outbound.db` on open (missing columns added, missing tables
+//! created); the host migrates an adopted `inbound.db` in its private copy
+//! (backfilling `series_id = id`) and publishes the current shape with its
+//! first write. The guest reads an un-migrated `inbound.db` by selecting
+//! defaults for missing columns.
 //!
 //! # Tests and their knobs
 //!
@@ -127,4 +193,7 @@
 //! `AIRLOCK_CRASH_TRIALS` (SIGKILL trials, default 200),
 //! `AIRLOCK_MAILBOX_WRITES` (writes per task in the 16-task + second-process
 //! test, default 500), `AIRLOCK_MAILBOX_EXCHANGE` (messages in the two-process
-//! exchange, default 500).
+//! exchange, default 500), `AIRLOCK_RACE_SECS` (the journal-planting loop,
+//! default 10 s), `AIRLOCK_TAMPER_CASES` (malicious-guest property cases,
+//! default 12), `AIRLOCK_GROUP_WRITES` (writes per thread in the group-commit
+//! test, default 40).

@@ -95,6 +95,25 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The session folder and host-only state are on different file systems,
+    /// so the host cannot keep its own hard link to the published `inbound.db`.
+    #[error("{} and {} must be on one file system (the host keeps a hard link to inbound.db in host state)", folder.display(), host_state.display())]
+    NotOneFilesystem {
+        /// The session folder.
+        folder: PathBuf,
+        /// The session's host-only state.
+        host_state: PathBuf,
+    },
+
+    /// The group commit this write was batched into failed; nothing of it was stored.
+    #[error("the group commit of {} failed: {reason}", path.display())]
+    CommitFailed {
+        /// `host.db`.
+        path: PathBuf,
+        /// The leader's error.
+        reason: String,
+    },
+
     /// The guest's mount self-test failed: the mount hides host writes.
     #[error(transparent)]
     StaleMount(#[from] crate::guest::StaleMount),
@@ -170,6 +189,10 @@ impl From<Error> for airlock_core::Error {
             Error::WrongJournalMode { ref path, .. } | Error::UnsafeFile { ref path, .. } => {
                 E::invariant(Some(path.clone()), err.to_string())
             }
+            Error::NotOneFilesystem { ref folder, .. } => {
+                E::invariant(Some(folder.clone()), err.to_string())
+            }
+            Error::CommitFailed { .. } => E::backend("sqlite", "a group commit", err),
             Error::StaleMount(ref stale) => E::invariant(Some(stale.path.clone()), err.to_string()),
             // The context and path go into the core error's context, so the
             // message reads "sqlite error while <what> (<path>): <cause>".

@@ -108,8 +108,8 @@ impl SessionPaths {
     }
 }
 
-/// Host-only state (locks, intent markers, change counters, quarantined
-/// journals): `<data_dir>/host-state`, outside the sessions root, never
+/// Host-only state (locks, `host.db`, the published file's own name and
+/// record, quarantined files): `<data_dir>/host-state`, outside the sessions root, never
 /// mounted into a guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostStateRoot(PathBuf);
@@ -159,24 +159,39 @@ impl HostSessionState {
         self.dir.join("inbound.lock")
     }
 
-    /// Present (and synced) while a host write transaction may be in flight.
-    pub fn intent_marker(&self) -> PathBuf {
-        self.dir.join("inbound.intent")
+    /// `host.db`: the host's truth about this session (WAL, host-only).
+    pub fn host_db(&self) -> PathBuf {
+        self.dir.join("host.db")
     }
 
-    /// The change counter of `inbound.db` after the host's last commit.
-    pub fn change_counter(&self) -> PathBuf {
-        self.dir.join("inbound.counter")
+    /// The folder holding the host's own name of the published `inbound.db`.
+    pub fn published_dir(&self) -> PathBuf {
+        self.dir.join("published")
     }
 
-    /// Where foreign journals are moved.
+    /// A hard link to the session folder's `inbound.db`: the only name by
+    /// which SQLite reaches the published file, so the guest cannot swap
+    /// what SQLite opens (or plant the journal SQLite looks for).
+    pub fn published_db(&self) -> PathBuf {
+        self.published_dir().join("inbound.db")
+    }
+
+    /// The identity of the published file after the host's last commit.
+    pub fn published_record(&self) -> PathBuf {
+        self.dir.join("published.record")
+    }
+
+    /// Where files the host did not write are moved (tamper events).
     pub fn quarantine(&self) -> PathBuf {
         self.dir.join("quarantine")
     }
 
-    /// Creates the folder if needed.
+    /// Creates the folder (and `published/`, `quarantine/`) if needed.
     pub fn ensure(&self) -> Result<()> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))
+        for dir in [self.published_dir(), self.quarantine()] {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        Ok(())
     }
 }
 

@@ -15,6 +15,7 @@ pub mod doctor;
 pub mod error;
 pub mod guest;
 pub mod host;
+mod host_state;
 pub mod layout;
 pub mod mailbox_impl;
 mod registry;
@@ -23,9 +24,8 @@ mod sqlite_util;
 
 pub use error::{Error, Result};
 pub use guest::GuestMailbox;
-pub use host::{
-    GuestStopped, HostMailbox, InboundContent, MailboxReport, PlainContent, QuarantinedJournal,
-};
+pub use host::{GuestStopped, HostMailbox, InboundContent, MailboxReport, PlainContent};
+pub use host_state::TamperEvent;
 pub use layout::{HostSessionState, HostStateRoot, MailboxRoots, SessionPaths, SessionsRoot};
 pub use registry::{
     MigrateError, OpenStoreError, REGISTRY_FILE, SCHEMA_VERSION, SqliteSessionStore,

@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 
 use airlock_core::Timestamp;
 use airlock_sqlite_fs::{Error, PlainContent};
-use mailbox_common::{
-    Fixture, bulky, hot_journal_of, integrity, mark_host_write_in_flight, msg, temp_dir,
-};
+use mailbox_common::{Fixture, bulky, hot_journal_of, integrity, msg, temp_dir};
 use rusqlite::Connection;
 
 fn contents(db: &std::path::Path) -> Vec<String> {
@@ -85,31 +83,6 @@ fn forged_inbound_journal_is_quarantined_not_replayed() {
     assert_eq!(integrity(&fx.host.paths().inbound_db()), "ok");
     assert_eq!(fx.host.quarantined_journals().unwrap(), [moved]);
 
-    // Planted while an interrupted host write is pending (marker `busy`): a
-    // journal that saved page 1 (here: the forging transaction also changed
-    // the header) with another change counter is still recognised as foreign.
-    // (One without a saved page 1 cannot be told apart; see the crate docs.)
-    let forged = hot_journal_of(
-        &other,
-        "PRAGMA user_version = 7; UPDATE messages_in SET content = 'x' || content; DELETE FROM messages_in;",
-    );
-    let db = fx.host.paths().inbound_db();
-    let before = contents(&db);
-    mark_host_write_in_flight(&fx);
-    std::fs::copy(&forged, fx.host.paths().inbound_journal()).unwrap();
-    let w = fx
-        .host
-        .write_message(&msg("after-busy", "{}"), &PlainContent)
-        .unwrap();
-    assert!(
-        w.quarantined_journal.is_some(),
-        "a forged journal must not pass for the host's own"
-    );
-    let mut now = contents(&db);
-    now.pop();
-    assert_eq!(now, before);
-    assert_eq!(integrity(&db), "ok");
-
     // A symlink planted as the journal is moved aside too, never followed.
     let target = scratch.path().join("secret");
     std::fs::write(&target, "secret").unwrap();
@@ -123,19 +96,35 @@ fn forged_inbound_journal_is_quarantined_not_replayed() {
     fx.assert_no_wal();
 }
 
+/// A symlink in place of `inbound.db` is never followed: it is moved
+/// aside (a tamper event) and the host's own copy is linked back.
 #[test]
-fn symlinked_inbound_db_is_refused() {
+fn symlinked_inbound_db_is_moved_aside_and_relinked() {
     let fx = Fixture::new();
+    fx.host
+        .write_message(&msg("m0", "{}"), &PlainContent)
+        .unwrap();
     let scratch = temp_dir();
     let elsewhere = scratch.path().join("elsewhere.db");
     std::fs::rename(fx.host.paths().inbound_db(), &elsewhere).unwrap();
+    let before = std::fs::read(&elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, fx.host.paths().inbound_db()).unwrap();
-    let err = fx
-        .host
+    fx.host
         .write_message(&msg("m", "{}"), &PlainContent)
-        .unwrap_err();
-    assert!(matches!(err, Error::UnsafeFile { .. }), "{err}");
-    assert!(err.to_string().contains("symbolic link"), "{err}");
+        .unwrap();
+    assert_eq!(
+        std::fs::read(&elsewhere).unwrap(),
+        before,
+        "the symlink was followed"
+    );
+    let meta = std::fs::symlink_metadata(fx.host.paths().inbound_db()).unwrap();
+    assert!(meta.file_type().is_file());
+    assert_eq!(contents(&fx.host.paths().inbound_db()), ["{}", "{}"]);
+    let events = fx.host.tamper_events().unwrap();
+    assert!(
+        events.iter().any(|e| e.reason.contains("symbolic link")),
+        "{events:?}"
+    );
     fx.assert_no_wal();
 }
 

@@ -182,6 +182,15 @@ fn host_migrates_legacy_inbound_idempotently() {
     );
     assert_eq!(rows[1].series_id.as_deref(), Some("old-2"));
     let path = host.paths().inbound_db();
+    // Reading adopted the folder into host state without writing its file
+    // (the guest copes with the older shape).
+    assert_eq!(user_version(&path), 0);
+    assert!(!columns(&path, "messages_in").contains(&"on_wake".to_string()));
+    // The first write publishes a file of the current shape.
+    let w = host
+        .write_message(&msg("new", "{}"), &PlainContent)
+        .unwrap();
+    assert_eq!(w.seq, 6);
     for col in ["series_id", "trigger", "source_session_id", "on_wake"] {
         assert!(
             columns(&path, "messages_in").contains(&col.to_string()),
@@ -198,10 +207,6 @@ fn host_migrates_legacy_inbound_idempotently() {
     let before = schema_of(&path);
     // Idempotent: a second open (and create) changes nothing, rows intact.
     roots.create_session(&session).unwrap();
-    let w = host
-        .write_message(&msg("new", "{}"), &PlainContent)
-        .unwrap();
-    assert_eq!(w.seq, 6);
     assert_eq!(schema_of(&path), before);
     assert_eq!(host.list_inbound(10).unwrap().len(), 3);
     // Host reads the legacy outbound file (no container_state table) without error.
@@ -229,16 +234,20 @@ fn make_wal(path: &std::path::Path) {
     assert_eq!((bytes[18], bytes[19]), (2, 2));
 }
 
+/// A guest that switches the published file to WAL (adding a row) changed
+/// a file the host owns: a tamper event; the file is rebuilt from host
+/// state in rollback-journal mode, without the guest's row.
 #[test]
-fn wal_inbound_is_converted_by_the_host() {
+fn wal_inbound_is_a_tamper_event_and_rebuilt_in_delete_mode() {
     let fx = Fixture::new();
     make_wal(&fx.host.paths().inbound_db());
     let w = fx
         .host
         .write_message(&msg("m", "{}"), &PlainContent)
         .unwrap();
-    assert_eq!(w.seq, 4);
-    assert_eq!(fx.host.list_inbound(10).unwrap().len(), 2);
+    assert_eq!(w.seq, 2);
+    assert_eq!(fx.host.list_inbound(10).unwrap().len(), 1);
+    assert!(!fx.host.tamper_events().unwrap().is_empty());
     fx.assert_no_wal();
 }
 
@@ -254,9 +263,10 @@ fn wal_inbound_is_refused_by_the_guest_with_the_reason() {
     // Refusing did not touch the file.
     let bytes = std::fs::read(fx.host.paths().inbound_db()).unwrap();
     assert_eq!((bytes[18], bytes[19]), (2, 2));
-    // The host's next access repairs it and the guest reads again.
-    fx.host.count_due(airlock_core::Timestamp::now()).unwrap();
-    assert_eq!(guest.pending(10).unwrap().len(), 1);
+    // The host's next operation repairs it (without the guest's row) and
+    // the guest reads again.
+    fx.host.verify().unwrap();
+    assert_eq!(guest.pending(10).unwrap().len(), 0);
     fx.assert_no_wal();
 }
 

@@ -77,6 +77,9 @@ pub enum RawCommand {
         /// Only this session (default: every session in the registry).
         #[arg(long)]
         session: Option<String>,
+        /// Acknowledge the tamper events reported, so later runs pass.
+        #[arg(long)]
+        ack: bool,
     },
     /// Run the whole loop end to end with a guest child process.
     Demo,

@@ -135,6 +135,8 @@ pub enum Command {
     Doctor {
         /// One session or all.
         session: Option<SessionId>,
+        /// Acknowledge the tamper events reported.
+        ack: bool,
     },
     /// `demo`.
     Demo,
@@ -265,10 +267,11 @@ impl TryFrom<RawCli> for Settings {
                 },
                 RawGuest::DemoAgent { session_dir } => Command::DemoAgent { session_dir },
             },
-            RawCommand::Doctor { session } => Command::Doctor {
+            RawCommand::Doctor { session, ack } => Command::Doctor {
                 session: session
                     .map(|s| parse("--session", SessionId::new(s)))
                     .transpose()?,
+                ack,
             },
             RawCommand::Demo => Command::Demo,
         };

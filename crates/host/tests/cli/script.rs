@@ -139,8 +139,18 @@ fn script_walkthrough_with_doctor_catching_parity_and_wal() {
         .map(|f| f["check"].as_str().unwrap())
         .collect();
     assert!(checks.contains(&"wal_mode"), "{checks:?}");
-    let line = run.failure();
+    // ...and that the host repaired it from host state (a tamper event).
+    let events = report[0]["tamper_events"].as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e["file"] == "inbound.db"),
+        "{events:?}"
+    );
+    // (The repairs are also logged as warnings before the error line.)
+    assert!(matches!(run.code, Some(c) if c != 0));
+    let line = run.stderr.lines().last().unwrap_or_default();
     assert!(line.contains("problem"), "{line}");
+    env.cmd(&["doctor", "--ack"]).run().success_with_warnings();
+    env.ok(&["doctor"]);
 }
 
 /// `(created, inbound seq, reply seq)` from one `demo --json` run.

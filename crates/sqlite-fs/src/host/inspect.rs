@@ -6,9 +6,9 @@ use std::time::Duration;
 use airlock_core::Timestamp;
 
 use super::HostMailbox;
-use super::inbound::with_inbound;
 use crate::error::{Error, Result};
 use crate::sqlite_util::{DbHeader, FileState, check_regular_or_absent, read_header};
+use crate::sqlite_util::{OpenMode, open_file};
 
 /// What `doctor` shows about one session's mailbox files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,23 +23,24 @@ pub struct MailboxReport {
     pub outbound_check: String,
     /// Whether `outbound.db-journal` exists (hot if the guest is stopped).
     pub outbound_journal_present: bool,
-    /// Foreign journals quarantined so far.
+    /// Files moved into quarantine so far.
     pub quarantined: Vec<PathBuf>,
+    /// Tamper events not yet acknowledged.
+    pub unacknowledged_tamper_events: usize,
     /// Age of `.heartbeat`.
     pub heartbeat_age: Option<Duration>,
 }
 
 impl HostMailbox {
-    /// Checks both files without changing the guest's (the host's own file
-    /// is vetted, converted and migrated as by any host operation).
+    /// Checks both files without changing the guest's (the published
+    /// `inbound.db` is verified and repaired as by any host operation, and
+    /// read only through the host's own link).
     pub fn inspect(&self, now: Timestamp) -> Result<MailboxReport> {
-        let (inbound_check, _) = with_inbound(&self.paths, &self.state, |inbound| {
-            let path = inbound.path();
-            inbound
-                .conn()
-                .query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0))
-                .map_err(|e| Error::sqlite(&path, "checking inbound.db", e))
-        })?;
+        self.verify()?;
+        let link = self.state.published_db();
+        let inbound_check = open_file(&link, OpenMode::ReadOnly, Duration::from_secs(2))
+            .and_then(|c| c.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)))
+            .map_err(|e| Error::sqlite(&link, "checking inbound.db", e))?;
         let outbound_check = match self.read_outbound("checking outbound.db", |conn| {
             conn.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0))
         }) {
@@ -58,6 +59,11 @@ impl HostMailbox {
                 Ok(FileState::Absent)
             ),
             quarantined: self.quarantined_journals()?,
+            unacknowledged_tamper_events: self
+                .tamper_events()?
+                .iter()
+                .filter(|e| !e.acknowledged)
+                .count(),
             heartbeat_age: self.heartbeat_age(now)?,
         })
     }

@@ -1,18 +1,16 @@
-//! The host's side of a session mailbox: writes `inbound.db`, reads `outbound.db`.
+//! The host's side of a session mailbox: keeps its truth in `host.db`,
+//! publishes `inbound.db`, reads `outbound.db`.
 //!
 //! [`HostMailbox`] is a cheap value (two paths); it holds no connection.
-//! Every operation opens its file, does its work and closes it before
-//! returning, and the connection never leaves the operation, so a
-//! long-lived host connection to `inbound.db` cannot be made through it.
-//! The API is synchronous; async hosts call it from `spawn_blocking`.
+//! Every operation opens its files, does its work and closes them before
+//! returning, so a long-lived host connection to `inbound.db` cannot be
+//! made through it. The API is synchronous; async hosts call it from
+//! `spawn_blocking`.
 
 mod content;
 mod create;
-mod inbound;
 mod inspect;
-mod journal;
-mod journal_file;
-mod lock;
+pub(crate) mod lock;
 mod mount_nonce;
 mod outbound;
 pub(crate) mod read;
@@ -24,7 +22,6 @@ use airlock_core::ContainerStatus;
 
 pub use content::{InboundContent, PlainContent};
 pub use inspect::MailboxReport;
-pub use journal::QuarantinedJournal;
 pub use mount_nonce::{MOUNT_NONCE_ENV, NONCE_FILE, SIZED_NONCE_FILE, write_mount_nonce};
 
 use crate::layout::{HostSessionState, SessionPaths};
@@ -52,7 +49,29 @@ impl HostMailbox {
         &self.state
     }
 
-    /// Journals that were quarantined for this session, oldest first.
+    /// Checks the session folder against host state and repairs it (O(1)
+    /// unless something was changed); returns the tamper events found now.
+    pub fn verify(&self) -> crate::error::Result<Vec<crate::host_state::TamperEvent>> {
+        crate::host_state::batch::commit(&self.paths, &self.state, |tx| Ok(tx.tamper.to_vec()))
+    }
+
+    /// [`verify`](Self::verify) plus a row-by-row comparison of the published
+    /// `inbound.db` with `host.db` (for `doctor`); returns the events found now.
+    pub fn audit(&self) -> crate::error::Result<Vec<crate::host_state::TamperEvent>> {
+        crate::host_state::audit::audit(&self.paths, &self.state)
+    }
+
+    /// Every tamper event recorded for this session, oldest first.
+    pub fn tamper_events(&self) -> crate::error::Result<Vec<crate::host_state::TamperEvent>> {
+        crate::host_state::tamper_events(&self.paths, &self.state)
+    }
+
+    /// Acknowledges every tamper event; returns how many were unacknowledged.
+    pub fn acknowledge_tamper_events(&self) -> crate::error::Result<usize> {
+        crate::host_state::acknowledge_tamper(&self.paths, &self.state)
+    }
+
+    /// Files moved into this session's quarantine folder, oldest first.
     pub fn quarantined_journals(&self) -> crate::error::Result<Vec<PathBuf>> {
         let dir = self.state.quarantine();
         let entries = match std::fs::read_dir(&dir) {

@@ -13,7 +13,6 @@ use airlock_core::mailbox::{
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Row};
 
-use super::inbound::with_inbound;
 use super::{GuestStopped, HostMailbox};
 use crate::error::{Error, Result};
 use crate::sqlite_util::{
@@ -130,25 +129,23 @@ impl HostMailbox {
     }
 
     /// Due messages not yet in `delivered`, ordered by seq: the guest's
-    /// (`outbound.db`, odd seqs) and the host's own (`inbound.db`, even seqs).
+    /// (`outbound.db`, odd seqs) and the host's own (`host.db`, even seqs).
     pub fn due_outbound(&self, now: Timestamp) -> Result<Vec<OutboundMessage>> {
-        let ((delivered, host_ids, mut due), _) = with_inbound(
+        // Delivery decisions trust host state only, never inbound.db; the
+        // check first repairs the published copy if the guest touched it.
+        self.verify()?;
+        let (delivered, host_ids, mut due) = crate::host_state::read(
             &self.paths,
             &self.state,
-            |inbound| {
-                let conn = inbound.conn();
-                let path = inbound.path();
-                let ctx = |e| Error::sqlite(&path, "reading deliveries", e);
+            "reading deliveries",
+            |conn| {
                 let delivered: HashSet<String> = conn
                     .prepare("SELECT message_out_id FROM delivered")
-                    .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-                    .map_err(ctx)?;
-                let mut stmt = conn
-                .prepare(
+                    .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())?;
+                let mut stmt = conn.prepare(
                     "SELECT id, seq, timestamp, process_after, platform_id, channel_type, thread_id, content
                      FROM messages_in WHERE kind = ?1 ORDER BY seq",
-                )
-                .map_err(ctx)?;
+                )?;
                 let rows = stmt
                     .query_map([HOST_OUTBOUND_KIND], |r| {
                         Ok(OutboundMessage {
@@ -165,9 +162,8 @@ impl HostMailbox {
                             thread_id: r.get(6)?,
                             content: r.get(7)?,
                         })
-                    })
-                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-                    .map_err(ctx)?;
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
                 let host_ids: HashSet<String> = rows.iter().map(|m| m.id.clone()).collect();
                 let due: Vec<OutboundMessage> = rows
                     .into_iter()

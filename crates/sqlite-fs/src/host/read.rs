@@ -1,4 +1,4 @@
-//! Host reads of `inbound.db` (listings, counts, due work) and the heartbeat.
+//! Host reads of its own state (listings, counts, due work) and the heartbeat.
 
 use std::time::{Duration, SystemTime};
 
@@ -7,8 +7,8 @@ use airlock_core::mailbox::{InboundMessage, MailboxCounts};
 use rusqlite::Row;
 
 use super::HostMailbox;
-use super::inbound::with_inbound;
 use crate::error::{Error, Result};
+use crate::host_state;
 
 /// SQL that is true when `col` (stored text) is NULL, unreadable or not after `?1`.
 pub(crate) fn due_sql(col: &str) -> String {
@@ -43,21 +43,16 @@ pub(crate) fn inbound_row(r: &Row<'_>) -> rusqlite::Result<InboundMessage> {
 }
 
 impl HostMailbox {
-    /// The newest `limit` inbound rows, oldest first.
+    /// The newest `limit` inbound rows, oldest first (from host state; the
+    /// session folder is not touched).
     pub fn list_inbound(&self, limit: usize) -> Result<Vec<InboundMessage>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let (mut rows, _) = with_inbound(&self.paths, &self.state, |inbound| {
-            let path = inbound.path();
-            inbound
-                .conn()
-                .prepare(&format!(
-                    "SELECT {INBOUND_COLUMNS} FROM messages_in ORDER BY seq DESC LIMIT ?1"
-                ))
-                .and_then(|mut s| {
-                    s.query_map([limit], inbound_row)?
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .map_err(|e| Error::sqlite(&path, "listing messages_in", e))
+        let mut rows = host_state::read(&self.paths, &self.state, "listing messages_in", |conn| {
+            let mut s = conn.prepare(&format!(
+                "SELECT {INBOUND_COLUMNS} FROM messages_in ORDER BY seq DESC LIMIT ?1"
+            ))?;
+            s.query_map([limit], inbound_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
         })?;
         rows.reverse();
         Ok(rows)
@@ -65,44 +60,36 @@ impl HostMailbox {
 
     /// Pending, `trigger=1`, due messages: whether to wake a guest.
     pub fn count_due(&self, now: Timestamp) -> Result<u64> {
-        let (n, _) = with_inbound(&self.paths, &self.state, |inbound| {
-            let path = inbound.path();
-            inbound
-                .conn()
-                .query_row(
-                    &format!(
-                        "SELECT count(*) FROM messages_in WHERE status = 'pending' AND trigger = 1 AND {}",
-                        due_sql("process_after")
-                    ),
-                    [now.to_iso()],
-                    |r| r.get::<_, i64>(0),
-                )
-                .map_err(|e| Error::sqlite(&path, "counting due messages", e))
+        let n = host_state::read(&self.paths, &self.state, "counting due messages", |conn| {
+            conn.query_row(
+                &format!(
+                    "SELECT count(*) FROM messages_in WHERE status = 'pending' AND trigger = 1 AND {}",
+                    due_sql("process_after")
+                ),
+                [now.to_iso()],
+                |r| r.get::<_, i64>(0),
+            )
         })?;
         Ok(n.max(0) as u64)
     }
 
-    /// Row counts of both databases.
+    /// Row counts: inbound and deliveries from host state, outbound from `outbound.db`.
     pub fn counts(&self) -> Result<MailboxCounts> {
-        let ((inbound, inbound_pending, delivered), _) =
-            with_inbound(&self.paths, &self.state, |inbound| {
-                let path = inbound.path();
-                inbound
-                    .conn()
-                    .query_row(
-                        "SELECT (SELECT count(*) FROM messages_in),
-                            (SELECT count(*) FROM messages_in WHERE status = 'pending'),
-                            (SELECT count(*) FROM delivered)",
-                        [],
-                        |r| {
-                            Ok((
-                                r.get::<_, i64>(0)?,
-                                r.get::<_, i64>(1)?,
-                                r.get::<_, i64>(2)?,
-                            ))
-                        },
-                    )
-                    .map_err(|e| Error::sqlite(&path, "counting rows", e))
+        let (inbound, inbound_pending, delivered) =
+            host_state::read(&self.paths, &self.state, "counting rows", |conn| {
+                conn.query_row(
+                    "SELECT (SELECT count(*) FROM messages_in),
+                        (SELECT count(*) FROM messages_in WHERE status = 'pending'),
+                        (SELECT count(*) FROM delivered)",
+                    [],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    },
+                )
             })?;
         Ok(MailboxCounts {
             inbound: inbound.max(0) as u64,

@@ -1,16 +1,17 @@
-//! Host writes into `inbound.db`: messages, routing, destinations, deliveries, acks.
+//! Host writes (into `host.db`, then published to `inbound.db`): messages,
+//! routing, destinations, deliveries, acks.
 
 use airlock_core::mailbox::{
     Destination, HOST_OUTBOUND_KIND, NewHostMessage, NewInboundMessage, ProcessingAck, Routing,
     WriteOutcome, WrittenMessage,
 };
 use airlock_core::{MessageId, Timestamp};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 
 use super::HostMailbox;
 use super::content::InboundContent;
-use super::inbound::with_inbound;
 use crate::error::{Error, Result};
+use crate::host_state::{self, batch, batch::Tx};
 
 /// The next even seq above `max` (2 on an empty table).
 pub(crate) fn next_even(max: i64) -> i64 {
@@ -21,7 +22,7 @@ pub(crate) fn next_even(max: i64) -> i64 {
     }
 }
 
-fn max_inbound_seq(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
+fn max_inbound_seq(tx: &rusqlite::Connection) -> rusqlite::Result<i64> {
     tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM messages_in", [], |r| {
         r.get(0)
     })
@@ -108,101 +109,142 @@ fn opt_ts(t: &Option<Timestamp>) -> Option<String> {
     t.as_ref().map(Timestamp::to_iso)
 }
 
+/// The file a batch's check moved aside as a planted journal, if any.
+fn quarantined_journal(tx: &Tx<'_>) -> Option<std::path::PathBuf> {
+    tx.tamper
+        .iter()
+        .find(|e| e.file.ends_with("-journal"))
+        .map(|e| e.moved_to.clone().unwrap_or_else(|| e.file.clone().into()))
+}
+
+/// One inbound message inside a group commit: retry, rename or insert.
+fn insert_message(
+    tx: &mut Tx<'_>,
+    msg: &NewInboundMessage,
+    content: &dyn InboundContent,
+) -> Result<WrittenMessage> {
+    let path = tx.path.clone();
+    let existing = rows_under(tx.conn, msg.id.as_str())
+        .map_err(|e| Error::sqlite(&path, "looking up the message id", e))?;
+    for (stored_id, seq, stored) in &existing {
+        let stored_id = MessageId::new(stored_id.clone())?;
+        if content.same_message(&stored_id, &msg.content, stored)? {
+            return Ok(WrittenMessage {
+                id: stored_id,
+                seq: *seq,
+                outcome: WriteOutcome::Duplicate,
+                attachments: Vec::new(),
+                quarantined_journal: quarantined_journal(tx),
+            });
+        }
+    }
+    let (id, outcome) = if existing.is_empty() {
+        (msg.id.clone(), WriteOutcome::Inserted)
+    } else {
+        let id = derive_id(&msg.id, &existing)?;
+        tracing::warn!(requested = %msg.id, stored_as = %id, "message id reused by a different message; stored under a derived id");
+        (
+            id,
+            WriteOutcome::Renamed {
+                original: msg.id.clone(),
+            },
+        )
+    };
+    // Files first (staged and synced by the hook), the row after.
+    let prepared = content.prepare(&id, &msg.content)?;
+    let seq = (|| {
+        let seq = next_even(max_inbound_seq(tx.conn)?);
+        tx.conn.execute(
+            "INSERT INTO messages_in (id, seq, kind, timestamp, status, process_after, recurrence,
+               series_id, tries, trigger, platform_id, channel_type, thread_id, content,
+               source_session_id, on_wake)
+             VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?1, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                id.as_str(),
+                seq,
+                msg.kind,
+                msg.timestamp.to_iso(),
+                opt_ts(&msg.process_after),
+                msg.recurrence,
+                msg.trigger as i64,
+                msg.platform_id,
+                msg.channel_type,
+                msg.thread_id,
+                prepared.content,
+                msg.source_session_id,
+                msg.on_wake as i64,
+            ],
+        )?;
+        Ok(seq)
+    })()
+    .map_err(|e| Error::sqlite(&path, "inserting an inbound message", e))?;
+    tx.changes.messages.insert(id.as_str().to_owned());
+    Ok(WrittenMessage {
+        id,
+        seq,
+        outcome,
+        attachments: prepared.attachments,
+        quarantined_journal: quarantined_journal(tx),
+    })
+}
+
 impl HostMailbox {
+    /// Runs `f` in the session's next group commit; see [`crate::docs`].
+    fn commit<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        batch::commit(&self.paths, &self.state, f)
+    }
+
     /// Stores an inbound message with the next even seq, `status='pending'`
-    /// and `series_id = id`.
+    /// and `series_id = id`; returns once it is durable in host state.
     ///
     /// A retry (same id, same content per `content.same_message`) is a no-op
     /// returning the stored row; a different message under a used id is
     /// stored under `<id>#2`, `<id>#3`, … and reported as
     /// [`WriteOutcome::Renamed`]. `content.prepare` runs with the final id
-    /// before the row is inserted (files first, row after).
+    /// before the row is inserted (files first, row after). Concurrent
+    /// writes to one session share one commit (group commit).
     pub fn write_message(
         &self,
         msg: &NewInboundMessage,
         content: &dyn InboundContent,
     ) -> Result<WrittenMessage> {
-        let (mut written, quarantined) = with_inbound(&self.paths, &self.state, |inbound| {
-            let path = inbound.path();
-            let existing = rows_under(inbound.conn(), msg.id.as_str())
-                .map_err(|e| Error::sqlite(&path, "looking up the message id", e))?;
-            for (stored_id, seq, stored) in &existing {
-                let stored_id = MessageId::new(stored_id.clone())?;
-                if content.same_message(&stored_id, &msg.content, stored)? {
-                    return Ok(WrittenMessage {
-                        id: stored_id,
-                        seq: *seq,
-                        outcome: WriteOutcome::Duplicate,
-                        attachments: Vec::new(),
-                        quarantined_journal: None,
-                    });
-                }
-            }
-            let (id, outcome) = if existing.is_empty() {
-                (msg.id.clone(), WriteOutcome::Inserted)
-            } else {
-                let id = derive_id(&msg.id, &existing)?;
-                tracing::warn!(requested = %msg.id, stored_as = %id, "message id reused by a different message; stored under a derived id");
-                (
-                    id,
-                    WriteOutcome::Renamed {
-                        original: msg.id.clone(),
-                    },
-                )
-            };
-            let prepared = content.prepare(&id, &msg.content)?;
-            let seq = inbound.write("inserting an inbound message", |tx| {
-                let seq = next_even(max_inbound_seq(tx)?);
-                tx.execute(
-                    "INSERT INTO messages_in (id, seq, kind, timestamp, status, process_after, recurrence,
-                       series_id, tries, trigger, platform_id, channel_type, thread_id, content,
-                       source_session_id, on_wake)
-                     VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?1, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                    params![
-                        id.as_str(),
-                        seq,
-                        msg.kind,
-                        msg.timestamp.to_iso(),
-                        opt_ts(&msg.process_after),
-                        msg.recurrence,
-                        msg.trigger as i64,
-                        msg.platform_id,
-                        msg.channel_type,
-                        msg.thread_id,
-                        prepared.content,
-                        msg.source_session_id,
-                        msg.on_wake as i64,
-                    ],
-                )?;
-                Ok(seq)
-            })?;
-            Ok(WrittenMessage {
-                id,
-                seq,
-                outcome,
-                attachments: prepared.attachments,
-                quarantined_journal: None,
-            })
-        })?;
-        written.quarantined_journal = quarantined.and_then(|q| q.moved_to.or(Some(q.found)));
-        Ok(written)
+        self.commit(|tx| insert_message(tx, msg, content))
     }
 
-    /// Stores a host-originated outbound message (e.g. a denial) in
-    /// `inbound.db`: kind `host_outbound`, status `completed`, trigger 0, so
-    /// the guest never processes it, and delivery picks it up beside the
-    /// guest's messages. A retry with the same id is a no-op. Returns the seq.
+    /// Stores several inbound messages in one commit, in order (retries and
+    /// renames decided as if written one after another). All or nothing:
+    /// an error stores none of them.
+    pub fn write_messages(
+        &self,
+        msgs: &[NewInboundMessage],
+        content: &dyn InboundContent,
+    ) -> Result<Vec<WrittenMessage>> {
+        self.commit(|tx| {
+            msgs.iter()
+                .map(|m| insert_message(tx, m, content))
+                .collect()
+        })
+    }
+
+    /// Stores a host-originated outbound message (e.g. a denial) in host
+    /// state and publishes it in `inbound.db`: kind `host_outbound`, status
+    /// `completed`, trigger 0, so the guest never processes it, and delivery
+    /// picks it up (from `host.db` only) beside the guest's messages. A
+    /// retry with the same id is a no-op. Returns the seq.
     pub fn write_host_message(&self, msg: &NewHostMessage) -> Result<i64> {
-        let (seq, _) = with_inbound(&self.paths, &self.state, |inbound| {
-            inbound.write("inserting a host message", |tx| {
-                let existing: Option<i64> = tx
-                    .query_row("SELECT seq FROM messages_in WHERE id = ?1", [msg.id.as_str()], |r| r.get(0))
-                    .optional()?;
-                if let Some(seq) = existing {
-                    return Ok(seq);
-                }
-                let seq = next_even(max_inbound_seq(tx)?);
-                tx.execute(
+        self.commit(|tx| {
+            let path = tx.path.clone();
+            let existing: Option<i64> = tx
+                .conn
+                .query_row("SELECT seq FROM messages_in WHERE id = ?1", [msg.id.as_str()], |r| r.get(0))
+                .optional()
+                .map_err(|e| Error::sqlite(&path, "looking up a host message", e))?;
+            if let Some(seq) = existing {
+                return Ok(seq);
+            }
+            let seq = (|| {
+                let seq = next_even(max_inbound_seq(tx.conn)?);
+                tx.conn.execute(
                     "INSERT INTO messages_in (id, seq, kind, timestamp, status, process_after, series_id,
                        tries, trigger, platform_id, channel_type, thread_id, content, on_wake)
                      VALUES (?1, ?2, ?3, ?4, 'completed', ?5, ?1, 0, 0, ?6, ?7, ?8, ?9, 0)",
@@ -219,33 +261,35 @@ impl HostMailbox {
                     ],
                 )?;
                 Ok(seq)
-            })
-        })?;
-        Ok(seq)
+            })()
+            .map_err(|e| Error::sqlite(&path, "inserting a host message", e))?;
+            tx.changes.messages.insert(msg.id.as_str().to_owned());
+            Ok(seq)
+        })
     }
 
     /// Upserts the single `session_routing` row (NULLs for a session without a chat).
     pub fn write_routing(&self, routing: &Routing) -> Result<()> {
-        with_inbound(&self.paths, &self.state, |inbound| {
-            inbound.write("writing session_routing", |tx| {
-                tx.execute(
+        self.commit(|tx| {
+            tx.conn
+                .execute(
                     "INSERT INTO session_routing (id, channel_type, platform_id, thread_id) VALUES (1, ?1, ?2, ?3)
                      ON CONFLICT(id) DO UPDATE SET channel_type = excluded.channel_type,
                        platform_id = excluded.platform_id, thread_id = excluded.thread_id",
                     params![routing.channel_type, routing.platform_id, routing.thread_id],
                 )
-                .map(drop)
-            })
+                .map_err(|e| Error::sqlite(&tx.path, "writing session_routing", e))?;
+            tx.changes.routing = true;
+            Ok(())
         })
-        .map(|(v, _)| v)
     }
 
     /// Replaces the whole `destinations` table in one transaction.
     pub fn replace_destinations(&self, rows: &[Destination]) -> Result<()> {
-        with_inbound(&self.paths, &self.state, |inbound| {
-            inbound.write("replacing destinations", |tx| {
-                tx.execute("DELETE FROM destinations", [])?;
-                let mut stmt = tx.prepare(
+        self.commit(|tx| {
+            let replace = || -> rusqlite::Result<()> {
+                tx.conn.execute("DELETE FROM destinations", [])?;
+                let mut stmt = tx.conn.prepare(
                     "INSERT INTO destinations (name, display_name, type, channel_type, platform_id, agent_group_id)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?;
@@ -260,9 +304,11 @@ impl HostMailbox {
                     ])?;
                 }
                 Ok(())
-            })
+            };
+            replace().map_err(|e| Error::sqlite(&tx.path, "replacing destinations", e))?;
+            tx.changes.destinations = true;
+            Ok(())
         })
-        .map(|(v, _)| v)
     }
 
     /// Writes a `system` message answering a question:
@@ -284,7 +330,7 @@ impl HostMailbox {
         self.write_message(&msg, &super::PlainContent)
     }
 
-    /// Records a delivery (insert-or-ignore into `delivered`).
+    /// Records a delivery (insert-or-ignore into `delivered`, in host state).
     pub fn mark_delivered(
         &self,
         message_out_id: &str,
@@ -304,21 +350,25 @@ impl HostMailbox {
         platform_message_id: Option<&str>,
         status: &str,
     ) -> Result<()> {
-        with_inbound(&self.paths, &self.state, |inbound| {
-            inbound.write("recording a delivery", |tx| {
-                tx.execute(
+        self.commit(|tx| {
+            let n = tx
+                .conn
+                .execute(
                     "INSERT OR IGNORE INTO delivered (message_out_id, platform_message_id, status, delivered_at)
                      VALUES (?1, ?2, ?3, ?4)",
                     params![id, platform_message_id, status, Timestamp::now().to_iso()],
                 )
-                .map(drop)
-            })
+                .map_err(|e| Error::sqlite(&tx.path, "recording a delivery", e))?;
+            if n > 0 {
+                tx.changes.delivered.insert(id.to_owned());
+            }
+            Ok(())
         })
-        .map(|(v, _)| v)
     }
 
     /// Copies the guest's `completed`/`failed` acks into `messages_in.status`
-    /// (reading `outbound.db`, never writing it). Returns how many rows changed.
+    /// in host state (the guest is the authority on its own processing), then
+    /// publishes them; never writes `outbound.db`. Returns how many rows changed.
     pub fn sync_acks(&self) -> Result<usize> {
         let acks = self.processing_acks()?;
         let done: Vec<_> = acks
@@ -328,29 +378,37 @@ impl HostMailbox {
         if done.is_empty() {
             return Ok(0);
         }
-        with_inbound(&self.paths, &self.state, |inbound| {
-            // A host loop calls this for every session on every turn, and the
-            // acks of a session's whole history stay in processing_ack: read
-            // first, and only write (intent marker, journal, fsyncs) when a
-            // status really changes.
-            let path = inbound.path();
-            let stale = acks_not_yet_synced(inbound.conn(), &done)
-                .map_err(|e| Error::sqlite(&path, "reading message statuses", e))?;
-            if stale.is_empty() {
-                return Ok(0);
-            }
-            inbound.write("syncing acks", |tx| {
-                let mut stmt = tx.prepare(
-                    "UPDATE messages_in SET status = ?2 WHERE id = ?1 AND status != ?2 AND kind != ?3",
-                )?;
-                let mut changed = 0;
-                for ack in stale {
-                    changed += stmt.execute(params![ack.message_id, ack.status, HOST_OUTBOUND_KIND])?;
+        // A host loop calls this for every session on every turn, and the
+        // acks of a session's whole history stay in processing_ack: read
+        // host.db first, and only commit when a status really changes.
+        let stale = host_state::read(
+            &self.paths,
+            &self.state,
+            "reading message statuses",
+            |conn| acks_not_yet_synced(conn, &done).map(|v| v.len()),
+        )?;
+        if stale == 0 {
+            return Ok(0);
+        }
+        self.commit(|tx| {
+            let stale = acks_not_yet_synced(tx.conn, &done)
+                .map_err(|e| Error::sqlite(&tx.path, "reading message statuses", e))?;
+            let mut stmt = tx
+                .conn
+                .prepare("UPDATE messages_in SET status = ?2 WHERE id = ?1 AND status != ?2 AND kind != ?3")
+                .map_err(|e| Error::sqlite(&tx.path, "syncing acks", e))?;
+            let mut changed = 0;
+            for ack in stale {
+                let n = stmt
+                    .execute(params![ack.message_id, ack.status, HOST_OUTBOUND_KIND])
+                    .map_err(|e| Error::sqlite(&tx.path, "syncing acks", e))?;
+                if n > 0 {
+                    tx.changes.messages.insert(ack.message_id.clone());
                 }
-                Ok(changed)
-            })
+                changed += n;
+            }
+            Ok(changed)
         })
-        .map(|(v, _)| v)
     }
 }
 
@@ -359,20 +417,14 @@ fn acks_not_yet_synced<'a>(
     conn: &rusqlite::Connection,
     acks: &'a [ProcessingAck],
 ) -> rusqlite::Result<Vec<&'a ProcessingAck>> {
-    // One read transaction: outside one, every lookup would take and drop
-    // the file lock and re-check the header on its own.
-    let tx = conn.unchecked_transaction()?;
     let mut stale = Vec::new();
-    {
-        let mut stmt =
-            tx.prepare("SELECT 1 FROM messages_in WHERE id = ?1 AND status != ?2 AND kind != ?3")?;
-        for ack in acks {
-            if stmt.exists(params![ack.message_id, ack.status, HOST_OUTBOUND_KIND])? {
-                stale.push(ack);
-            }
+    let mut stmt =
+        conn.prepare("SELECT 1 FROM messages_in WHERE id = ?1 AND status != ?2 AND kind != ?3")?;
+    for ack in acks {
+        if stmt.exists(params![ack.message_id, ack.status, HOST_OUTBOUND_KIND])? {
+            stale.push(ack);
         }
     }
-    tx.finish()?;
     Ok(stale)
 }
 

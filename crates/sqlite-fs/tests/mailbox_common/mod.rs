@@ -60,12 +60,16 @@ pub fn temp_dir() -> tempfile::TempDir {
 }
 
 /// Reads bytes 18–19 straight from every `*.db` under `root`: 1/1 = rollback journal.
+/// `host-state/` is skipped: it is never mounted, and its `host.db` is WAL by design.
 pub fn assert_no_wal(root: &Path) {
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap().flatten() {
             let path = entry.path();
             let ft = entry.file_type().unwrap();
+            if ft.is_dir() && entry.file_name() == airlock_sqlite_fs::layout::HOST_STATE_DIR {
+                continue;
+            }
             if ft.is_dir() {
                 stack.push(path);
             } else if ft.is_file() && path.extension().is_some_and(|e| e == "db") {
@@ -229,16 +233,10 @@ pub fn hot_journal_of(db: &Path, sql: &str) -> PathBuf {
     copy
 }
 
-/// Writes the intent marker the host writes before a write transaction (with
-/// the file's current change counter), as if a host write were in flight.
-pub fn mark_host_write_in_flight(fx: &Fixture) {
-    let counter = airlock_sqlite_fs::read_header(&fx.host.paths().inbound_db())
+/// The change counter of the session folder's `inbound.db` (header bytes 24–27).
+pub fn inbound_counter(fx: &Fixture) -> u32 {
+    airlock_sqlite_fs::read_header(&fx.host.paths().inbound_db())
         .unwrap()
         .unwrap()
-        .change_counter;
-    std::fs::write(
-        fx.host.host_state().intent_marker(),
-        format!("busy 1 now {counter}\n"),
-    )
-    .unwrap();
+        .change_counter
 }

@@ -1,6 +1,8 @@
-//! `airlock doctor`: check every invariant readable from disk.
+//! `airlock doctor`: check every invariant readable from disk, and report
+//! the tamper events host state recorded.
 
 use airlock_core::{Error, Result, SessionFilter, SessionId, SessionRef};
+use airlock_sqlite_fs::TamperEvent;
 use airlock_sqlite_fs::doctor::{Finding, Severity, check_session};
 use serde::Serialize;
 
@@ -12,10 +14,12 @@ use crate::cli::settings::Settings;
 struct SessionReport {
     session: String,
     findings: Vec<Finding>,
+    tamper_events: Vec<TamperEvent>,
 }
 
-/// Runs `doctor`; fails (exit non-zero) when any finding is reported.
-pub async fn run(settings: &Settings, only: Option<&SessionId>) -> Result<()> {
+/// Runs `doctor`; fails (exit non-zero) when any finding or unacknowledged
+/// tamper event is reported. `ack` acknowledges the events shown.
+pub async fn run(settings: &Settings, only: Option<&SessionId>, ack: bool) -> Result<()> {
     let manager = context::manager(settings).await?;
     let sessions = match only {
         Some(id) => vec![manager.session(id).await?],
@@ -29,46 +33,94 @@ pub async fn run(settings: &Settings, only: Option<&SessionId>) -> Result<()> {
     let mut reports = Vec::new();
     for session in &sessions {
         let paths = manager.roots().sessions.session(&SessionRef::from(session));
-        let findings = tokio::task::spawn_blocking(move || check_session(&paths))
-            .await
-            .map_err(|e| Error::backend("sqlite", "checking a session", e))?;
+        let mailbox = manager.mailbox(session);
+        let (findings, tamper_events) = tokio::task::spawn_blocking(move || {
+            // The folder as found, then the full comparison with host
+            // state, which repairs what differs and records it.
+            let mut findings = check_session(&paths);
+            let events = mailbox.audit().and_then(|_| mailbox.tamper_events());
+            let mut events = events.unwrap_or_else(|e| {
+                findings.push(Finding {
+                    severity: Severity::Error,
+                    check: "host_state",
+                    path: paths.dir().to_path_buf(),
+                    detail: format!("cannot compare with host state: {e}"),
+                });
+                Vec::new()
+            });
+            if ack
+                && events.iter().any(|e| !e.acknowledged)
+                && mailbox.acknowledge_tamper_events().is_ok()
+            {
+                events.iter_mut().for_each(|e| e.acknowledged = true);
+            }
+            (findings, events)
+        })
+        .await
+        .map_err(|e| Error::backend("sqlite", "checking a session", e))?;
         reports.push(SessionReport {
             session: session.id.to_string(),
             findings,
+            tamper_events,
         });
     }
     let total: usize = reports.iter().map(|r| r.findings.len()).sum();
+    let open: usize = reports
+        .iter()
+        .map(|r| r.tamper_events.iter().filter(|e| !e.acknowledged).count())
+        .sum();
     emit(settings.output, &reports, |reports| {
-        let mut lines = Vec::new();
-        for r in reports {
-            if r.findings.is_empty() {
-                lines.push(format!("ok       {}", r.session));
-            }
-            for f in &r.findings {
-                let level = match f.severity {
-                    Severity::Error => "ERROR  ",
-                    Severity::Warning => "WARNING",
-                };
-                lines.push(format!(
-                    "{level}  {}  {}: {} ({})",
-                    r.session,
-                    f.check,
-                    f.detail,
-                    f.path.display()
-                ));
-            }
-        }
-        lines.push(format!(
-            "{} session(s) checked, {total} finding(s)",
-            reports.len()
-        ));
-        lines.join("\n")
+        render(reports, total, open)
     });
-    if total > 0 {
+    if total + open > 0 {
         return Err(Error::invariant(
             None,
-            format!("doctor found {total} problem(s)"),
+            format!("doctor found {total} problem(s) and {open} unacknowledged tamper event(s)"),
         ));
     }
     Ok(())
+}
+
+fn render(reports: &[SessionReport], total: usize, open: usize) -> String {
+    let mut lines = Vec::new();
+    for r in reports {
+        if r.findings.is_empty() && r.tamper_events.iter().all(|e| e.acknowledged) {
+            lines.push(format!("ok       {}", r.session));
+        }
+        for f in &r.findings {
+            let level = match f.severity {
+                Severity::Error => "ERROR  ",
+                Severity::Warning => "WARNING",
+            };
+            lines.push(format!(
+                "{level}  {}  {}: {} ({})",
+                r.session,
+                f.check,
+                f.detail,
+                f.path.display()
+            ));
+        }
+        for e in r.tamper_events.iter().filter(|e| !e.acknowledged) {
+            let moved = e
+                .moved_to
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |p| p.display().to_string());
+            lines.push(format!(
+                "TAMPER   {}  {} {}: {}; {} (moved to {moved})",
+                r.session,
+                e.at,
+                e.file,
+                airlock_core::escape_for_log(&e.reason),
+                e.repair
+            ));
+        }
+    }
+    lines.push(format!(
+        "{} session(s) checked, {total} finding(s), {open} unacknowledged tamper event(s)",
+        reports.len()
+    ));
+    if open > 0 {
+        lines.push("acknowledge them with `airlock doctor --ack`".to_owned());
+    }
+    lines.join("\n")
 }

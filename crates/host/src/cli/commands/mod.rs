@@ -42,7 +42,7 @@ pub async fn dispatch(settings: &Settings) -> Result<()> {
             text,
             files,
         } => guest::reply(settings, session_dir, in_reply_to, text, files),
-        Command::Doctor { session } => doctor::run(settings, session.as_ref()).await,
+        Command::Doctor { session, ack } => doctor::run(settings, session.as_ref(), *ack).await,
         Command::Deliver { session, once } => deliver::run(settings, session.as_ref(), *once).await,
         Command::Demo => demo::run(settings).await,
         Command::DemoAgent { session_dir } => demo::agent(session_dir),

@@ -42,6 +42,8 @@ struct Shown {
     dir: String,
     messages: airlock_core::mailbox::MailboxCounts,
     heartbeat_age_ms: Option<u128>,
+    /// Tamper events not yet acknowledged (`airlock doctor` lists them).
+    tamper_events: usize,
 }
 
 /// Runs `show`.
@@ -50,7 +52,15 @@ pub async fn show(settings: &Settings, id: &SessionId) -> Result<()> {
     let session = manager.session(id).await?;
     let messages = manager.counts(id).await?;
     let heartbeat = manager.heartbeat_age(id, Timestamp::now()).await?;
+    let mailbox = manager.mailbox(&session);
+    let tamper_events = tokio::task::spawn_blocking(move || mailbox.tamper_events())
+        .await
+        .map_err(|e| airlock_core::Error::backend("sqlite", "reading tamper events", e))??
+        .iter()
+        .filter(|e| !e.acknowledged)
+        .count();
     let shown = Shown {
+        tamper_events,
         dir: absolute(&manager.session_dir(&session)),
         session,
         messages,
@@ -59,7 +69,7 @@ pub async fn show(settings: &Settings, id: &SessionId) -> Result<()> {
     emit(settings.output, &shown, |s| {
         let m = &s.messages;
         format!(
-            "session {}\n  agent group:  {}\n  chat:         {}\n  thread:       {}\n  mode:         {}\n  status:       {}\n  container:    {}\n  last active:  {}\n  created:      {}\n  dir:          {}\n  inbound:      {} ({} pending)\n  outbound:     {} ({} delivered)\n  heartbeat:    {}",
+            "session {}\n  agent group:  {}\n  chat:         {}\n  thread:       {}\n  mode:         {}\n  status:       {}\n  container:    {}\n  last active:  {}\n  created:      {}\n  dir:          {}\n  inbound:      {} ({} pending)\n  outbound:     {} ({} delivered)\n  heartbeat:    {}\n  tamper:       {} unacknowledged event(s)",
             s.session.id,
             s.session.agent_group_id,
             or_dash(s.session.messaging_group_id.as_ref()),
@@ -78,6 +88,7 @@ pub async fn show(settings: &Settings, id: &SessionId) -> Result<()> {
                 || "none".to_owned(),
                 |ms| format!("{:.1} s ago", ms as f64 / 1000.0)
             ),
+            s.tamper_events,
         )
     });
     Ok(())

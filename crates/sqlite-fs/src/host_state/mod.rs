@@ -1,0 +1,217 @@
+//! The host's truth about each session, out of the guest's reach.
+//!
+//! Per session, `host-state/sessions/<group>/<session>/` holds `host.db`
+//! (WAL, `synchronous=FULL`, host-only): every accepted inbound message,
+//! every delivery record, host-originated messages, routing, destinations,
+//! the publishing generation and the tamper events. The session folder's
+//! `inbound.db` is a published copy of it, reached by SQLite only through the
+//! hard link `published/inbound.db`; see [`crate::docs`] for the design.
+
+mod adopt;
+pub(crate) mod audit;
+pub(crate) mod batch;
+mod folder;
+mod publish;
+mod record;
+mod tamper;
+mod verify;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::error::{Error, Result};
+use crate::layout::HostSessionState;
+
+pub use tamper::TamperEvent;
+
+/// Tables of `host.db` beyond the `inbound.db` schema it shares.
+const HOST_SCHEMA: &str = "\
+CREATE TABLE IF NOT EXISTS host_meta (
+  id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL,
+  adopted_from TEXT, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tamper_events (
+  id INTEGER PRIMARY KEY, at TEXT NOT NULL, file TEXT NOT NULL, reason TEXT NOT NULL,
+  moved_to TEXT, repair TEXT NOT NULL, acknowledged INTEGER NOT NULL DEFAULT 0);
+";
+
+/// Host writers wait this long for another host process's `host.db` write.
+const BUSY: Duration = Duration::from_secs(10);
+
+/// Opens `host.db` (creating the file, not its tables).
+pub(crate) fn open_host_db(state: &HostSessionState) -> Result<Connection> {
+    let path = state.host_db();
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    let conn = Connection::open_with_flags(&path, flags)
+        .and_then(|c| {
+            c.busy_timeout(BUSY)?;
+            // The host's truth: a commit returns only once it is on disk.
+            c.pragma_update(None, "journal_mode", "WAL")?;
+            c.pragma_update(None, "synchronous", "FULL")?;
+            keep_wal_on_close(&c)?;
+            Ok(c)
+        })
+        .map_err(|e| Error::sqlite(&path, "opening host.db", e))?;
+    Ok(conn)
+}
+
+/// Idle `host.db` connections, most recently used last. `host.db` is
+/// host-only, so a long-lived connection is allowed (invariant 2 is about
+/// `inbound.db`); reusing one saves the directory fsync SQLite does on the
+/// first WAL sync of every new connection.
+type Pool = std::sync::Mutex<Vec<(std::path::PathBuf, Connection)>>;
+
+/// At most this many idle `host.db` connections are kept.
+const POOL_SIZE: usize = 64;
+
+fn pool() -> &'static Pool {
+    static POOL: std::sync::OnceLock<Pool> = std::sync::OnceLock::new();
+    POOL.get_or_init(Default::default)
+}
+
+/// An idle connection to the session's `host.db`, or a new one.
+pub(crate) fn take_host_db(state: &HostSessionState) -> Result<Connection> {
+    let path = state.host_db();
+    let reused = {
+        let mut idle = pool().lock().unwrap_or_else(|p| p.into_inner());
+        idle.iter()
+            .rposition(|(p, _)| *p == path)
+            .map(|i| idle.remove(i).1)
+    };
+    match reused {
+        // A file removed or replaced behind the pool's back is reopened.
+        Some(conn) if path.exists() => Ok(conn),
+        _ => open_host_db(state),
+    }
+}
+
+/// Returns a connection (outside any transaction) to the pool.
+pub(crate) fn give_back(state: &HostSessionState, conn: Connection) {
+    if !conn.is_autocommit() {
+        return;
+    }
+    let mut idle = pool().lock().unwrap_or_else(|p| p.into_inner());
+    if idle.len() >= POOL_SIZE {
+        idle.remove(0);
+    }
+    idle.push((state.host_db(), conn));
+}
+
+/// Connections to `host.db` open and close per operation; without this
+/// every close would checkpoint the WAL (two more fsyncs per write). The
+/// WAL is checkpointed by SQLite's automatic checkpoints instead.
+pub(crate) fn keep_wal_on_close(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .map(drop)
+}
+
+/// The publishing generation, or `None` while `host.db` has not been set up.
+pub(crate) fn generation(conn: &Connection, path: &Path) -> Result<Option<i64>> {
+    let exists: bool = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'host_meta'",
+            [],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )
+        .map_err(|e| Error::sqlite(path, "reading host.db's schema", e))?;
+    if !exists {
+        return Ok(None);
+    }
+    conn.query_row("SELECT generation FROM host_meta WHERE id = 1", [], |r| {
+        r.get(0)
+    })
+    .optional()
+    .map_err(|e| Error::sqlite(path, "reading the publishing generation", e))
+}
+
+/// Which rows a batch changed, so only those are copied into `inbound.db`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Changes {
+    /// `messages_in` ids inserted or updated.
+    pub(crate) messages: BTreeSet<String>,
+    /// `delivered` ids inserted.
+    pub(crate) delivered: BTreeSet<String>,
+    /// `session_routing` was written.
+    pub(crate) routing: bool,
+    /// `destinations` was replaced.
+    pub(crate) destinations: bool,
+}
+
+impl Changes {
+    /// Whether nothing changed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.messages.is_empty() && self.delivered.is_empty() && !self.routing && !self.destinations
+    }
+
+    /// Adds `other`'s changes to these.
+    pub(crate) fn merge(&mut self, other: Changes) {
+        self.messages.extend(other.messages);
+        self.delivered.extend(other.delivered);
+        self.routing |= other.routing;
+        self.destinations |= other.destinations;
+    }
+}
+
+/// Runs `f` on `host.db` for a read, setting the session up first (once)
+/// if it has no `host.db` yet. Never touches the session folder otherwise.
+pub(crate) fn read<T>(
+    paths: &crate::layout::SessionPaths,
+    state: &HostSessionState,
+    context: &str,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> Result<T> {
+    let path = state.host_db();
+    // A session whose folder is gone has no mailbox to show, whatever
+    // host state remembers.
+    if !paths.dir().is_dir() {
+        return Err(Error::Missing {
+            path: paths.inbound_db(),
+        });
+    }
+    let mut conn = None;
+    if path.exists() {
+        let c = take_host_db(state)?;
+        if generation(&c, &path)?.is_some() {
+            conn = Some(c);
+        }
+    }
+    let conn = match conn {
+        Some(c) => c,
+        None => {
+            batch::commit(paths, state, |_| Ok(()))?;
+            take_host_db(state)?
+        }
+    };
+    let value = f(&conn).map_err(|e| Error::sqlite(&path, context, e))?;
+    give_back(state, conn);
+    Ok(value)
+}
+
+/// The session's tamper events, oldest first.
+pub(crate) fn tamper_events(
+    paths: &crate::layout::SessionPaths,
+    state: &HostSessionState,
+) -> Result<Vec<TamperEvent>> {
+    read(paths, state, "reading tamper events", tamper::list)
+}
+
+/// Acknowledges every tamper event of the session; returns how many were new.
+pub(crate) fn acknowledge_tamper(
+    paths: &crate::layout::SessionPaths,
+    state: &HostSessionState,
+) -> Result<usize> {
+    read(
+        paths,
+        state,
+        "acknowledging tamper events",
+        tamper::acknowledge,
+    )
+}

@@ -1,0 +1,213 @@
+//! Writing the published `inbound.db` from `host.db`: the rows a batch
+//! changed (one transaction), or a whole fresh file (rebuild).
+//!
+//! SQLite reaches the file only as `host-state/…/published/inbound.db`, a
+//! hard link the guest cannot swap, with `journal_mode=MEMORY`: no journal
+//! is ever written where the guest could see or replace it. While the host
+//! writes, a placeholder journal in the session folder makes guest readers
+//! that start meanwhile see a hot journal and retry (as with a real one).
+
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::Changes;
+use super::folder::{Folder, JOURNAL};
+use super::tamper::TamperEvent;
+use crate::error::{Error, Result};
+use crate::host::read::INBOUND_COLUMNS;
+use crate::layout::HostSessionState;
+use crate::schema::{INBOUND_SCHEMA, INBOUND_VERSION};
+use crate::sqlite_util::{JournalKind, OpenMode, open_file, read_header};
+
+const DELIVERED_COLUMNS: &str = "message_out_id, platform_message_id, status, delivered_at";
+const DESTINATION_COLUMNS: &str =
+    "name, display_name, type, channel_type, platform_id, agent_group_id";
+const ROUTING_COLUMNS: &str = "id, channel_type, platform_id, thread_id";
+
+/// SQLite's journal magic, then zeros: a journal header with no records.
+fn placeholder_bytes() -> [u8; 512] {
+    let mut b = [0u8; 512];
+    b[..8].copy_from_slice(&[0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7]);
+    b
+}
+
+/// Whether the open file is the host's placeholder, or the start of one
+/// (a host killed while writing it).
+pub(crate) fn is_placeholder(file: &std::fs::File, size: u64) -> bool {
+    use std::os::unix::fs::FileExt;
+    let Ok(len) = usize::try_from(size) else {
+        return false;
+    };
+    let expected = placeholder_bytes();
+    let mut buf = [0u8; 512];
+    len <= buf.len()
+        && file.read_exact_at(&mut buf[..len], 0).is_ok()
+        && buf[..len] == expected[..len]
+}
+
+/// What the copy covers.
+pub(crate) enum Scope<'a> {
+    /// The rows of one batch.
+    Changed(&'a Changes),
+    /// Everything (a fresh file).
+    All,
+}
+
+/// Copies rows from `h` (the attached `host.db`) into `main`.
+fn copy_rows(conn: &Connection, scope: Scope<'_>) -> rusqlite::Result<()> {
+    let replace_all = |table: &str, cols: &str| {
+        conn.execute_batch(&format!(
+            "DELETE FROM main.{table}; INSERT INTO main.{table} ({cols}) SELECT {cols} FROM h.{table};"
+        ))
+    };
+    match scope {
+        Scope::All => {
+            replace_all("messages_in", INBOUND_COLUMNS)?;
+            replace_all("delivered", DELIVERED_COLUMNS)?;
+            replace_all("destinations", DESTINATION_COLUMNS)?;
+            replace_all("session_routing", ROUTING_COLUMNS)?;
+        }
+        Scope::Changed(changes) => {
+            let mut msg = conn.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO main.messages_in ({INBOUND_COLUMNS})
+                 SELECT {INBOUND_COLUMNS} FROM h.messages_in WHERE id = ?1"
+            ))?;
+            for id in &changes.messages {
+                msg.execute([id])?;
+            }
+            let mut del = conn.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO main.delivered ({DELIVERED_COLUMNS})
+                 SELECT {DELIVERED_COLUMNS} FROM h.delivered WHERE message_out_id = ?1"
+            ))?;
+            for id in &changes.delivered {
+                del.execute([id])?;
+            }
+            if changes.destinations {
+                replace_all("destinations", DESTINATION_COLUMNS)?;
+            }
+            if changes.routing {
+                replace_all("session_routing", ROUTING_COLUMNS)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens a published file for writing: no journal on disk, one fsync per commit.
+fn open_published(
+    path: &std::path::Path,
+    mode: OpenMode,
+    journal: &str,
+) -> rusqlite::Result<Connection> {
+    let conn = open_file(path, mode, Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", journal)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+fn attach_host(conn: &Connection, state: &HostSessionState) -> rusqlite::Result<()> {
+    super::keep_wal_on_close(conn)?;
+    conn.execute(
+        "ATTACH DATABASE ?1 AS h",
+        [state.host_db().display().to_string()],
+    )
+    .map(drop)
+}
+
+/// Builds a fresh `inbound.db` from `host.db` in host state, makes it the
+/// host's link, and links it into the folder (temporary name, rename).
+pub(crate) fn rebuild(folder: &Folder, state: &HostSessionState) -> Result<()> {
+    let tmp = state
+        .published_dir()
+        .join(format!(".rebuild-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let build = || -> rusqlite::Result<()> {
+        let conn = open_published(&tmp, OpenMode::Create, "OFF")?;
+        conn.execute_batch(INBOUND_SCHEMA)?;
+        conn.pragma_update(None, "user_version", INBOUND_VERSION)?;
+        attach_host(&conn, state)?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        copy_rows(&conn, Scope::All)?;
+        conn.execute_batch("COMMIT")?;
+        conn.close().map_err(|(_, e)| e)
+    };
+    if let Err(e) = build() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::sqlite(&tmp, "rebuilding inbound.db from host.db", e));
+    }
+    let link = state.published_db();
+    std::fs::rename(&tmp, &link).map_err(|e| Error::io(&link, e))?;
+    folder.link_inbound(&link)
+}
+
+/// Copies `changes` into the published file; returns tamper events seen
+/// meanwhile (a journal planted where the placeholder goes).
+///
+/// A file of an older shape or in WAL mode (adopted from an earlier
+/// version) is rebuilt whole instead, so the published file always has the
+/// current schema and a rollback-journal header.
+pub(crate) fn publish(
+    folder: &Folder,
+    state: &HostSessionState,
+    changes: &Changes,
+) -> Result<Vec<TamperEvent>> {
+    let mut events = Vec::new();
+    let placeholder = folder.create_new(JOURNAL, &placeholder_bytes())?;
+    let link = state.published_db();
+    let written = write_changes(state, changes);
+    let rebuilt = match written {
+        Ok(true) => Ok(()),
+        Ok(false) => rebuild(folder, state),
+        Err(e) => Err(e),
+    };
+    // After the write (never before: the planting loop must not stall it).
+    match (placeholder, folder.stat(JOURNAL)?) {
+        (Some(ours), Some(now)) if (ours.st_dev, ours.st_ino) == (now.st_dev, now.st_ino) => {
+            folder.remove(JOURNAL)?;
+        }
+        (_, None) => {}
+        (ours, Some(_)) => {
+            let moved = folder.quarantine(JOURNAL, &state.quarantine())?;
+            let when = if ours.is_some() {
+                "replaced the host's placeholder"
+            } else {
+                "was planted"
+            };
+            events.push(TamperEvent::new(
+                JOURNAL,
+                format!("a journal {when} during a host write; never opened"),
+                moved,
+                "moved aside",
+            ));
+        }
+    }
+    rebuilt.map_err(|e| {
+        tracing::warn!(path = %link.display(), error = %e, "publishing inbound.db failed; it is rebuilt by the next operation");
+        e
+    })?;
+    Ok(events)
+}
+
+/// The incremental write; `Ok(false)` when the file needs a rebuild instead.
+fn write_changes(state: &HostSessionState, changes: &Changes) -> Result<bool> {
+    let link = state.published_db();
+    match read_header(&link) {
+        Ok(Some(h)) if h.journal == JournalKind::Rollback => {}
+        _ => return Ok(false),
+    }
+    let write = || -> rusqlite::Result<bool> {
+        let conn = open_published(&link, OpenMode::ReadWrite, "MEMORY")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version < INBOUND_VERSION {
+            return Ok(false);
+        }
+        attach_host(&conn, state)?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        copy_rows(&conn, Scope::Changed(changes))?;
+        conn.execute_batch("COMMIT")?;
+        conn.close().map_err(|(_, e)| e)?;
+        Ok(true)
+    };
+    write().map_err(|e| Error::sqlite(&link, "publishing inbound.db", e))
+}

@@ -1,0 +1,92 @@
+//! The host's record of the published `inbound.db` after its last commit:
+//! identity (dev, ino, size, ctime), change counter and generation.
+//!
+//! Written without a sync: a lost or torn record only makes the next
+//! operation rebuild the published file from `host.db`.
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use super::folder::FileId;
+use crate::error::{Error, Result};
+use crate::layout::HostSessionState;
+
+/// What the published file looked like when the host last left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Record {
+    /// The `host.db` generation it carries.
+    pub(crate) generation: i64,
+    /// Its identity.
+    pub(crate) id: FileId,
+    /// Header bytes 24–27.
+    pub(crate) counter: u32,
+}
+
+/// The change counter from an open file's header (`None`: too short / not SQLite).
+pub(crate) fn counter_of(file: &std::fs::File) -> Option<u32> {
+    let mut buf = [0u8; 28];
+    file.read_exact_at(&mut buf, 0).ok()?;
+    (&buf[..16] == b"SQLite format 3\0")
+        .then(|| u32::from_be_bytes([buf[24], buf[25], buf[26], buf[27]]))
+}
+
+/// What the host-state link shows now (the host's own name; trusted path).
+pub(crate) fn current(state: &HostSessionState, generation: i64) -> Result<Option<Record>> {
+    let path = state.published_db();
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let st = rustix::fs::fstat(&file).map_err(|e| Error::io(&path, e.into()))?;
+    Ok(counter_of(&file).map(|counter| Record {
+        generation,
+        id: FileId::of(&st),
+        counter,
+    }))
+}
+
+/// The stored record; `None` when absent or unreadable.
+pub(crate) fn load(state: &HostSessionState) -> Option<Record> {
+    let text = std::fs::read_to_string(state.published_record()).ok()?;
+    let v: Vec<&str> = text.split_whitespace().collect();
+    let [g, dev, ino, size, ctime, counter] = v.as_slice() else {
+        return None;
+    };
+    Some(Record {
+        generation: g.parse().ok()?,
+        id: FileId {
+            dev: dev.parse().ok()?,
+            ino: ino.parse().ok()?,
+            size: size.parse().ok()?,
+            ctime_ns: ctime.parse().ok()?,
+        },
+        counter: counter.parse().ok()?,
+    })
+}
+
+/// Stores the record of the link as it is now, tagged `generation`.
+pub(crate) fn save(state: &HostSessionState, generation: i64) -> Result<Record> {
+    let record = current(state, generation)?.ok_or_else(|| {
+        Error::io(
+            state.published_db(),
+            std::io::Error::other("the published inbound.db has no SQLite header"),
+        )
+    })?;
+    let id = record.id;
+    let text = format!(
+        "{} {} {} {} {} {}\n",
+        record.generation, id.dev, id.ino, id.size, id.ctime_ns, record.counter
+    );
+    write_record(&state.published_record(), &text)?;
+    Ok(record)
+}
+
+fn write_record(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+}
+
+/// Forgets the record (the next operation rebuilds).
+pub(crate) fn clear(state: &HostSessionState) {
+    let _ = std::fs::remove_file(state.published_record());
+}

@@ -1,0 +1,391 @@
+//! A guest that edits, replaces or plants files beside `inbound.db` cannot
+//! change what the host accepted, delivered or originated: the host's truth
+//! is `host.db`, the folder's file is checked and repaired from it, and no
+//! journal or WAL file found in the folder is ever replayed.
+//!
+//! Each test here is a case measured against earlier versions (issue 10:
+//! cases 1, 2 and the known gaps of case 9). `AIRLOCK_RACE_SECS` sets how
+//! long the planting loop runs (default 10).
+
+mod mailbox_common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use airlock_core::Timestamp;
+use airlock_core::mailbox::{NewHostMessage, Origin};
+use airlock_sqlite_fs::{GuestMailbox, MailboxRoots, PlainContent};
+use mailbox_common::{Fixture, bulky, hot_journal_of, integrity, msg, reply, temp_dir};
+use rusqlite::{Connection, OpenFlags};
+
+/// `(id, content)` of every `messages_in` row, read-only (never replays a journal).
+fn rows(db: &Path) -> BTreeMap<String, String> {
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut stmt = conn.prepare("SELECT id, content FROM messages_in").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// A forged hot journal for `fx`'s `inbound.db`: replayed, it would put
+/// "FORGED" content into every row and add a `host_outbound` row. With
+/// `page1`, the forging transaction also changes the header, so the journal
+/// holds a saved page 1 (carrying the copy's change counter, one above the
+/// live file's); without, it has none.
+fn forged_journal(fx: &Fixture, scratch: &Path, page1: bool) -> PathBuf {
+    let copy = scratch.join(if page1 { "with-page1.db" } else { "inbound.db" });
+    std::fs::copy(fx.host.paths().inbound_db(), &copy).unwrap();
+    Connection::open(&copy)
+        .unwrap()
+        .execute_batch(
+            "UPDATE messages_in SET content = 'FORGED ' || seq;
+             INSERT INTO messages_in (id, seq, kind, timestamp, status, content)
+               VALUES ('forged-host', 9999, 'host_outbound', '2025-01-01', 'completed', '{\"text\":\"pay me\"}');",
+        )
+        .unwrap();
+    let header = if page1 {
+        "PRAGMA user_version = 7;"
+    } else {
+        ""
+    };
+    hot_journal_of(
+        &copy,
+        &format!(
+            "{header} UPDATE messages_in SET content = 'x' || content; DELETE FROM messages_in;"
+        ),
+    )
+}
+
+fn race_secs() -> u64 {
+    std::env::var("AIRLOCK_RACE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10)
+}
+
+/// Case 1: the planting loop (hard link to a temp name, rename over
+/// `inbound.db-journal`, as fast as it can) while the host writes.
+#[test]
+fn forged_journal_planted_in_a_loop_is_never_replayed() {
+    let fx = Fixture::new();
+    for i in 0..100 {
+        fx.host
+            .write_message(&msg(&format!("seed-{i}"), &bulky(i)), &PlainContent)
+            .unwrap();
+    }
+    let scratch = temp_dir();
+    let forged = forged_journal(&fx, scratch.path(), false);
+    let mut acked: BTreeMap<String, String> = rows(&fx.host.host_state().published_db());
+    let stop = Arc::new(AtomicBool::new(false));
+    let planted = Arc::new(AtomicU64::new(0));
+    let dir = fx.session_dir();
+    let planter = {
+        let (stop, planted, forged) = (stop.clone(), planted.clone(), forged.clone());
+        std::thread::spawn(move || {
+            let tmp = dir.join(".plant");
+            let journal = dir.join("inbound.db-journal");
+            while !stop.load(Ordering::Relaxed) {
+                let _ = std::fs::remove_file(&tmp);
+                if std::fs::hard_link(&forged, &tmp).is_ok()
+                    && std::fs::rename(&tmp, &journal).is_ok()
+                {
+                    planted.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(race_secs());
+    let mut n = 0;
+    while Instant::now() < deadline || n < 200 {
+        let id = format!("race-{n}");
+        let content = format!("{{\"n\":{n}}}");
+        let w = fx
+            .host
+            .write_message(&msg(&id, &content), &PlainContent)
+            .unwrap();
+        assert_eq!(w.id.as_str(), id);
+        acked.insert(id, content);
+        n += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    planter.join().unwrap();
+    // One more host operation after the loop stopped.
+    fx.host.verify().unwrap();
+    let db = fx.host.paths().inbound_db();
+    assert!(!fx.host.paths().inbound_journal().exists());
+    assert_eq!(integrity(&db), "ok");
+    assert_eq!(
+        rows(&db),
+        acked,
+        "the folder's rows are exactly what the host wrote"
+    );
+    let in_host: BTreeMap<String, String> = fx
+        .host
+        .list_inbound(usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.id, m.content))
+        .collect();
+    assert_eq!(in_host, acked);
+    assert!(fx.host.due_outbound(Timestamp::now()).unwrap().is_empty());
+    let events = fx.host.tamper_events().unwrap();
+    eprintln!(
+        "{n} writes, {} plants, {} tamper events",
+        planted.load(Ordering::Relaxed),
+        events.len()
+    );
+    assert!(!events.is_empty(), "the planted journals were not reported");
+    fx.assert_no_wal();
+}
+
+/// Case 2a: a `host_outbound` row the guest inserts into `inbound.db` is
+/// never delivered as the host's, and the edit is reported.
+#[test]
+fn guest_inserted_host_message_is_never_delivered() {
+    let fx = Fixture::new();
+    fx.host
+        .write_message(&msg("m1", "{}"), &PlainContent)
+        .unwrap();
+    Connection::open(fx.host.paths().inbound_db())
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO messages_in (id, seq, kind, timestamp, status, trigger, content)
+             VALUES ('evil', 4, 'host_outbound', '2025-01-01 00:00:00', 'completed', 0, '{\"text\":\"as the host\"}')",
+        )
+        .unwrap();
+    let due = fx.host.due_outbound(Timestamp::now()).unwrap();
+    assert!(due.iter().all(|m| m.id != "evil"), "{due:?}");
+    let events = fx.host.tamper_events().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].reason.contains("changed in place"), "{events:?}");
+    assert_eq!(events[0].repair, "rebuilt from host.db");
+    let published = rows(&fx.host.paths().inbound_db());
+    assert_eq!(published.keys().collect::<Vec<_>>(), ["m1"]);
+}
+
+/// Case 2b: a copy without `delivered` renamed over `inbound.db` does not
+/// make the host deliver an already delivered reply (or host message) again.
+#[test]
+fn replaced_inbound_without_deliveries_delivers_nothing_twice() {
+    let fx = Fixture::new();
+    let guest = GuestMailbox::open(fx.session_dir()).unwrap();
+    guest
+        .write_message_out(&reply("r1", "{\"text\":\"hi\"}"))
+        .unwrap();
+    fx.host
+        .write_host_message(&NewHostMessage::new(
+            "h1".parse().unwrap(),
+            "{\"text\":\"denied\"}",
+        ))
+        .unwrap();
+    let due = fx.host.due_outbound(Timestamp::now()).unwrap();
+    assert_eq!(due.len(), 2);
+    for m in &due {
+        fx.host.mark_delivered(&m.id, Some("p")).unwrap();
+    }
+    let scratch = fx.session_dir().join("copy.db");
+    std::fs::copy(fx.host.paths().inbound_db(), &scratch).unwrap();
+    Connection::open(&scratch)
+        .unwrap()
+        .execute_batch("DELETE FROM delivered")
+        .unwrap();
+    std::fs::rename(&scratch, fx.host.paths().inbound_db()).unwrap();
+    assert!(fx.host.due_outbound(Timestamp::now()).unwrap().is_empty());
+    let events = fx.host.tamper_events().unwrap();
+    assert!(
+        events.iter().any(|e| e.reason.contains("replaced")),
+        "{events:?}"
+    );
+    let moved = events[0].moved_to.clone().unwrap();
+    assert!(moved.starts_with(fx.host.host_state().quarantine()));
+    // The guest's seq look-up still finds the platform id of its reply.
+    let published = Connection::open_with_flags(
+        fx.host.paths().inbound_db(),
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let n: i64 = published
+        .query_row("SELECT count(*) FROM delivered", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 2);
+    assert!(due.iter().any(|m| m.origin == Origin::Host));
+}
+
+/// Case 9, first gap: with the old design's "write in flight" marker set
+/// (as after a real host crash), a forged journal without page 1, or one
+/// whose page 1 carries the file's current change counter, was trusted.
+#[test]
+fn forged_journal_after_a_host_crash_is_never_trusted() {
+    let fx = Fixture::new();
+    for i in 0..200 {
+        fx.host
+            .write_message(&msg(&format!("m{i}"), &bulky(i)), &PlainContent)
+            .unwrap();
+    }
+    let scratch = temp_dir();
+    let without_page1 = forged_journal(&fx, scratch.path(), false);
+    let with_page1 = forged_journal(&fx, scratch.path(), true);
+    // The copies' counters are one ahead of the live file's: one more host
+    // write makes the forged page 1 carry exactly the live counter.
+    fx.host
+        .write_message(&msg("one-more", "{}"), &PlainContent)
+        .unwrap();
+    let expected = fx.host.list_inbound(usize::MAX).unwrap();
+    for journal in [with_page1, without_page1] {
+        let journal = std::fs::read(journal).unwrap();
+        let counter = airlock_sqlite_fs::read_header(&fx.host.paths().inbound_db())
+            .unwrap()
+            .unwrap()
+            .change_counter;
+        // What earlier versions wrote before each write transaction.
+        std::fs::write(
+            fx.host.host_state().dir().join("inbound.intent"),
+            format!("busy 1 now {counter}\n"),
+        )
+        .unwrap();
+        std::fs::write(fx.host.paths().inbound_journal(), &journal).unwrap();
+        let w = fx
+            .host
+            .write_message(&msg(&format!("after-{counter}"), "{}"), &PlainContent)
+            .unwrap();
+        assert!(w.quarantined_journal.is_some());
+        let published = rows(&fx.host.paths().inbound_db());
+        assert!(
+            published.values().all(|c| !c.starts_with("FORGED")),
+            "forged rows replayed"
+        );
+        assert!(!published.contains_key("forged-host"));
+        for m in &expected {
+            assert_eq!(published.get(&m.id), Some(&m.content));
+        }
+        assert_eq!(integrity(&fx.host.paths().inbound_db()), "ok");
+    }
+}
+
+/// Case 9, second gap: a forged `-wal` beside a WAL-mode `inbound.db` (a
+/// folder from an earlier version) is not replayed when the host takes the
+/// folder over.
+#[test]
+fn forged_wal_beside_a_legacy_wal_inbound_is_never_replayed() {
+    let dir = temp_dir();
+    let roots = MailboxRoots::in_data_dir(dir.path());
+    let session = mailbox_common::fixture_session();
+    let paths = roots.sessions.session(&session);
+    std::fs::create_dir_all(paths.dir()).unwrap();
+    let db = paths.inbound_db();
+    {
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(airlock_sqlite_fs::schema::INBOUND_SCHEMA)
+            .unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch("INSERT INTO messages_in (id, seq, kind, timestamp, content) VALUES ('real', 2, 'chat', 't', 'real')")
+            .unwrap();
+    }
+    // The forgery: the same file with a WAL holding rows never committed to it.
+    let scratch = temp_dir();
+    let copy = scratch.path().join("inbound.db");
+    std::fs::copy(&db, &copy).unwrap();
+    let conn = Connection::open(&copy).unwrap();
+    conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+    conn.execute_batch("UPDATE messages_in SET content = 'FORGED'; INSERT INTO messages_in (id, seq, kind, timestamp, status, content) VALUES ('evil', 4, 'host_outbound', 't', 'completed', 'x')")
+        .unwrap();
+    std::fs::copy(copy.with_extension("db-wal"), db.with_extension("db-wal")).unwrap();
+    drop(conn);
+    let host = roots.create_session(&session).unwrap();
+    let stored: Vec<(String, String)> = host
+        .list_inbound(10)
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.id, m.content))
+        .collect();
+    assert_eq!(stored, [("real".to_owned(), "real".to_owned())]);
+    assert!(host.due_outbound(Timestamp::now()).unwrap().is_empty());
+    assert!(!db.with_extension("db-wal").exists());
+    assert!(
+        host.tamper_events()
+            .unwrap()
+            .iter()
+            .any(|e| e.file == "inbound.db-wal")
+    );
+}
+
+fn legacy_folder(dir: &Path) -> (MailboxRoots, airlock_core::SessionRef) {
+    let roots = MailboxRoots::in_data_dir(dir);
+    let session = mailbox_common::fixture_session();
+    let paths = roots.sessions.session(&session);
+    std::fs::create_dir_all(paths.dir()).unwrap();
+    Connection::open(paths.inbound_db())
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE messages_in (id TEXT PRIMARY KEY, seq INTEGER UNIQUE, kind TEXT NOT NULL,
+               timestamp TEXT NOT NULL, status TEXT DEFAULT 'pending', process_after TEXT,
+               recurrence TEXT, tries INTEGER DEFAULT 0, platform_id TEXT, channel_type TEXT,
+               thread_id TEXT, content TEXT NOT NULL);
+             CREATE TABLE delivered (message_out_id TEXT PRIMARY KEY, delivered_at TEXT NOT NULL);
+             INSERT INTO messages_in (id, seq, kind, timestamp, content) VALUES ('old-1', 2, 'chat', 't', '{}');",
+        )
+        .unwrap();
+    (roots, session)
+}
+
+/// `show` and `messages` (counts and listings) never write `inbound.db`,
+/// neither a current one nor an older shape (issue 16).
+#[test]
+fn listings_and_counts_leave_inbound_db_byte_identical() {
+    let fx = Fixture::new();
+    fx.host
+        .write_message(&msg("m1", "{}"), &PlainContent)
+        .unwrap();
+    let legacy_dir = temp_dir();
+    let (roots, session) = legacy_folder(legacy_dir.path());
+    for host in [fx.host.clone(), roots.host(&session)] {
+        let db = host.paths().inbound_db();
+        let before = std::fs::read(&db).unwrap();
+        assert!(!host.list_inbound(50).unwrap().is_empty());
+        host.counts().unwrap();
+        host.count_due(Timestamp::now()).unwrap();
+        host.tamper_events().unwrap();
+        assert_eq!(
+            std::fs::read(&db).unwrap(),
+            before,
+            "{} was written",
+            db.display()
+        );
+    }
+}
+
+/// The host keeps a hard link to the published file, so sessions root and
+/// host state must share a file system; otherwise creating a session fails
+/// with an error that says so.
+#[test]
+fn host_state_on_another_file_system_is_a_clear_error() {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(a), Ok(b)) = (
+        tempfile::tempdir_in("/dev/shm"),
+        tempfile::tempdir_in(std::env::temp_dir()),
+    ) else {
+        eprintln!("skipped: needs /dev/shm and a temp dir");
+        return;
+    };
+    if a.path().metadata().unwrap().dev() == b.path().metadata().unwrap().dev() {
+        eprintln!("skipped: /dev/shm and the temp dir are one file system here");
+        return;
+    }
+    let roots = MailboxRoots::new(
+        airlock_sqlite_fs::SessionsRoot::new(a.path().join("sessions")),
+        airlock_sqlite_fs::HostStateRoot::new(b.path().join("host-state")),
+    )
+    .unwrap();
+    let err = roots
+        .create_session(&mailbox_common::fixture_session())
+        .unwrap_err();
+    assert!(
+        matches!(err, airlock_sqlite_fs::Error::NotOneFilesystem { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("one file system"), "{err}");
+}
