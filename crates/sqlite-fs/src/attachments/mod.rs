@@ -16,7 +16,7 @@ mod outbox;
 mod store;
 
 pub use confined::{
-    AccessError, ConfinedDir, MAX_REMOVE_DEPTH, MAX_REMOVE_ENTRIES, RegularFile, RemoveReport,
+    AccessError, ConfinedDir, Entry, MAX_REMOVE_DEPTH, MAX_REMOVE_ENTRIES, RegularFile, RemoveReport,
     Resolver, StagedFile,
 };
 pub use inbound::{Clock, InboundExtractor, SessionExtractor};
