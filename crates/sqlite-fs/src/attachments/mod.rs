@@ -16,8 +16,8 @@ mod outbox;
 mod store;
 
 pub use confined::{
-    AccessError, ConfinedDir, Entry, MAX_REMOVE_DEPTH, MAX_REMOVE_ENTRIES, RegularFile, RemoveReport,
-    Resolver, StagedFile,
+    AccessError, ConfinedDir, Entry, MAX_REMOVE_DEPTH, MAX_REMOVE_ENTRIES, RegularFile,
+    RemoveReport, Resolver, StagedFile,
 };
 pub use inbound::{Clock, InboundExtractor, SessionExtractor};
 pub use limits::AttachmentLimits;

@@ -100,6 +100,7 @@ impl HostMailbox {
             folder: self.paths.dir(),
             name: OUTBOUND_DB,
             scratch: self.state.dir(),
+            single_name: true,
         }
     }
 
@@ -113,8 +114,10 @@ impl HostMailbox {
         f: impl Fn(&Connection) -> rusqlite::Result<T>,
     ) -> Result<Option<T>> {
         let file = self.outbound_file();
-        retry(RetryPolicy::HOST_READ, host_stats(), || file.read(context, &f))
-            .map_err(|e| untrusted_error(e, context))
+        retry(RetryPolicy::HOST_READ, host_stats(), || {
+            file.read(context, &f)
+        })
+        .map_err(|e| untrusted_error(e, context))
     }
 
     /// Due messages not yet in `delivered`, ordered by seq: the guest's
@@ -296,9 +299,10 @@ impl HostMailbox {
     /// which `stopped` proves is safe. Returns whether a journal was there.
     pub fn recover_outbound(&self, stopped: GuestStopped) -> Result<bool> {
         let _ = stopped;
-        let recovered = self.outbound_file().recover().map_err(|e| {
-            untrusted_error(e, "recovering outbound.db")
-        })?;
+        let recovered = self
+            .outbound_file()
+            .recover()
+            .map_err(|e| untrusted_error(e, "recovering outbound.db"))?;
         if recovered {
             tracing::info!(path = %self.paths.outbound_db().display(), "rolled back the hot journal of a stopped guest");
         }

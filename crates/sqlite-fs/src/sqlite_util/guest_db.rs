@@ -37,8 +37,7 @@ use crate::error::{Error, Result};
 pub const MAX_COPY_BYTES: u64 = 256 * 1024 * 1024;
 
 const SQLITE_READONLY_ROLLBACK: i32 = 776;
-const SNAPSHOT: &str = "outbound.snapshot";
-const SNAPSHOT_LOCK: &str = "outbound.snapshot.lock";
+const SNAPSHOT_LOCK: &str = "snapshot.lock";
 
 /// Where a guest database lives and where the host may put its snapshot.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +48,9 @@ pub struct GuestDb<'a> {
     pub name: &'a str,
     /// A host-only folder for the snapshot link (created if missing).
     pub scratch: &'a Path,
+    /// Refuse the file when it has other names (hard links). Set for files
+    /// only the guest writes; the host may link its own files elsewhere.
+    pub single_name: bool,
 }
 
 impl GuestDb<'_> {
@@ -62,7 +64,13 @@ impl GuestDb<'_> {
 
     /// Opens the file through the folder's handle and verifies it; `None` when absent.
     pub fn open_verified(&self, dir: &ConfinedDir) -> Result<Option<RegularFile>> {
-        match dir.open_regular(self.name).and_then(RegularFile::single_link) {
+        let opened = dir.open_regular(self.name);
+        let checked = if self.single_name {
+            opened.and_then(RegularFile::single_link)
+        } else {
+            opened
+        };
+        match checked {
             Ok(file) => Ok(Some(file)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(access_error(e)),
@@ -93,13 +101,12 @@ impl GuestDb<'_> {
         context: &str,
         f: &dyn Fn(&Connection) -> rusqlite::Result<T>,
     ) -> Result<Option<T>> {
-        let dir =
-            ConfinedDir::open_trusted(self.folder).map_err(|e| Error::io(self.folder, e))?;
+        let dir = ConfinedDir::open_trusted(self.folder).map_err(|e| Error::io(self.folder, e))?;
         let Some(file) = self.open_verified(&dir)? else {
             return Ok(None);
         };
         let before = self.state(&dir, &file)?;
-        let snapshot = Snapshot::take(self.scratch, &file)?;
+        let snapshot = Snapshot::take(self.scratch, &format!("{}.snapshot", self.name), &file)?;
         let result = snapshot.with_connection(&self.path(), context, f);
         drop(snapshot);
         // A commit during the read explains any failure of the read itself
@@ -116,8 +123,7 @@ impl GuestDb<'_> {
     /// host-only names. Returns whether a journal was there. The caller
     /// proves the guest is stopped.
     pub fn recover(&self) -> Result<bool> {
-        let dir =
-            ConfinedDir::open_trusted(self.folder).map_err(|e| Error::io(self.folder, e))?;
+        let dir = ConfinedDir::open_trusted(self.folder).map_err(|e| Error::io(self.folder, e))?;
         let journal_name = self.journal_name();
         let journal = match dir
             .open_regular(&journal_name)
@@ -136,7 +142,9 @@ impl GuestDb<'_> {
         let links = RecoveryLinks::make(self.scratch, &file, &journal)
             .map_err(|e| Error::io(self.scratch, e))?;
         let path = self.path();
-        let replayed = links.replay().map_err(|e| Error::sqlite(&path, "recovering outbound.db", e));
+        let replayed = links
+            .replay()
+            .map_err(|e| Error::sqlite(&path, "recovering outbound.db", e));
         drop(links);
         replayed?;
         remove_if_same(&dir, &journal_name, &journal)?;
@@ -192,7 +200,8 @@ fn refuse_super_journal(journal: &RegularFile) -> Result<()> {
     if tail == JOURNAL_MAGIC {
         return Err(Error::UnsafeFile {
             path: journal.path().to_path_buf(),
-            what: "the journal names a super-journal, which only a multi-database commit writes".into(),
+            what: "the journal names a super-journal, which only a multi-database commit writes"
+                .into(),
         });
     }
     Ok(())
@@ -333,23 +342,23 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    fn take(scratch: &Path, file: &RegularFile) -> Result<Self> {
-        match Self::link(scratch, file) {
+    fn take(scratch: &Path, name: &str, file: &RegularFile) -> Result<Self> {
+        match Self::link(scratch, name, file) {
             Ok(snapshot) => Ok(snapshot),
             Err(e) if link_impossible(&e) => {
-                tracing::debug!(error = %e, "cannot link outbound.db into host state; reading a copy");
+                tracing::debug!(error = %e, "cannot link a guest file into host state; reading a copy");
                 Self::copy(scratch, file)
             }
             Err(e) => Err(Error::io(scratch, e)),
         }
     }
 
-    fn link(scratch: &Path, file: &RegularFile) -> io::Result<Self> {
+    fn link(scratch: &Path, name: &str, file: &RegularFile) -> io::Result<Self> {
         let (lock, dir) = lock_scratch(scratch)?;
-        remove_stale(&dir, SNAPSHOT)?;
-        link_fd(file, &dir, SNAPSHOT)?;
+        remove_stale(&dir, name)?;
+        link_fd(file, &dir, name)?;
         Ok(Self {
-            path: scratch.join(SNAPSHOT),
+            path: scratch.join(name),
             _lock: Some(lock),
         })
     }

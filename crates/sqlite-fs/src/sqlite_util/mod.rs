@@ -10,5 +10,5 @@ mod retry;
 pub use files::{FileState, check_regular_or_absent};
 pub use guest_db::GuestDb;
 pub use header::{DbHeader, JournalKind, read_header};
-pub use open::{OpenMode, UNTRUSTED_TIME_BUDGET, apply_untrusted_limits, open_file};
+pub use open::{OpenMode, open_file};
 pub use retry::{RetryPolicy, RetryStats, RetryStatsSnapshot, retry};

@@ -28,8 +28,10 @@ pub async fn run(settings: &Settings, only: Option<&SessionId>) -> Result<()> {
     };
     let mut reports = Vec::new();
     for session in &sessions {
-        let paths = manager.roots().sessions.session(&SessionRef::from(session));
-        let findings = tokio::task::spawn_blocking(move || check_session(&paths))
+        let session_ref = SessionRef::from(session);
+        let paths = manager.roots().sessions.session(&session_ref);
+        let state = manager.roots().host_state.session(&session_ref);
+        let findings = tokio::task::spawn_blocking(move || check_session(&paths, &state))
             .await
             .map_err(|e| Error::backend("sqlite", "checking a session", e))?;
         reports.push(SessionReport {
