@@ -436,6 +436,42 @@ impl Entry {
     }
 }
 
+/// Opens a file a person named (a CLI argument): symlinks in `path` are
+/// followed, that being the person's choice, but the open never blocks
+/// (`O_NONBLOCK`: a FIFO or device is refused by `fstat`, never waited on).
+pub fn open_named_file(path: &Path) -> Result<RegularFile, AccessError> {
+    let io_err = |source: io::Error| AccessError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NXIO) => {
+            return Err(AccessError::NotRegular {
+                path: path.to_path_buf(),
+                kind: "socket or device",
+            });
+        }
+        Err(e) => return Err(io_err(e.into())),
+    };
+    let stat = rustix::fs::fstat(&fd).map_err(|e| io_err(e.into()))?;
+    let file_type = FileType::from_raw_mode(stat.st_mode);
+    if file_type != FileType::RegularFile {
+        return Err(AccessError::NotRegular {
+            path: path.to_path_buf(),
+            kind: kind_name(file_type),
+        });
+    }
+    Ok(RegularFile {
+        file: File::from(fd),
+        len: u64::try_from(stat.st_size).unwrap_or(0),
+        links: u64::from(stat.st_nlink),
+        identity: (u64::from(stat.st_dev), u64::from(stat.st_ino)),
+        path: path.to_path_buf(),
+    })
+}
+
 /// A regular file opened through a [`ConfinedDir`], with its size at open.
 #[derive(Debug)]
 pub struct RegularFile {

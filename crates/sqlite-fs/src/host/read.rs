@@ -4,11 +4,12 @@ use std::time::{Duration, SystemTime};
 
 use airlock_core::Timestamp;
 use airlock_core::mailbox::{InboundMessage, MailboxCounts};
-use rusqlite::Row;
+use rusqlite::{Connection, Row};
 
 use super::HostMailbox;
 use super::inbound::with_inbound;
 use crate::error::{Error, Result};
+use crate::sqlite_util::{GuestDb, is_read_only};
 
 /// SQL that is true when `col` (stored text) is NULL, unreadable or not after `?1`.
 pub(crate) fn due_sql(col: &str) -> String {
@@ -43,21 +44,40 @@ pub(crate) fn inbound_row(r: &Row<'_>) -> rusqlite::Result<InboundMessage> {
 }
 
 impl HostMailbox {
+    /// Runs a read of `inbound.db`: through [`with_inbound`] (vetted, under
+    /// the session lock), or, when the host cannot write its state (a
+    /// read-only data dir), on a verified read-only snapshot, so listings
+    /// still work where no lock can be taken.
+    fn read_inbound<T>(
+        &self,
+        context: &str,
+        f: impl Fn(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let path = self.paths.inbound_db();
+        if !is_read_only(self.state.dir()) {
+            let (value, _) = with_inbound(&self.paths, &self.state, |inbound| {
+                f(inbound.conn()).map_err(|e| Error::sqlite(&path, context, e))
+            })?;
+            return Ok(value);
+        }
+        let file = GuestDb {
+            folder: self.paths.dir(),
+            name: "inbound.db",
+            scratch: self.state.dir(),
+            single_name: false,
+        };
+        file.read(context, &f)?.ok_or(Error::Missing { path })
+    }
+
     /// The newest `limit` inbound rows, oldest first.
     pub fn list_inbound(&self, limit: usize) -> Result<Vec<InboundMessage>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let (mut rows, _) = with_inbound(&self.paths, &self.state, |inbound| {
-            let path = inbound.path();
-            inbound
-                .conn()
-                .prepare(&format!(
-                    "SELECT {INBOUND_COLUMNS} FROM messages_in ORDER BY seq DESC LIMIT ?1"
-                ))
-                .and_then(|mut s| {
-                    s.query_map([limit], inbound_row)?
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .map_err(|e| Error::sqlite(&path, "listing messages_in", e))
+        let mut rows = self.read_inbound("listing messages_in", |conn| {
+            conn.prepare(&format!(
+                "SELECT {INBOUND_COLUMNS} FROM messages_in ORDER BY seq DESC LIMIT ?1"
+            ))?
+            .query_map([limit], inbound_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()
         })?;
         rows.reverse();
         Ok(rows)
@@ -84,26 +104,21 @@ impl HostMailbox {
 
     /// Row counts of both databases.
     pub fn counts(&self) -> Result<MailboxCounts> {
-        let ((inbound, inbound_pending, delivered), _) =
-            with_inbound(&self.paths, &self.state, |inbound| {
-                let path = inbound.path();
-                inbound
-                    .conn()
-                    .query_row(
-                        "SELECT (SELECT count(*) FROM messages_in),
-                            (SELECT count(*) FROM messages_in WHERE status = 'pending'),
-                            (SELECT count(*) FROM delivered)",
-                        [],
-                        |r| {
-                            Ok((
-                                r.get::<_, i64>(0)?,
-                                r.get::<_, i64>(1)?,
-                                r.get::<_, i64>(2)?,
-                            ))
-                        },
-                    )
-                    .map_err(|e| Error::sqlite(&path, "counting rows", e))
-            })?;
+        let (inbound, inbound_pending, delivered) = self.read_inbound("counting rows", |conn| {
+            conn.query_row(
+                "SELECT (SELECT count(*) FROM messages_in),
+                    (SELECT count(*) FROM messages_in WHERE status = 'pending'),
+                    (SELECT count(*) FROM delivered)",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                },
+            )
+        })?;
         Ok(MailboxCounts {
             inbound: inbound.max(0) as u64,
             inbound_pending: inbound_pending.max(0) as u64,

@@ -459,8 +459,8 @@ fn open_immutable(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// Percent-encodes what a URI path cannot hold literally.
-fn uri_path(path: &Path) -> String {
+/// Percent-encodes what a SQLite URI path cannot hold literally.
+pub fn uri_path(path: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     let mut out = String::new();
     for &b in path.as_os_str().as_bytes() {

@@ -5,7 +5,7 @@ use airlock_sqlite_fs::doctor::{Finding, Severity, check_session};
 use serde::Serialize;
 
 use crate::cli::context;
-use crate::cli::output::emit;
+use crate::cli::output::{clean, emit};
 use crate::cli::settings::Settings;
 
 #[derive(Serialize)]
@@ -55,8 +55,8 @@ pub async fn run(settings: &Settings, only: Option<&SessionId>) -> Result<()> {
                     "{level}  {}  {}: {} ({})",
                     r.session,
                     f.check,
-                    f.detail,
-                    f.path.display()
+                    clean(&f.detail),
+                    clean(&f.path.display().to_string())
                 ));
             }
         }
