@@ -101,7 +101,12 @@ impl GuestDb<'_> {
         context: &str,
         f: &dyn Fn(&Connection) -> rusqlite::Result<T>,
     ) -> Result<Option<T>> {
-        let dir = ConfinedDir::open_trusted(self.folder).map_err(|e| Error::io(self.folder, e))?;
+        // No folder, no file: the caller reports what is missing.
+        let dir = match ConfinedDir::open_trusted(self.folder) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(self.folder, e)),
+        };
         let Some(file) = self.open_verified(&dir)? else {
             return Ok(None);
         };
