@@ -142,17 +142,17 @@ impl SessionManager {
             let resolved = self.store.resolve_session(request).await?;
             let mailbox = self.mailbox(&resolved.session);
             // Also heals a registry entry whose folder was removed by hand.
-            if resolved.created || !mailbox.paths().inbound_db().exists() {
-                if let Err(e) = blocking(move || mailbox.create()).await {
-                    // A row without its folder would be listed and then break
-                    // delivery; the next resolve creates both again.
-                    if resolved.created
-                        && let Err(undo) = self.store.delete_session(&resolved.session.id).await
-                    {
-                        tracing::error!(session = %resolved.session.id, error = %undo, "could not remove the session whose folder failed");
-                    }
-                    return Err(e);
+            if (resolved.created || !mailbox.paths().inbound_db().exists())
+                && let Err(e) = blocking(move || mailbox.create()).await
+            {
+                // A row without its folder would be listed and then break
+                // delivery; the next resolve creates both again.
+                if resolved.created
+                    && let Err(undo) = self.store.delete_session(&resolved.session.id).await
+                {
+                    tracing::error!(session = %resolved.session.id, error = %undo, "could not remove the session whose folder failed");
                 }
+                return Err(e);
             }
             tracing::debug!(session = %resolved.session.id, created = resolved.created, "resolved");
             Ok(resolved)

@@ -268,15 +268,18 @@ fn seqs(
     table: &str,
     path: &Path,
 ) -> Vec<i64> {
-    result.as_ref().map(Vec::clone).unwrap_or_else(|e| {
-        report.add(
-            Severity::Error,
-            "unreadable",
-            path.to_path_buf(),
-            format!("reading {table}: {e}"),
-        );
-        Vec::new()
-    })
+    match result {
+        Ok(seqs) => seqs.clone(),
+        Err(e) => {
+            report.add(
+                Severity::Error,
+                "unreadable",
+                path.to_path_buf(),
+                format!("reading {table}: {e}"),
+            );
+            Vec::new()
+        }
+    }
 }
 
 fn check_parity(report: &mut Report<'_>, inbound: Option<&[i64]>, outbound: Option<&[i64]>) {

@@ -213,8 +213,8 @@ impl ConfinedDir {
         Ok(RegularFile {
             file: File::from(fd),
             len: u64::try_from(stat.st_size).unwrap_or(0),
-            links: u64::from(stat.st_nlink),
-            identity: (u64::from(stat.st_dev), u64::from(stat.st_ino)),
+            links: links_of(&stat),
+            identity: identity_of(&stat),
             path,
         })
     }
@@ -229,7 +229,7 @@ impl ConfinedDir {
             Ok(stat) => Ok(Some(Entry {
                 kind: kind_name(FileType::from_raw_mode(stat.st_mode)),
                 len: u64::try_from(stat.st_size).unwrap_or(0),
-                identity: (u64::from(stat.st_dev), u64::from(stat.st_ino)),
+                identity: identity_of(&stat),
             })),
             Err(Errno::NOENT) => Ok(None),
             Err(e) => Err(e.into()),
@@ -393,6 +393,19 @@ fn component(name: &str) -> io::Result<CString> {
     }
 }
 
+// The field types differ between platforms, so the conversions are not
+// useless everywhere.
+#[allow(clippy::useless_conversion)]
+fn links_of(stat: &rustix::fs::Stat) -> u64 {
+    u64::from(stat.st_nlink)
+}
+
+/// Device and inode number.
+#[allow(clippy::useless_conversion)]
+fn identity_of(stat: &rustix::fs::Stat) -> (u64, u64) {
+    (u64::from(stat.st_dev), u64::from(stat.st_ino))
+}
+
 fn kind_name(file_type: FileType) -> &'static str {
     match file_type {
         FileType::RegularFile => "regular file",
@@ -466,8 +479,8 @@ pub fn open_named_file(path: &Path) -> Result<RegularFile, AccessError> {
     Ok(RegularFile {
         file: File::from(fd),
         len: u64::try_from(stat.st_size).unwrap_or(0),
-        links: u64::from(stat.st_nlink),
-        identity: (u64::from(stat.st_dev), u64::from(stat.st_ino)),
+        links: links_of(&stat),
+        identity: identity_of(&stat),
         path: path.to_path_buf(),
     })
 }
