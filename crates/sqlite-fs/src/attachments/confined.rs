@@ -202,21 +202,7 @@ impl ConfinedDir {
             }
             Err(e) => return Err(io_err(e)),
         };
-        let stat = rustix::fs::fstat(&fd).map_err(|e| io_err(e.into()))?;
-        let file_type = FileType::from_raw_mode(stat.st_mode);
-        if file_type != FileType::RegularFile {
-            return Err(AccessError::NotRegular {
-                path,
-                kind: kind_name(file_type),
-            });
-        }
-        Ok(RegularFile {
-            file: File::from(fd),
-            len: u64::try_from(stat.st_size).unwrap_or(0),
-            links: links_of(&stat),
-            identity: identity_of(&stat),
-            path,
-        })
+        RegularFile::from_fd(fd, path)
     }
 
     /// What `name` is, without opening or following it (`fstatat` with
@@ -449,42 +435,6 @@ impl Entry {
     }
 }
 
-/// Opens a file a person named (a CLI argument): symlinks in `path` are
-/// followed, that being the person's choice, but the open never blocks
-/// (`O_NONBLOCK`: a FIFO or device is refused by `fstat`, never waited on).
-pub fn open_named_file(path: &Path) -> Result<RegularFile, AccessError> {
-    let io_err = |source: io::Error| AccessError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-    let fd = match rustix::fs::open(path, flags, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(Errno::NXIO) => {
-            return Err(AccessError::NotRegular {
-                path: path.to_path_buf(),
-                kind: "socket or device",
-            });
-        }
-        Err(e) => return Err(io_err(e.into())),
-    };
-    let stat = rustix::fs::fstat(&fd).map_err(|e| io_err(e.into()))?;
-    let file_type = FileType::from_raw_mode(stat.st_mode);
-    if file_type != FileType::RegularFile {
-        return Err(AccessError::NotRegular {
-            path: path.to_path_buf(),
-            kind: kind_name(file_type),
-        });
-    }
-    Ok(RegularFile {
-        file: File::from(fd),
-        len: u64::try_from(stat.st_size).unwrap_or(0),
-        links: links_of(&stat),
-        identity: identity_of(&stat),
-        path: path.to_path_buf(),
-    })
-}
-
 /// A regular file opened through a [`ConfinedDir`], with its size at open.
 #[derive(Debug)]
 pub struct RegularFile {
@@ -496,6 +446,33 @@ pub struct RegularFile {
 }
 
 impl RegularFile {
+    /// Checks with `fstat` that `fd` is a regular file and keeps what it found.
+    pub(super) fn from_fd(fd: OwnedFd, path: PathBuf) -> Result<Self, AccessError> {
+        let stat = match rustix::fs::fstat(&fd) {
+            Ok(stat) => stat,
+            Err(e) => {
+                return Err(AccessError::Io {
+                    path,
+                    source: e.into(),
+                });
+            }
+        };
+        let file_type = FileType::from_raw_mode(stat.st_mode);
+        if file_type != FileType::RegularFile {
+            return Err(AccessError::NotRegular {
+                path,
+                kind: kind_name(file_type),
+            });
+        }
+        Ok(RegularFile {
+            file: File::from(fd),
+            len: u64::try_from(stat.st_size).unwrap_or(0),
+            links: links_of(&stat),
+            identity: identity_of(&stat),
+            path,
+        })
+    }
+
     /// Its number of hard links when it was opened: more than one means the
     /// same bytes are reachable under another name, perhaps outside the folder.
     pub fn links(&self) -> u64 {
