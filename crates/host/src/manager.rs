@@ -94,8 +94,10 @@ macro_rules! session_span {
 }
 
 impl SessionManager {
-    /// A manager over `store`, with session folders under `config.data_dir`.
-    pub fn new(store: Arc<dyn SessionStore>, config: ManagerConfig) -> Self {
+    /// A manager over `store`, with session folders under `config.data_dir`
+    /// (resolved once here: symlinks in its own path are followed, none below it).
+    pub fn new(store: Arc<dyn SessionStore>, mut config: ManagerConfig) -> Self {
+        config.data_dir = airlock_sqlite_fs::canonical_dir(&config.data_dir);
         Self {
             roots: MailboxRoots::in_data_dir(&config.data_dir),
             extractor: InboundExtractor::new(config.limits),
@@ -140,8 +142,17 @@ impl SessionManager {
             let resolved = self.store.resolve_session(request).await?;
             let mailbox = self.mailbox(&resolved.session);
             // Also heals a registry entry whose folder was removed by hand.
-            if resolved.created || !mailbox.paths().inbound_db().exists() {
-                blocking(move || mailbox.create()).await?;
+            if (resolved.created || !mailbox.paths().inbound_db().exists())
+                && let Err(e) = blocking(move || mailbox.create()).await
+            {
+                // A row without its folder would be listed and then break
+                // delivery; the next resolve creates both again.
+                if resolved.created
+                    && let Err(undo) = self.store.delete_session(&resolved.session.id).await
+                {
+                    tracing::error!(session = %resolved.session.id, error = %undo, "could not remove the session whose folder failed");
+                }
+                return Err(e);
             }
             tracing::debug!(session = %resolved.session.id, created = resolved.created, "resolved");
             Ok(resolved)

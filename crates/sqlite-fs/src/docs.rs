@@ -157,15 +157,54 @@
 //!
 //! # Untrusted `outbound.db`
 //!
-//! The host checks `outbound.db` and its journal are regular files (a FIFO
-//! would hang `open`, a symlink would redirect it), opens with
-//! `SQLITE_OPEN_NOFOLLOW`, read-only, `trusted_schema=OFF`,
-//! `cell_size_check=ON`, `mmap_size=0`, `query_only`, a bounded page cache,
-//! tight `sqlite3_limit`s and a progress handler that interrupts a read after
-//! 1.5 s. A crafted file fails with
+//! The guest can swap any name in its folder between a check and a use, so
+//! SQLite is never given one. `GuestDb` (`sqlite_util::guest_db`)
+//! opens `outbound.db` through the session folder's handle (`O_NOFOLLOW |
+//! O_NONBLOCK | O_CLOEXEC`, openat2 `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`)
+//! and checks the handle with `fstat`: a regular file with a single name (a
+//! FIFO, device, symlink or hard link is
+//! [`Error::UnsafeFile`](crate::Error::UnsafeFile), at once). The header is
+//! read from that handle: a WAL-mode file is refused. Exactly that inode is
+//! then hard-linked into the session's host state (`linkat` of
+//! `/proc/self/fd/N`, under a `flock` so concurrent host readers never see
+//! each other's link as a second name) and SQLite opens only that host-only
+//! name, `file:…?mode=ro&immutable=1`: no locks, no journal, `-wal` or
+//! `-shm` look-up, no open of anything the guest placed, no writable map.
+//! Immutable means SQLite would not notice a guest commit during the read,
+//! so the change counter (bytes 24–27) is read from the handle and the
+//! journal is looked at with `fstatat` (never opened) before and after each
+//! read: a journal present or a counter moved makes the read a transient
+//! 776, retried, and [`Error::GuestMayBeRunning`](crate::Error::GuestMayBeRunning)
+//! when it persists. Where no link can be made (host state on another
+//! filesystem, a read-only data dir) the verified bytes are copied into a
+//! private file instead (at most 256 MiB). We chose the link over reading
+//! the whole file into memory because it costs two metadata operations per
+//! read whatever the history's length.
+//!
+//! Recovery of a stopped guest's hot journal ([`HostMailbox::recover_outbound`](crate::HostMailbox::recover_outbound))
+//! is the one read-write open: both files are verified the same way and
+//! linked into host state as `outbound.recover` and its `-journal`, so
+//! SQLite replays exactly the checked inodes; a journal naming a
+//! super-journal (which would make SQLite open a path the guest wrote) is
+//! refused. `doctor` reads both mailbox files as such snapshots.
+//!
+//! The connection gets SQLite's advice for untrusted files:
+//! `trusted_schema=OFF`, `cell_size_check=ON`, `mmap_size=0`, `query_only`,
+//! a bounded page cache, tight `sqlite3_limit`s and a progress handler that
+//! interrupts a read after 1.5 s. A crafted file fails with
 //! [`Error::UntrustedFileRejected`](crate::Error::UntrustedFileRejected).
 //! `hard_heap_limit` is process-wide, so it is left to the embedding host.
 //! Values of any storage class are read as text, so odd types never fail a read.
+//!
+//! # Read-only data dirs
+//!
+//! On a read-only filesystem the registry opens read-only: `immutable=1`
+//! when it has no `-wal` (it was closed cleanly, the main file holds every
+//! commit, and nothing can be locked or created), `mode=ro` when a `-wal`
+//! exists (a live writer behind a read-only bind mount; SQLite reads the WAL
+//! through the existing `-shm`). Listings and counts of `inbound.db` then
+//! read a verified snapshot instead of taking the session lock. Writes fail
+//! saying "read-only".
 //!
 //! # Transient errors
 //!

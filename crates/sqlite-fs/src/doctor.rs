@@ -6,16 +6,15 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::layout::SessionPaths;
+use airlock_core::escape_for_log;
+
+use crate::layout::{HostSessionState, SessionPaths};
 use crate::schema::{INBOUND_VERSION, OUTBOUND_VERSION};
-use crate::sqlite_util::{
-    JournalKind, OpenMode, UNTRUSTED_TIME_BUDGET, apply_untrusted_limits, open_file, read_header,
-};
+use crate::sqlite_util::{GuestDb, JournalKind, RetryPolicy, RetryStats, read_header, retry};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -70,33 +69,53 @@ impl Report<'_> {
 /// Checks the session folder `paths`: journal modes, hot journals, schema
 /// versions, seq parity and uniqueness, missing inbound attachments, stray
 /// temporary files and outbox folders of delivered messages.
-pub fn check_session(paths: &SessionPaths) -> Vec<Finding> {
+///
+/// Both files are read as [`GuestDb`] snapshots (the guest can write both):
+/// nothing is opened by a name the guest can swap, no journal is replayed,
+/// and a FIFO anywhere makes a finding, never a hang. `state` is the
+/// session's host-only folder, where the snapshot link is made.
+pub fn check_session(paths: &SessionPaths, state: &HostSessionState) -> Vec<Finding> {
     let mut report = Report {
         paths,
         findings: Vec::new(),
     };
     check_files(&mut report);
-    let inbound = read_db(&mut report, &paths.inbound_db(), false);
-    let outbound = read_db(&mut report, &paths.outbound_db(), true);
-    if let Some(conn) = &inbound {
-        check_version(&mut report, conn, &paths.inbound_db(), INBOUND_VERSION);
-    }
-    if let Some(conn) = &outbound {
-        check_version(&mut report, conn, &paths.outbound_db(), OUTBOUND_VERSION);
+    let inbound = read_db(&mut report, state, "inbound.db", "messages_in", false);
+    let outbound = read_db(&mut report, state, "outbound.db", "messages_out", true);
+    for (facts, path, expected) in [
+        (&inbound, paths.inbound_db(), INBOUND_VERSION),
+        (&outbound, paths.outbound_db(), OUTBOUND_VERSION),
+    ] {
+        if let Some(facts) = facts {
+            check_version(&mut report, &facts.version, &path, expected);
+        }
     }
     let in_seqs = inbound
         .as_ref()
-        .map(|c| seqs(&mut report, c, "messages_in", &paths.inbound_db()));
+        .map(|f| seqs(&mut report, &f.seqs, "messages_in", &paths.inbound_db()));
     let out_seqs = outbound
         .as_ref()
-        .map(|c| seqs(&mut report, c, "messages_out", &paths.outbound_db()));
+        .map(|f| seqs(&mut report, &f.seqs, "messages_out", &paths.outbound_db()));
     check_parity(&mut report, in_seqs.as_deref(), out_seqs.as_deref());
-    if let Some(conn) = &inbound {
-        check_attachments(&mut report, conn);
-        check_delivered_outboxes(&mut report, conn);
+    if let Some(facts) = &inbound {
+        check_attachments(&mut report, &facts.attachments);
+        check_delivered_outboxes(&mut report, &facts.ids);
+    }
+    if let Some(facts) = &outbound {
+        check_orphan_outboxes(&mut report, &facts.ids);
     }
     check_temp_files(&mut report);
     report.findings
+}
+
+/// What the checks need from one mailbox file, read in one snapshot.
+struct DbFacts {
+    version: rusqlite::Result<i64>,
+    seqs: rusqlite::Result<Vec<i64>>,
+    /// `messages_out` ids, or `delivered` ids for `inbound.db`.
+    ids: HashSet<String>,
+    /// `(id, content)` of rows that may name inbox files (inbound only).
+    attachments: Vec<(String, String)>,
 }
 
 fn check_files(report: &mut Report<'_>) {
@@ -145,26 +164,63 @@ fn check_files(report: &mut Report<'_>) {
     }
 }
 
-fn read_db(report: &mut Report<'_>, path: &Path, untrusted: bool) -> Option<Connection> {
-    if !path.exists() {
-        return None;
-    }
-    let opened = open_file(path, OpenMode::ReadOnly, Duration::from_millis(500)).and_then(|conn| {
-        if untrusted {
-            apply_untrusted_limits(&conn, UNTRUSTED_TIME_BUDGET)?;
-        }
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-            r.get::<_, i64>(0)
-        })?;
-        Ok(conn)
+fn read_db(
+    report: &mut Report<'_>,
+    state: &HostSessionState,
+    name: &str,
+    table: &str,
+    guest_owned: bool,
+) -> Option<DbFacts> {
+    let db = GuestDb {
+        folder: report.paths.dir(),
+        name,
+        scratch: state.dir(),
+        single_name: guest_owned,
+    };
+    // A host write or guest commit in flight is not a finding: retried.
+    static STATS: std::sync::OnceLock<RetryStats> = std::sync::OnceLock::new();
+    let stats = STATS.get_or_init(RetryStats::default);
+    let result = retry(RetryPolicy::HOST_READ, stats, || {
+        db.read("checking the file", &|conn| {
+            conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })?;
+            let version = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0));
+            let seqs = conn
+                .prepare(&format!("SELECT seq FROM {table} WHERE seq IS NOT NULL"))
+                .and_then(|mut stmt| {
+                    stmt.query_map([], |r| r.get::<_, i64>(0))?
+                        .collect::<rusqlite::Result<Vec<i64>>>()
+                });
+            let id_sql = if guest_owned {
+                "SELECT id FROM messages_out"
+            } else {
+                "SELECT message_out_id FROM delivered"
+            };
+            let ids = strings(conn, id_sql)
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            let attachments = if guest_owned {
+                Vec::new()
+            } else {
+                pairs(conn, "SELECT id, content FROM messages_in").unwrap_or_default()
+            };
+            Ok(DbFacts {
+                version,
+                seqs,
+                ids,
+                attachments,
+            })
+        })
     });
-    match opened {
-        Ok(conn) => Some(conn),
+    match result {
+        Ok(facts) => facts,
         Err(e) => {
             report.add(
                 Severity::Error,
                 "unreadable",
-                path.to_path_buf(),
+                report.paths.dir().join(name),
                 format!("cannot read: {e}"),
             );
             None
@@ -172,9 +228,25 @@ fn read_db(report: &mut Report<'_>, path: &Path, untrusted: bool) -> Option<Conn
     }
 }
 
-fn check_version(report: &mut Report<'_>, conn: &Connection, path: &Path, expected: i64) {
-    match conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)) {
-        Ok(v) if v == expected => {}
+fn strings(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(sql)?;
+    stmt.query_map([], |r| r.get::<_, String>(0))?.collect()
+}
+
+fn pairs(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare(sql)?;
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
+}
+
+fn check_version(
+    report: &mut Report<'_>,
+    version: &rusqlite::Result<i64>,
+    path: &Path,
+    expected: i64,
+) {
+    match version {
+        Ok(v) if *v == expected => {}
         Ok(v) => report.add(
             Severity::Warning,
             "schema_version",
@@ -190,21 +262,24 @@ fn check_version(report: &mut Report<'_>, conn: &Connection, path: &Path, expect
     }
 }
 
-fn seqs(report: &mut Report<'_>, conn: &Connection, table: &str, path: &Path) -> Vec<i64> {
-    let sql = format!("SELECT seq FROM {table} WHERE seq IS NOT NULL");
-    let result = conn.prepare(&sql).and_then(|mut stmt| {
-        stmt.query_map([], |r| r.get::<_, i64>(0))?
-            .collect::<rusqlite::Result<Vec<i64>>>()
-    });
-    result.unwrap_or_else(|e| {
-        report.add(
-            Severity::Error,
-            "unreadable",
-            path.to_path_buf(),
-            format!("reading {table}: {e}"),
-        );
-        Vec::new()
-    })
+fn seqs(
+    report: &mut Report<'_>,
+    result: &rusqlite::Result<Vec<i64>>,
+    table: &str,
+    path: &Path,
+) -> Vec<i64> {
+    match result {
+        Ok(seqs) => seqs.clone(),
+        Err(e) => {
+            report.add(
+                Severity::Error,
+                "unreadable",
+                path.to_path_buf(),
+                format!("reading {table}: {e}"),
+            );
+            Vec::new()
+        }
+    }
 }
 
 fn check_parity(report: &mut Report<'_>, inbound: Option<&[i64]>, outbound: Option<&[i64]>) {
@@ -277,18 +352,10 @@ fn inbox_path(local: &str) -> Option<(String, String)> {
     Some((id.to_owned(), name.to_owned()))
 }
 
-fn check_attachments(report: &mut Report<'_>, conn: &Connection) {
-    let rows = conn
-        .prepare("SELECT id, content FROM messages_in")
-        .and_then(|mut stmt| {
-            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        });
-    let Ok(rows) = rows else { return };
+fn check_attachments(report: &mut Report<'_>, rows: &[(String, String)]) {
     let dir = report.paths.dir().to_path_buf();
     for (id, content) in rows {
-        let Ok(serde_json::Value::Object(obj)) =
-            serde_json::from_str::<serde_json::Value>(&content)
+        let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(content)
         else {
             continue;
         };
@@ -307,7 +374,10 @@ fn check_attachments(report: &mut Report<'_>, conn: &Connection) {
                             Severity::Error,
                             "missing_attachment",
                             file,
-                            format!("message {id} refers to an attachment that is not on disk"),
+                            format!(
+                                "message {} refers to an attachment that is not on disk",
+                                escape_for_log(id)
+                            ),
                         );
                     }
                 }
@@ -315,28 +385,57 @@ fn check_attachments(report: &mut Report<'_>, conn: &Connection) {
                     Severity::Error,
                     "bad_attachment_path",
                     report.paths.inbound_db(),
-                    format!("message {id} has localPath {local:?} outside inbox/<id>/<name>"),
+                    format!(
+                        "message {} has localPath {} outside inbox/<id>/<name>",
+                        escape_for_log(id),
+                        escape_for_log(local)
+                    ),
                 ),
             }
         }
     }
 }
 
-fn check_delivered_outboxes(report: &mut Report<'_>, conn: &Connection) {
-    let outbox = report.paths.outbox();
-    let Ok(entries) = std::fs::read_dir(&outbox) else {
-        return;
+/// Names of the folders in `outbox/` (listing only; nothing is opened).
+fn outbox_folders(report: &Report<'_>) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(report.paths.outbox()) else {
+        return Vec::new();
     };
-    let delivered = conn.prepare("SELECT 1 FROM delivered WHERE message_out_id = ?1");
-    let Ok(mut delivered) = delivered else { return };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if delivered.exists([&name]).unwrap_or(false) {
+    entries
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect()
+}
+
+fn check_delivered_outboxes(report: &mut Report<'_>, delivered: &HashSet<String>) {
+    for (name, path) in outbox_folders(report) {
+        if delivered.contains(&name) {
             report.add(
                 Severity::Warning,
                 "delivered_outbox",
-                entry.path(),
-                format!("outbox folder of delivered message {name} was not cleared"),
+                path,
+                format!(
+                    "outbox folder of delivered message {} was not cleared",
+                    escape_for_log(&name)
+                ),
+            );
+        }
+    }
+}
+
+/// Outbox folders no guest message names: left by a reply killed between
+/// copying its files and storing its row (its files will never be sent).
+fn check_orphan_outboxes(report: &mut Report<'_>, messages: &HashSet<String>) {
+    for (name, path) in outbox_folders(report) {
+        if !messages.contains(&name) && !is_temp_name(&name) {
+            report.add(
+                Severity::Warning,
+                "orphan_outbox",
+                path,
+                format!(
+                    "outbox folder {} belongs to no message in outbound.db (an interrupted reply?)",
+                    escape_for_log(&name)
+                ),
             );
         }
     }

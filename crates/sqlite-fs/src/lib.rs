@@ -30,4 +30,4 @@ pub use layout::{HostSessionState, HostStateRoot, MailboxRoots, SessionPaths, Se
 pub use registry::{
     MigrateError, OpenStoreError, REGISTRY_FILE, SCHEMA_VERSION, SqliteSessionStore,
 };
-pub use sqlite_util::{DbHeader, JournalKind, RetryStatsSnapshot, read_header};
+pub use sqlite_util::{DbHeader, JournalKind, RetryStatsSnapshot, canonical_dir, read_header};

@@ -273,3 +273,20 @@ fn clear_stops_after_the_entry_budget() {
     assert_eq!((report.removed, report.failures.len()), (11, 0));
     assert!(!dir.exists());
 }
+
+#[test]
+fn hard_linked_file_is_skipped() {
+    init_logs();
+    let fx = Fixture::new();
+    let dir = fx.outbox_dir("m1");
+    fs::hard_link(fx.secret_file(), dir.join("linked.txt")).unwrap();
+    fs::write(dir.join("ok.txt"), b"fine").unwrap();
+    let got = read_both(
+        &fx,
+        "m1",
+        &["linked.txt", "ok.txt"],
+        AttachmentLimits::default(),
+    );
+    assert_eq!(got, vec![("ok.txt".into(), b"fine".to_vec())]);
+    assert!(!got.iter().any(|(_, d)| leaks(d)));
+}

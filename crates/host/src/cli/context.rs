@@ -8,6 +8,16 @@ use airlock_sqlite_fs::SqliteSessionStore;
 use super::settings::{RegistryLocation, Settings};
 use crate::{ManagerConfig, SessionManager};
 
+/// Reads a file named by a flag (`--attach`, `--file`, `--content-file`)
+/// without ever blocking: a FIFO, socket or device is refused at once, and
+/// a file over the attachment size cap is refused before it is read.
+pub fn read_input(path: &std::path::Path, flag: &str) -> Result<Vec<u8>> {
+    let limit = airlock_sqlite_fs::attachments::AttachmentLimits::default().max_file_bytes;
+    airlock_sqlite_fs::attachments::open_named_file(path)
+        .and_then(|file| file.read_capped(limit))
+        .map_err(|e| Error::InvalidInput(format!("cannot read {flag} {e}")))
+}
+
 /// Opens the registry named by the settings.
 pub async fn open_registry(settings: &Settings) -> Result<Arc<dyn SessionStore>> {
     match &settings.registry {

@@ -42,10 +42,8 @@ pub fn main() -> ExitCode {
 }
 
 fn fail(message: &str) -> ExitCode {
-    let line: String = message
-        .chars()
-        .map(|c| if c == '\n' { ' ' } else { c })
-        .collect();
+    // One line, and no guest-written byte may drive the terminal.
+    let line = output::clean(message);
     eprintln!("airlock: error: {line}");
     ExitCode::FAILURE
 }

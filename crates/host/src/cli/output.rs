@@ -35,17 +35,50 @@ pub fn or_dash<T: std::fmt::Display>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
-/// Shortens `text` to `max` characters for one-line listings.
+/// Text safe to show on a terminal: control characters (ESC, BEL, CR, LF,
+/// …) and invisible format characters (bidi overrides, zero-width) become
+/// spaces, so a guest-written string can neither move the cursor, retitle
+/// the window, nor reorder what is shown. Every guest-controlled string
+/// printed for people goes through this.
+pub fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| if is_unsafe(c) { ' ' } else { c })
+        .collect()
+}
+
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{feff}'
+        )
+}
+
+/// Shortens `text` to `max` characters for one-line listings ([`clean`] first).
 pub fn clip(text: &str, max: usize) -> String {
-    let flat: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let flat = clean(text);
     if flat.chars().count() <= max {
         flat
     } else {
         let mut clipped: String = flat.chars().take(max.saturating_sub(1)).collect();
         clipped.push('…');
         clipped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_controls_and_bidi_overrides_are_neutralised() {
+        let hostile = "a\u{1b}]0;title\u{7}b\u{1b}[2Jc\u{202e}d\u{9b}e";
+        assert_eq!(clean(hostile), "a ]0;title b [2Jc d e");
+        assert_eq!(clip(hostile, 4), "a ]…");
+        assert_eq!(clean("plain é 漢字"), "plain é 漢字");
     }
 }

@@ -174,7 +174,10 @@ fn registry_location(data_dir: &std::path::Path, raw: Option<String>) -> Registr
 impl TryFrom<RawCli> for Settings {
     type Error = String;
 
-    fn try_from(raw: RawCli) -> Result<Self, String> {
+    fn try_from(mut raw: RawCli) -> Result<Self, String> {
+        // Resolved once: symlinks in the data dir's own path are the user's
+        // choice; below it nothing is followed.
+        raw.data_dir = airlock_sqlite_fs::canonical_dir(&raw.data_dir);
         let registry = registry_location(&raw.data_dir, raw.registry);
         let output = if raw.json {
             OutputFormat::Json

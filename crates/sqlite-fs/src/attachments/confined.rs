@@ -66,6 +66,15 @@ pub enum AccessError {
         /// The limit in force.
         limit: u64,
     },
+    /// The regular file has other names (hard links), which the guest may
+    /// have made to a file it must not hand to the host.
+    #[error("{path}: has {links} hard links; only a file with a single name is read", path = path.display())]
+    HardLinked {
+        /// The file, for messages only.
+        path: PathBuf,
+        /// Its link count.
+        links: u64,
+    },
     /// The system call failed (`ELOOP` for a symlink, `ENOENT`, …).
     #[error("{path}: {source}", path = path.display())]
     Io {
@@ -193,19 +202,30 @@ impl ConfinedDir {
             }
             Err(e) => return Err(io_err(e)),
         };
-        let stat = rustix::fs::fstat(&fd).map_err(|e| io_err(e.into()))?;
-        let file_type = FileType::from_raw_mode(stat.st_mode);
-        if file_type != FileType::RegularFile {
-            return Err(AccessError::NotRegular {
-                path,
-                kind: kind_name(file_type),
-            });
+        RegularFile::from_fd(fd, path)
+    }
+
+    /// What `name` is, without opening or following it (`fstatat` with
+    /// `AT_SYMLINK_NOFOLLOW`): `None` when absent. Side files such as
+    /// journals are only ever looked at this way, so a FIFO there cannot
+    /// block the host.
+    pub fn entry(&self, name: &str) -> io::Result<Option<Entry>> {
+        let c_name = component(name)?;
+        match rustix::fs::statat(&self.fd, c_name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => Ok(Some(Entry {
+                kind: kind_name(FileType::from_raw_mode(stat.st_mode)),
+                len: u64::try_from(stat.st_size).unwrap_or(0),
+                identity: identity_of(&stat),
+            })),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(e.into()),
         }
-        Ok(RegularFile {
-            file: File::from(fd),
-            len: u64::try_from(stat.st_size).unwrap_or(0),
-            path,
-        })
+    }
+
+    /// Removes the file `name` (never a folder; a symlink itself).
+    pub fn remove_file(&self, name: &str) -> io::Result<()> {
+        let c_name = component(name)?;
+        rustix::fs::unlinkat(&self.fd, c_name.as_c_str(), AtFlags::empty()).map_err(Into::into)
     }
 
     /// Creates a new temporary file in this folder (`O_EXCL`, so a planted
@@ -359,6 +379,19 @@ fn component(name: &str) -> io::Result<CString> {
     }
 }
 
+// The field types differ between platforms, so the conversions are not
+// useless everywhere.
+#[allow(clippy::useless_conversion)]
+fn links_of(stat: &rustix::fs::Stat) -> u64 {
+    u64::from(stat.st_nlink)
+}
+
+/// Device and inode number.
+#[allow(clippy::useless_conversion)]
+fn identity_of(stat: &rustix::fs::Stat) -> (u64, u64) {
+    (u64::from(stat.st_dev), u64::from(stat.st_ino))
+}
+
 fn kind_name(file_type: FileType) -> &'static str {
     match file_type {
         FileType::RegularFile => "regular file",
@@ -384,15 +417,90 @@ fn random_u64() -> u64 {
     hasher.finish()
 }
 
+/// What [`ConfinedDir::entry`] found under a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// `"regular file"`, `"fifo"`, `"symlink"`, …
+    pub kind: &'static str,
+    /// Its size.
+    pub len: u64,
+    /// Device and inode number.
+    pub identity: (u64, u64),
+}
+
+impl Entry {
+    /// Whether it is a regular file.
+    pub fn is_regular(&self) -> bool {
+        self.kind == kind_name(FileType::RegularFile)
+    }
+}
+
 /// A regular file opened through a [`ConfinedDir`], with its size at open.
 #[derive(Debug)]
 pub struct RegularFile {
     file: File,
     len: u64,
+    links: u64,
+    identity: (u64, u64),
     path: PathBuf,
 }
 
 impl RegularFile {
+    /// Checks with `fstat` that `fd` is a regular file and keeps what it found.
+    pub(super) fn from_fd(fd: OwnedFd, path: PathBuf) -> Result<Self, AccessError> {
+        let stat = match rustix::fs::fstat(&fd) {
+            Ok(stat) => stat,
+            Err(e) => {
+                return Err(AccessError::Io {
+                    path,
+                    source: e.into(),
+                });
+            }
+        };
+        let file_type = FileType::from_raw_mode(stat.st_mode);
+        if file_type != FileType::RegularFile {
+            return Err(AccessError::NotRegular {
+                path,
+                kind: kind_name(file_type),
+            });
+        }
+        Ok(RegularFile {
+            file: File::from(fd),
+            len: u64::try_from(stat.st_size).unwrap_or(0),
+            links: links_of(&stat),
+            identity: identity_of(&stat),
+            path,
+        })
+    }
+
+    /// Its number of hard links when it was opened: more than one means the
+    /// same bytes are reachable under another name, perhaps outside the folder.
+    pub fn links(&self) -> u64 {
+        self.links
+    }
+
+    /// Device and inode number (`fstat`), to tell whether a name still
+    /// refers to this file.
+    pub fn identity(&self) -> (u64, u64) {
+        self.identity
+    }
+
+    /// The path it was opened under, for messages only.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Fails with [`AccessError::HardLinked`] unless this is the file's only name.
+    pub fn single_link(self) -> Result<Self, AccessError> {
+        if self.links > 1 {
+            return Err(AccessError::HardLinked {
+                path: self.path,
+                links: self.links,
+            });
+        }
+        Ok(self)
+    }
+
     /// Its size when it was opened (`fstat`).
     pub fn len(&self) -> u64 {
         self.len
@@ -432,9 +540,20 @@ impl RegularFile {
         }
     }
 
+    /// The open file, for positioned reads.
+    pub fn as_file(&self) -> &File {
+        &self.file
+    }
+
     /// The open file, for streaming reads.
     pub fn file(&mut self) -> &mut File {
         &mut self.file
+    }
+}
+
+impl AsFd for RegularFile {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
     }
 }
 

@@ -12,14 +12,16 @@ mod confined;
 mod inbound;
 mod json_entries;
 mod limits;
+mod named;
 mod outbox;
 mod store;
 
 pub use confined::{
-    AccessError, ConfinedDir, MAX_REMOVE_DEPTH, MAX_REMOVE_ENTRIES, RegularFile, RemoveReport,
-    Resolver, StagedFile,
+    AccessError, ConfinedDir, Entry, MAX_REMOVE_DEPTH, MAX_REMOVE_ENTRIES, RegularFile,
+    RemoveReport, Resolver, StagedFile,
 };
 pub use inbound::{Clock, InboundExtractor, SessionExtractor};
 pub use limits::AttachmentLimits;
+pub use named::open_named_file;
 pub use outbox::{clear_outbox, clear_outbox_in, read_outbox_files, read_outbox_files_in};
 pub use store::FsAttachmentStore;

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use airlock_core::{Error, MessageId, OutboxFile, Result, check_name, escape_for_log};
 
-use super::confined::{AccessError, ConfinedDir, RemoveReport};
+use super::confined::{AccessError, ConfinedDir, RegularFile, RemoveReport};
 use super::limits::AttachmentLimits;
 
 /// Reads the declared files of `<session_dir>/outbox/<message_id>/`.
@@ -115,7 +115,12 @@ enum Skip {
 }
 
 fn read_one(dir: &ConfinedDir, name: &str, file_cap: u64, remaining: u64) -> Result<Vec<u8>, Skip> {
-    let file = dir.open_regular(name).map_err(Skip::Access)?;
+    // A second name means the guest linked a file here rather than writing
+    // one: refused like a symlink.
+    let file = dir
+        .open_regular(name)
+        .and_then(RegularFile::single_link)
+        .map_err(Skip::Access)?;
     if file.len() <= file_cap && file.len() > remaining {
         return Err(Skip::MessageCap { size: file.len() });
     }

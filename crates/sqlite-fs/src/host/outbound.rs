@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use airlock_core::Timestamp;
 use airlock_core::mailbox::{
@@ -15,11 +14,10 @@ use rusqlite::{Connection, Row};
 
 use super::{GuestStopped, HostMailbox};
 use crate::error::{Error, Result};
-use crate::sqlite_util::{
-    FileState, JournalKind, OpenMode, RetryPolicy, RetryStats, RetryStatsSnapshot,
-    UNTRUSTED_TIME_BUDGET, apply_untrusted_limits, check_regular_or_absent, open_file, read_header,
-    retry,
-};
+use crate::sqlite_util::{GuestDb, RetryPolicy, RetryStats, RetryStatsSnapshot, retry};
+
+/// The guest's file in the session folder.
+const OUTBOUND_DB: &str = "outbound.db";
 
 const SQLITE_NOMEM: i32 = 7;
 const SQLITE_INTERRUPT: i32 = 9;
@@ -95,37 +93,30 @@ impl HostMailbox {
         host_stats().snapshot()
     }
 
-    /// Runs `f` on a fresh read-only, untrusted connection to `outbound.db`,
-    /// retrying transient conditions; `Ok(None)` when the file does not exist yet.
-    pub(super) fn read_outbound<T>(
+    /// `outbound.db` as the guest-written file it is, with host state for its snapshot.
+    fn outbound_file(&self) -> GuestDb<'_> {
+        GuestDb {
+            folder: self.paths.dir(),
+            name: OUTBOUND_DB,
+            scratch: self.state.dir(),
+            single_name: true,
+        }
+    }
+
+    /// Runs `f` on a fresh read-only, untrusted connection to a snapshot of
+    /// `outbound.db` (see [`GuestDb`]: SQLite never opens a name the guest
+    /// can reach), retrying while the guest commits; `Ok(None)` when the
+    /// file does not exist yet.
+    pub(crate) fn read_outbound<T>(
         &self,
         context: &str,
         f: impl Fn(&Connection) -> rusqlite::Result<T>,
     ) -> Result<Option<T>> {
-        let path = self.paths.outbound_db();
-        match check_regular_or_absent(&path)? {
-            FileState::Absent => return Ok(None),
-            FileState::Regular(_) => {}
-        }
-        // SQLite opens the journal by name to check whether it is hot: it must
-        // not be a FIFO (would hang) or a symlink.
-        check_regular_or_absent(&self.paths.outbound_journal())?;
-        if let Ok(Some(h)) = read_header(&path)
-            && h.journal == JournalKind::Wal
-        {
-            return Err(Error::WrongJournalMode {
-                path,
-                mode: "wal".into(),
-                why: "the guest must keep outbound.db in DELETE mode; the host reads WAL files stale across mounts",
-            });
-        }
-        let result = retry(RetryPolicy::HOST_READ, host_stats(), || {
-            let conn = open_file(&path, OpenMode::ReadOnly, Duration::from_millis(200))
-                .and_then(|c| apply_untrusted_limits(&c, UNTRUSTED_TIME_BUDGET).map(|()| c))
-                .map_err(|e| Error::sqlite(&path, context, e))?;
-            f(&conn).map_err(|e| Error::sqlite(&path, context, e))
-        });
-        result.map(Some).map_err(|e| untrusted_error(e, context))
+        let file = self.outbound_file();
+        retry(RetryPolicy::HOST_READ, host_stats(), || {
+            file.read(context, &f)
+        })
+        .map_err(|e| untrusted_error(e, context))
     }
 
     /// Due messages not yet in `delivered`, ordered by seq: the guest's
@@ -304,35 +295,14 @@ impl HostMailbox {
     /// which `stopped` proves is safe. Returns whether a journal was there.
     pub fn recover_outbound(&self, stopped: GuestStopped) -> Result<bool> {
         let _ = stopped;
-        let path = self.paths.outbound_db();
-        let journal = self.paths.outbound_journal();
-        if check_regular_or_absent(&journal)? == FileState::Absent {
-            return Ok(false);
+        let recovered = self
+            .outbound_file()
+            .recover()
+            .map_err(|e| untrusted_error(e, "recovering outbound.db"))?;
+        if recovered {
+            tracing::info!(path = %self.paths.outbound_db().display(), "rolled back the hot journal of a stopped guest");
         }
-        if check_regular_or_absent(&path)? == FileState::Absent {
-            // A journal without its database cannot be replayed into anything.
-            std::fs::remove_file(&journal).map_err(|e| Error::io(&journal, e))?;
-            return Ok(true);
-        }
-        let conn = open_file(&path, OpenMode::ReadWrite, Duration::from_secs(2))
-            .map_err(|e| Error::sqlite(&path, "opening outbound.db for recovery", e))?;
-        conn.pragma_update(None, "trusted_schema", "OFF")
-            .and_then(|()| conn.pragma_update(None, "cell_size_check", "ON"))
-            .and_then(|()| {
-                conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-                    r.get::<_, i64>(0)
-                })
-            })
-            .map_err(|e| {
-                untrusted_error(
-                    Error::sqlite(&path, "recovering outbound.db", e),
-                    "recovering outbound.db",
-                )
-            })?;
-        conn.close()
-            .map_err(|(_, e)| Error::sqlite(&path, "closing outbound.db", e))?;
-        tracing::info!(path = %path.display(), "rolled back the hot journal of a stopped guest");
-        Ok(true)
+        Ok(recovered)
     }
 }
 

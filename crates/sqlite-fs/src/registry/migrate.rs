@@ -17,6 +17,14 @@ pub enum MigrateError {
         /// The version found in the file.
         found: i64,
     },
+    /// The file needs migrating but is read-only.
+    #[error(
+        "registry schema version {found} differs from this build's {SCHEMA_VERSION}, and the registry is read-only"
+    )]
+    ReadOnly {
+        /// The version found in the file.
+        found: i64,
+    },
     /// SQLite failed while migrating.
     #[error("migrating the registry to version {version}: {source}")]
     Sqlite {

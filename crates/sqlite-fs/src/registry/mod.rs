@@ -16,6 +16,8 @@ use std::time::Duration;
 use airlock_core::{Error, Result};
 use rusqlite::{Connection, OpenFlags};
 
+use crate::sqlite_util::{is_read_only, uri_path};
+
 pub use migrate::{MigrateError, SCHEMA_VERSION};
 
 /// File name of the registry inside the data dir.
@@ -99,7 +101,59 @@ impl SqliteSessionStore {
     }
 
     /// Opens (creating if needed) the registry at `path` and migrates it.
+    ///
+    /// On a read-only filesystem an existing registry is opened read-only
+    /// instead (see [`SqliteSessionStore::open_read_only`]): reads work,
+    /// writes fail saying "read-only".
     pub fn open_file(path: &Path) -> Result<Self, OpenStoreError> {
+        match Self::open_writable(path) {
+            Err(e) if path.is_file() && is_read_only(path) => {
+                tracing::debug!(error = %e, "registry not writable; opening it read-only");
+                Self::open_read_only(path)
+            }
+            other => other,
+        }
+    }
+
+    /// Opens an existing registry for reading only, never writing to its
+    /// folder. A registry with no `-wal` (closed cleanly) is opened
+    /// `immutable=1`: nothing to lock, and the main file holds every commit.
+    /// With a `-wal` a writer may be live (a read-only bind mount of a
+    /// running host's data dir), so it is opened `mode=ro`, which reads the
+    /// WAL through the existing `-shm` and sees every commit.
+    pub fn open_read_only(path: &Path) -> Result<Self, OpenStoreError> {
+        let open_err = |source| OpenStoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
+        let live = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
+        let uri = format!(
+            "file:{}?mode=ro{}",
+            uri_path(path),
+            if live { "" } else { "&immutable=1" }
+        );
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(uri, flags).map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(open_err)?;
+        if version != SCHEMA_VERSION {
+            return Err(OpenStoreError::Migrate {
+                path: path.to_path_buf(),
+                source: MigrateError::ReadOnly { found: version },
+            });
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    fn open_writable(path: &Path) -> Result<Self, OpenStoreError> {
         let open_err = |source| OpenStoreError::Open {
             path: path.to_path_buf(),
             source,

@@ -11,7 +11,15 @@ use super::SqliteSessionStore;
 use super::rows::{GROUP_COLUMNS, SESSION_COLUMNS, group_from_row, session_from_row};
 
 fn sqlite(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
-    move |e| Error::backend("sqlite", context, e)
+    move |e| match e {
+        // Opened read-only (a read-only data dir): say so instead of SQLite's words.
+        rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ReadOnly => Error::backend(
+            "sqlite",
+            context,
+            "the registry is read-only (its data dir is on a read-only filesystem); this command needs to write",
+        ),
+        e => Error::backend("sqlite", context, e),
+    }
 }
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {

@@ -43,3 +43,74 @@ pub fn check_regular_or_absent(path: &Path) -> Result<FileState> {
         Err(e) => Err(Error::io(path, e)),
     }
 }
+
+/// `path` made absolute with every symlink in it resolved, as far as it
+/// exists (the rest is appended as given): a data dir is resolved once, at
+/// start-up, so symlinks in its own path (macOS's `/tmp`) are the user's
+/// choice, and everything below it is opened without following any.
+pub fn canonical_dir(path: &Path) -> std::path::PathBuf {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    };
+    let mut missing = Vec::new();
+    let mut existing = absolute.as_path();
+    loop {
+        if let Ok(resolved) = std::fs::canonicalize(existing) {
+            return missing
+                .iter()
+                .rev()
+                .fold(resolved, |acc, part| acc.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return absolute,
+        }
+    }
+}
+
+/// Whether this process cannot write at `path` (or, if it does not exist,
+/// at its nearest existing ancestor): a read-only filesystem or mount, or
+/// no write permission. Read commands then avoid every write.
+pub fn is_read_only(path: &Path) -> bool {
+    use rustix::fs::{Access, access};
+    let mut at = path;
+    loop {
+        match access(at, Access::WRITE_OK) {
+            Ok(()) => return false,
+            Err(rustix::io::Errno::NOENT) => match at.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => at = parent,
+                _ => return false,
+            },
+            Err(rustix::io::Errno::ROFS | rustix::io::Errno::ACCESS | rustix::io::Errno::PERM) => {
+                return true;
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_dir_resolves_symlinks_in_the_existing_part_only() {
+        let tmp = std::env::temp_dir().join(format!("airlock-canon-{}", std::process::id()));
+        std::fs::create_dir_all(tmp.join("real")).unwrap();
+        let link = tmp.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(tmp.join("real"), &link).unwrap();
+        let real = std::fs::canonicalize(tmp.join("real")).unwrap();
+        assert_eq!(canonical_dir(&link), real);
+        assert_eq!(canonical_dir(&link.join("a/b")), real.join("a/b"));
+        assert!(canonical_dir(Path::new("rel")).is_absolute());
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+}

@@ -2,11 +2,13 @@
 //! safe opens, and the retry policy for transient cross-mount errors.
 
 mod files;
+mod guest_db;
 mod header;
 mod open;
 mod retry;
 
-pub use files::{FileState, check_regular_or_absent};
+pub use files::{FileState, canonical_dir, check_regular_or_absent, is_read_only};
+pub use guest_db::{GuestDb, uri_path};
 pub use header::{DbHeader, JournalKind, read_header};
-pub use open::{OpenMode, UNTRUSTED_TIME_BUDGET, apply_untrusted_limits, open_file};
+pub use open::{OpenMode, open_file};
 pub use retry::{RetryPolicy, RetryStats, RetryStatsSnapshot, retry};

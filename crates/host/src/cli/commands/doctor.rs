@@ -7,7 +7,7 @@ use airlock_sqlite_fs::doctor::{Finding, Severity, check_session};
 use serde::Serialize;
 
 use crate::cli::context;
-use crate::cli::output::emit;
+use crate::cli::output::{clean, emit};
 use crate::cli::settings::Settings;
 
 #[derive(Serialize)]
@@ -32,12 +32,14 @@ pub async fn run(settings: &Settings, only: Option<&SessionId>, ack: bool) -> Re
     };
     let mut reports = Vec::new();
     for session in &sessions {
-        let paths = manager.roots().sessions.session(&SessionRef::from(session));
+        let session_ref = SessionRef::from(session);
+        let paths = manager.roots().sessions.session(&session_ref);
+        let state = manager.roots().host_state.session(&session_ref);
         let mailbox = manager.mailbox(session);
         let (findings, tamper_events) = tokio::task::spawn_blocking(move || {
             // The folder as found, then the full comparison with host
             // state, which repairs what differs and records it.
-            let mut findings = check_session(&paths);
+            let mut findings = check_session(&paths, &state);
             let events = mailbox.audit().and_then(|_| mailbox.tamper_events());
             let mut events = events.unwrap_or_else(|e| {
                 findings.push(Finding {
@@ -96,21 +98,21 @@ fn render(reports: &[SessionReport], total: usize, open: usize) -> String {
                 "{level}  {}  {}: {} ({})",
                 r.session,
                 f.check,
-                f.detail,
-                f.path.display()
+                clean(&f.detail),
+                clean(&f.path.display().to_string())
             ));
         }
         for e in r.tamper_events.iter().filter(|e| !e.acknowledged) {
             let moved = e
                 .moved_to
                 .as_ref()
-                .map_or_else(|| "-".to_owned(), |p| p.display().to_string());
+                .map_or_else(|| "-".to_owned(), |p| clean(&p.display().to_string()));
             lines.push(format!(
                 "TAMPER   {}  {} {}: {}; {} (moved to {moved})",
                 r.session,
                 e.at,
-                e.file,
-                airlock_core::escape_for_log(&e.reason),
+                clean(&e.file),
+                clean(&e.reason),
                 e.repair
             ));
         }

@@ -9,7 +9,7 @@ use airlock_sqlite_fs::guest::{DEFAULT_MOUNT_CHECK_TIMEOUT, check_mount_from_env
 use serde::Serialize;
 use serde_json::json;
 
-use crate::cli::output::{clip, emit};
+use crate::cli::output::{clean, clip, emit};
 use crate::cli::settings::Settings;
 
 /// Opens the guest's mailbox, after the mount self-test when the host passed
@@ -54,7 +54,7 @@ pub fn poll(settings: &Settings, session_dir: &Path) -> Result<()> {
                     "{:>5}  {:<24} {:<8} {}",
                     m.seq,
                     clip(&m.id, 24),
-                    m.kind,
+                    clean(&m.kind),
                     clip(&m.content, 80)
                 )
             })
@@ -71,9 +71,11 @@ struct Replied {
     files: Vec<String>,
 }
 
-/// Copies `files` into the `outbox` folder; returns their names.
+/// Copies `files` into the `outbox` folder; returns their names. Every
+/// file is read (never blocking on a FIFO) before the folder is created,
+/// so a bad `--file` leaves nothing behind.
 fn copy_files(outbox: &Path, files: &[PathBuf]) -> Result<Vec<String>> {
-    let mut names = Vec::new();
+    let mut read = Vec::new();
     for file in files {
         let name = file
             .file_name()
@@ -81,10 +83,13 @@ fn copy_files(outbox: &Path, files: &[PathBuf]) -> Result<Vec<String>> {
             .ok_or_else(|| {
                 Error::InvalidInput(format!("--file {} has no file name", file.display()))
             })?;
+        read.push((name, crate::cli::context::read_input(file, "--file")?));
+    }
+    let mut names = Vec::new();
+    for (name, bytes) in read {
         std::fs::create_dir_all(outbox).map_err(|e| Error::io(outbox, e))?;
-        std::fs::copy(file, outbox.join(&name)).map_err(|e| {
-            Error::InvalidInput(format!("cannot copy --file {}: {e}", file.display()))
-        })?;
+        let target = outbox.join(&name);
+        std::fs::write(&target, bytes).map_err(|e| Error::io(&target, e))?;
         names.push(name);
     }
     Ok(names)

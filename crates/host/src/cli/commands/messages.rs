@@ -5,7 +5,7 @@ use airlock_core::{Result, SessionId};
 use serde::Serialize;
 
 use crate::cli::context;
-use crate::cli::output::{clip, emit, or_dash};
+use crate::cli::output::{clean, clip, emit, or_dash};
 use crate::cli::settings::{Direction, Settings};
 
 #[derive(Serialize)]
@@ -45,9 +45,9 @@ pub async fn run(
                     "  {:>5}  {:<24} {:<8} {:<10} {}  {}",
                     m.seq,
                     clip(&m.id, 24),
-                    m.kind,
-                    m.status,
-                    m.timestamp,
+                    clean(&m.kind),
+                    clean(&m.status),
+                    clean(&m.timestamp),
                     clip(&m.content, 60)
                 ));
             }
@@ -59,9 +59,9 @@ pub async fn run(
                     "  {:>5}  {:<24} {:<8} reply-to {:<16} {}  {}",
                     m.seq,
                     clip(&m.id, 24),
-                    m.kind,
+                    clean(&m.kind),
                     clip(&or_dash(m.in_reply_to.as_ref()), 16),
-                    m.timestamp,
+                    clean(&m.timestamp),
                     clip(&m.content, 60)
                 ));
             }

@@ -50,8 +50,7 @@ fn mime_type(path: &Path) -> &'static str {
 }
 
 fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path)
-        .map_err(|e| Error::InvalidInput(format!("cannot read {what} {}: {e}", path.display())))
+    crate::cli::context::read_input(path, what)
 }
 
 /// The content a bridge would deliver: text plus base64 attachments.
