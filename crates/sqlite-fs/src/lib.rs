@@ -27,6 +27,7 @@ pub use host::{
 };
 pub use layout::{HostSessionState, HostStateRoot, MailboxRoots, SessionPaths, SessionsRoot};
 pub use registry::{
-    MigrateError, OpenStoreError, REGISTRY_FILE, SCHEMA_VERSION, SqliteSessionStore,
+    ForeignRegistry, MigrateError, OpenStoreError, REGISTRY_FILE, SCHEMA_VERSION,
+    SqliteSessionStore,
 };
 pub use sqlite_util::{DbHeader, JournalKind, RetryStatsSnapshot, read_header};
