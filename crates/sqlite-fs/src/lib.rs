@@ -16,6 +16,7 @@ pub mod error;
 pub mod guest;
 pub mod host;
 pub mod layout;
+pub mod import;
 mod registry;
 pub mod schema;
 mod sqlite_util;
