@@ -174,7 +174,10 @@ fn read_db(report: &mut Report<'_>, path: &Path, untrusted: bool) -> Option<Conn
 
 fn check_version(report: &mut Report<'_>, conn: &Connection, path: &Path, expected: i64) {
     match conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)) {
-        Ok(v) if v == expected => {}
+        // 0: never stamped, as every file the reference writes (or an
+        // adopted folder before airlock's first write); the owner migrates
+        // it on its next open, so it is not a finding.
+        Ok(v) if v == expected || v == 0 => {}
         Ok(v) => report.add(
             Severity::Warning,
             "schema_version",

@@ -34,6 +34,15 @@ pub struct ChatSettings {
     pub platform_id: String,
 }
 
+/// Routing flags of `airlock send`; what is not given comes from the session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendRouting {
+    /// `--channel` with `--platform-id`.
+    pub chat: Option<ChatSettings>,
+    /// `--thread`.
+    pub thread: Option<String>,
+}
+
 /// What `airlock send` writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendContent {
@@ -83,6 +92,8 @@ pub enum Command {
         kind: String,
         /// Message id.
         id: MessageId,
+        /// The routing columns to write (defaults from the session).
+        routing: SendRouting,
     },
     /// `sessions`.
     Sessions {
@@ -125,6 +136,8 @@ pub enum Command {
         text: String,
         /// Files for the outbox.
         files: Vec<PathBuf>,
+        /// A destination name, or the session's default routing.
+        to: Option<String>,
     },
     /// The demo's guest child.
     DemoAgent {
@@ -138,6 +151,25 @@ pub enum Command {
     },
     /// `demo`.
     Demo,
+    /// `import`.
+    Import {
+        /// The reference's data dir.
+        from: PathBuf,
+        /// Write nothing.
+        dry_run: bool,
+    },
+    /// `routing`.
+    Routing {
+        /// The session.
+        session: SessionId,
+    },
+    /// `destinations`.
+    Destinations {
+        /// The session.
+        session: SessionId,
+        /// The JSON rows file.
+        file: PathBuf,
+    },
 }
 
 /// Everything a command needs, validated.
@@ -155,6 +187,22 @@ pub struct Settings {
 
 fn parse<T, E: std::fmt::Display>(flag: &str, result: Result<T, E>) -> Result<T, String> {
     result.map_err(|e| format!("{flag}: {e}"))
+}
+
+/// `--channel` and `--platform-id`, which clap makes come together.
+fn chat(channel: Option<String>, platform_id: Option<String>) -> Result<Option<ChatSettings>, String> {
+    match (channel, platform_id) {
+        (Some(channel_type), Some(platform_id)) => {
+            if channel_type.is_empty() || platform_id.is_empty() {
+                return Err("--channel and --platform-id must not be empty".into());
+            }
+            Ok(Some(ChatSettings {
+                channel_type,
+                platform_id,
+            }))
+        }
+        _ => Ok(None),
+    }
 }
 
 fn registry_location(data_dir: &std::path::Path, raw: Option<String>) -> RegistryLocation {
@@ -182,18 +230,7 @@ impl TryFrom<RawCli> for Settings {
         let command = match raw.command {
             RawCommand::Resolve(r) => Command::Resolve {
                 agent_group: parse("--agent-group", AgentGroupId::new(r.agent_group))?,
-                chat: match (r.channel, r.platform_id) {
-                    (Some(channel_type), Some(platform_id)) => {
-                        if channel_type.is_empty() || platform_id.is_empty() {
-                            return Err("--channel and --platform-id must not be empty".into());
-                        }
-                        Some(ChatSettings {
-                            channel_type,
-                            platform_id,
-                        })
-                    }
-                    _ => None,
-                },
+                chat: chat(r.channel, r.platform_id)?,
                 thread: r
                     .thread
                     .map(|t| parse("--thread", ThreadId::new(t)))
@@ -218,6 +255,13 @@ impl TryFrom<RawCli> for Settings {
                 id: match s.id {
                     Some(id) => parse("--id", MessageId::new(id))?,
                     None => parse("--id", MessageId::generate("msg"))?,
+                },
+                routing: SendRouting {
+                    chat: chat(s.channel, s.platform_id)?,
+                    thread: s
+                        .thread
+                        .map(|t| parse("--thread", ThreadId::new(t)).map(ThreadId::into_string))
+                        .transpose()?,
                 },
             },
             RawCommand::Sessions { status } => Command::Sessions {
@@ -257,11 +301,18 @@ impl TryFrom<RawCli> for Settings {
                     in_reply_to,
                     text,
                     files,
+                    to,
                 } => Command::GuestReply {
                     session_dir,
                     in_reply_to: parse("--in-reply-to", MessageId::new(in_reply_to))?,
                     text,
                     files,
+                    to: match to {
+                        Some(name) if name.trim().is_empty() => {
+                            return Err("--to must name a destination".into());
+                        }
+                        other => other,
+                    },
                 },
                 RawGuest::DemoAgent { session_dir } => Command::DemoAgent { session_dir },
             },
@@ -271,6 +322,14 @@ impl TryFrom<RawCli> for Settings {
                     .transpose()?,
             },
             RawCommand::Demo => Command::Demo,
+            RawCommand::Import { from, dry_run } => Command::Import { from, dry_run },
+            RawCommand::Routing { session } => Command::Routing {
+                session: parse("session", SessionId::new(session))?,
+            },
+            RawCommand::Destinations { session, file } => Command::Destinations {
+                session: parse("session", SessionId::new(session))?,
+                file,
+            },
         };
         Ok(Settings {
             data_dir: raw.data_dir,

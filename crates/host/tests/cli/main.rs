@@ -2,6 +2,7 @@
 //! output, the shell-script walk-through, error reporting and the demo.
 
 mod errors;
+mod import;
 mod output;
 mod script;
 mod util;
