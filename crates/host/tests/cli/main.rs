@@ -4,5 +4,6 @@
 mod errors;
 mod import;
 mod output;
+mod routing;
 mod script;
 mod util;
