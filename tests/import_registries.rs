@@ -65,8 +65,14 @@ async fn adopt_into(store: Arc<dyn SessionStore>, data: &Path) {
     assert_eq!(session.mode, SessionMode::AgentShared);
     assert_eq!(session.container_status, ContainerStatus::Idle);
     assert_eq!(session.agent_provider.as_deref(), Some("claude"));
-    assert_eq!(session.created_at, Timestamp::parse("2026-01-01 09:30:00").unwrap());
-    assert_eq!(session.last_active, Some(Timestamp::parse("2026-01-03 12:00:00.250").unwrap()));
+    assert_eq!(
+        session.created_at,
+        Timestamp::parse("2026-01-01 09:30:00").unwrap()
+    );
+    assert_eq!(
+        session.last_active,
+        Some(Timestamp::parse("2026-01-03 12:00:00.250").unwrap())
+    );
 
     let manager = SessionManager::new(store.clone(), ManagerConfig::new(data));
     let resolved = manager
@@ -80,13 +86,21 @@ async fn adopt_into(store: Arc<dyn SessionStore>, data: &Path) {
         .unwrap();
     assert!(!resolved.created);
     assert_eq!(resolved.session.id, id);
-    let routing = manager.write_routing(&id).await.unwrap();
+    // As the reference does on every wake, a guest start writes its routing.
+    let launch = manager.prepare_guest(&id).await.unwrap();
+    let guest = airlock_sqlite_fs::GuestMailbox::open(&launch.session_dir).unwrap();
+    let routing = guest.session_routing().unwrap().unwrap();
+    assert_eq!(routing.channel_type.as_deref(), Some("discord"));
     assert_eq!(routing.platform_id.as_deref(), Some("D-1"));
 
+    manager.mark_container_idle(&id).await.unwrap();
     let before = store.list_sessions(SessionFilter::default()).await.unwrap();
     let second = import_reference(&*store, &options).await.unwrap();
     assert_eq!(second.changes(), 0, "{second:?}");
-    assert_eq!(store.list_sessions(SessionFilter::default()).await.unwrap(), before);
+    assert_eq!(
+        store.list_sessions(SessionFilter::default()).await.unwrap(),
+        before
+    );
 }
 
 #[tokio::test]

@@ -78,9 +78,7 @@ impl Timestamp {
             return Err(refused());
         }
         let (date, rest) = text.split_at(10);
-        let rest = rest
-            .strip_prefix(['T', 't', ' '])
-            .ok_or_else(refused)?;
+        let rest = rest.strip_prefix(['T', 't', ' ']).ok_or_else(refused)?;
         let (clock, offset) = split_zone(rest).ok_or_else(refused)?;
         let clock = clock.trim_end();
         let naive = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M"]
@@ -133,11 +131,17 @@ fn split_zone(rest: &str) -> Option<(&str, FixedOffset)> {
         return None;
     }
     let hours: i32 = digits[..2].parse().ok()?;
-    let minutes: i32 = digits.get(2..).filter(|m| !m.is_empty()).map_or(Some(0), |m| m.parse().ok())?;
+    let minutes: i32 = digits
+        .get(2..)
+        .filter(|m| !m.is_empty())
+        .map_or(Some(0), |m| m.parse().ok())?;
     if hours > 23 || minutes > 59 {
         return None;
     }
-    Some((clock, FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))?))
+    Some((
+        clock,
+        FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))?,
+    ))
 }
 
 impl From<DateTime<Utc>> for Timestamp {
@@ -241,7 +245,10 @@ mod tests {
             "2023-11-14 22:13:20.",
         ] {
             let err = Timestamp::parse(text).unwrap_err();
-            assert!(err.to_string().contains("invalid timestamp"), "{text}: {err}");
+            assert!(
+                err.to_string().contains("invalid timestamp"),
+                "{text}: {err}"
+            );
         }
     }
 

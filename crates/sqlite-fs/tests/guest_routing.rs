@@ -3,8 +3,8 @@
 
 mod mailbox_common;
 
-use airlock_core::mailbox::{Destination, NewOutboundMessage, Routing};
 use airlock_core::MessageId;
+use airlock_core::mailbox::{Destination, NewOutboundMessage, Routing};
 use airlock_sqlite_fs::GuestMailbox;
 use mailbox_common::Fixture;
 use rusqlite::Connection;
@@ -28,7 +28,12 @@ fn reply(id: &str) -> NewOutboundMessage {
     NewOutboundMessage::new(MessageId::new(id).unwrap(), "chat", "{\"text\":\"hi\"}")
 }
 
-fn destination(name: &str, kind: &str, chat: Option<(&str, &str)>, agent: Option<&str>) -> Destination {
+fn destination(
+    name: &str,
+    kind: &str,
+    chat: Option<(&str, &str)>,
+    agent: Option<&str>,
+) -> Destination {
     Destination {
         name: name.into(),
         display_name: None,
@@ -44,7 +49,11 @@ fn a_reply_naming_no_routing_gets_the_sessions() {
     let fx = Fixture::new();
     let guest = GuestMailbox::open(fx.session_dir()).unwrap();
     guest.write_message_out(&reply("before")).unwrap();
-    assert_eq!(stored_routing(&fx, "before"), (None, None, None), "no session_routing yet");
+    assert_eq!(
+        stored_routing(&fx, "before"),
+        (None, None, None),
+        "no session_routing yet"
+    );
 
     fx.host
         .write_routing(&Routing {
@@ -54,13 +63,19 @@ fn a_reply_naming_no_routing_gets_the_sessions() {
         })
         .unwrap();
     guest.write_message_out(&reply("plain")).unwrap();
-    assert_eq!(stored_routing(&fx, "plain"), some("slack", "C1", Some("t-9")));
+    assert_eq!(
+        stored_routing(&fx, "plain"),
+        some("slack", "C1", Some("t-9"))
+    );
 
     let mut explicit = reply("explicit");
     explicit.channel_type = Some("telegram".into());
     explicit.platform_id = Some("42".into());
     guest.write_message_out(&explicit).unwrap();
-    assert_eq!(stored_routing(&fx, "explicit"), some("telegram", "42", None));
+    assert_eq!(
+        stored_routing(&fx, "explicit"),
+        some("telegram", "42", None)
+    );
 }
 
 #[test]
@@ -82,9 +97,27 @@ fn a_named_destination_gets_that_destinations_routing() {
         .unwrap();
     let guest = GuestMailbox::open(fx.session_dir()).unwrap();
     let routing = |name: &str| guest.destination_routing(name).unwrap();
-    assert_eq!(routing("ops"), Routing { channel_type: Some("slack".into()), platform_id: Some("C2".into()), thread_id: None });
-    assert_eq!(routing("home").thread_id.as_deref(), Some("t-9"), "the session's own chat keeps its thread");
-    assert_eq!(routing("peer"), Routing { channel_type: Some("agent".into()), platform_id: Some("ag-2".into()), thread_id: None });
+    assert_eq!(
+        routing("ops"),
+        Routing {
+            channel_type: Some("slack".into()),
+            platform_id: Some("C2".into()),
+            thread_id: None
+        }
+    );
+    assert_eq!(
+        routing("home").thread_id.as_deref(),
+        Some("t-9"),
+        "the session's own chat keeps its thread"
+    );
+    assert_eq!(
+        routing("peer"),
+        Routing {
+            channel_type: Some("agent".into()),
+            platform_id: Some("ag-2".into()),
+            thread_id: None
+        }
+    );
 
     let mut to_ops = reply("to-ops");
     let ops = routing("ops");
@@ -93,6 +126,12 @@ fn a_named_destination_gets_that_destinations_routing() {
     guest.write_message_out(&to_ops).unwrap();
     assert_eq!(stored_routing(&fx, "to-ops"), some("slack", "C2", None));
 
-    let err = guest.destination_routing("nowhere").unwrap_err().to_string();
-    assert!(err.contains("no destination named") && err.contains("home, ops, peer"), "{err}");
+    let err = guest
+        .destination_routing("nowhere")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no destination named") && err.contains("home, ops, peer"),
+        "{err}"
+    );
 }

@@ -9,9 +9,14 @@ fn refusal(sql: &str) -> String {
     let path = dir.path().join("v2.db");
     Connection::open(&path).unwrap().execute_batch(sql).unwrap();
     let before = std::fs::read(&path).unwrap();
-    let err = SqliteSessionStore::open_file(&path).unwrap_err().to_string();
+    let err = SqliteSessionStore::open_file(&path)
+        .unwrap_err()
+        .to_string();
     assert!(!err.contains('\n'), "more than one line: {err}");
-    assert!(!err.to_uppercase().contains("CREATE TABLE"), "prints SQL: {err}");
+    assert!(
+        !err.to_uppercase().contains("CREATE TABLE"),
+        "prints SQL: {err}"
+    );
     assert!(err.contains("airlock import --from"), "{err}");
     let after = std::fs::read(&path).unwrap();
     assert!(before == after, "the foreign file was changed");
@@ -35,5 +40,8 @@ fn a_reference_registry_is_named_and_pointed_to_import() {
 #[test]
 fn any_file_with_foreign_tables_is_refused_naming_them() {
     let err = refusal("CREATE TABLE messaging_groups (x); CREATE TABLE invoices (y);");
-    assert!(err.contains("not an airlock registry") && err.contains("invoices, messaging_groups"), "{err}");
+    assert!(
+        err.contains("not an airlock registry") && err.contains("invoices, messaging_groups"),
+        "{err}"
+    );
 }

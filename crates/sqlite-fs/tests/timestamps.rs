@@ -45,28 +45,59 @@ fn check(conn: &Connection, column: &str, value: &str, when: When) {
     };
     match when {
         When::Past => {
-            assert!(ask("SELECT ?1 <= datetime('now')"), "{column}: past {value} not due");
-            assert!(ask("SELECT ?1 < datetime('now', '-30 minutes')"), "{column}: sorts after a later value");
-            assert!(ask("SELECT ?1 > datetime('now', '-90 minutes')"), "{column}: sorts before an earlier value");
+            assert!(
+                ask("SELECT ?1 <= datetime('now')"),
+                "{column}: past {value} not due"
+            );
+            assert!(
+                ask("SELECT ?1 < datetime('now', '-30 minutes')"),
+                "{column}: sorts after a later value"
+            );
+            assert!(
+                ask("SELECT ?1 > datetime('now', '-90 minutes')"),
+                "{column}: sorts before an earlier value"
+            );
         }
         When::Future => {
-            assert!(!ask("SELECT ?1 <= datetime('now')"), "{column}: future {value} is due");
-            assert!(ask("SELECT ?1 > datetime('now', '+30 minutes')"), "{column}: sorts before an earlier value");
-            assert!(ask("SELECT ?1 < datetime('now', '+90 minutes')"), "{column}: sorts after a later value");
+            assert!(
+                !ask("SELECT ?1 <= datetime('now')"),
+                "{column}: future {value} is due"
+            );
+            assert!(
+                ask("SELECT ?1 > datetime('now', '+30 minutes')"),
+                "{column}: sorts before an earlier value"
+            );
+            assert!(
+                ask("SELECT ?1 < datetime('now', '+90 minutes')"),
+                "{column}: sorts after a later value"
+            );
         }
         When::Now => {
-            assert!(ask("SELECT ?1 <= datetime('now', '+1 hour')"), "{column}: {value} is in the future");
-            assert!(!ask("SELECT ?1 <= datetime('now', '-1 hour')"), "{column}: {value} is in the past");
+            assert!(
+                ask("SELECT ?1 <= datetime('now', '+1 hour')"),
+                "{column}: {value} is in the future"
+            );
+            assert!(
+                !ask("SELECT ?1 <= datetime('now', '-1 hour')"),
+                "{column}: {value} is in the past"
+            );
         }
     }
     // Against the datetime() form of its own instant: never "due" before
     // that second is over, and ordered against the neighbouring seconds.
-    assert!(ask("SELECT ?1 > datetime(?1) AND ?1 < datetime(?1, '+1 second')"), "{column}: {value}");
-    assert!(ask("SELECT ?1 > datetime(?1, '-1 second')"), "{column}: {value}");
+    assert!(
+        ask("SELECT ?1 > datetime(?1) AND ?1 < datetime(?1, '+1 second')"),
+        "{column}: {value}"
+    );
+    assert!(
+        ask("SELECT ?1 > datetime(?1, '-1 second')"),
+        "{column}: {value}"
+    );
 }
 
 fn column_values(conn: &Connection, table: &str, column: &str, key: &str) -> Vec<(String, String)> {
-    let sql = format!("SELECT {key}, {column} FROM {table} WHERE {column} IS NOT NULL ORDER BY {key}");
+    let sql =
+        format!("SELECT {key}, {column} FROM {table} WHERE {column} IS NOT NULL ORDER BY {key}");
     conn.prepare(&sql)
         .unwrap()
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
@@ -92,7 +123,12 @@ fn check_column(conn: &Connection, table: &str, column: &str, key: &str, expecte
     let values = column_values(conn, table, column, key);
     assert_eq!(values.len(), expected_rows, "{table}.{column}: {values:?}");
     for (k, value) in values {
-        check(conn, &format!("{table}.{column} ({k})"), &value, when_of(&k));
+        check(
+            conn,
+            &format!("{table}.{column} ({k})"),
+            &value,
+            when_of(&k),
+        );
     }
 }
 
@@ -129,18 +165,33 @@ fn mailbox_timestamp_columns_compare_and_sort_like_datetime_now() {
     // Keyed by message_out_id: "out-past" was delivered now.
     let delivered = column_values(&inbound, "delivered", "delivered_at", "message_out_id");
     assert_eq!(delivered.len(), 1);
-    check(&inbound, "delivered.delivered_at", &delivered[0].1, When::Now);
+    check(
+        &inbound,
+        "delivered.delivered_at",
+        &delivered[0].1,
+        When::Now,
+    );
 
     let outbound = Connection::open(fx.host.paths().outbound_db()).unwrap();
     check_column(&outbound, "messages_out", "timestamp", "id", 2);
     check_column(&outbound, "messages_out", "deliver_after", "id", 2);
     let acks = column_values(&outbound, "processing_ack", "status_changed", "message_id");
-    check(&outbound, "processing_ack.status_changed", &acks[0].1, When::Now);
+    check(
+        &outbound,
+        "processing_ack.status_changed",
+        &acks[0].1,
+        When::Now,
+    );
     check_column(&outbound, "session_state", "updated_at", "key", 1);
     for column in ["tool_started_at", "updated_at"] {
         let rows = column_values(&outbound, "container_state", column, "CAST(id AS TEXT)");
         assert_eq!(rows.len(), 1, "container_state.{column}");
-        check(&outbound, &format!("container_state.{column}"), &rows[0].1, When::Now);
+        check(
+            &outbound,
+            &format!("container_state.{column}"),
+            &rows[0].1,
+            When::Now,
+        );
     }
 
     // The reference host's own queries on the guest's file: due replies,
@@ -161,7 +212,9 @@ fn mailbox_timestamp_columns_compare_and_sort_like_datetime_now() {
         .unwrap();
     assert_eq!(order, ["out-past", "ref-now", "out-future"]);
     let due: Vec<String> = outbound
-        .prepare("SELECT id FROM messages_out WHERE deliver_after <= datetime('now') ORDER BY timestamp")
+        .prepare(
+            "SELECT id FROM messages_out WHERE deliver_after <= datetime('now') ORDER BY timestamp",
+        )
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
@@ -179,15 +232,35 @@ async fn registry_timestamp_columns_compare_and_sort_like_datetime_now() {
         .await
         .unwrap();
     let now = Timestamp::now();
-    for (agent, at) in [("ag-past", now.plus_millis(-HOUR)), ("ag-future", now.plus_millis(HOUR))] {
-        let request = ResolveRequest::new(testing::agent(agent), Some(group.id.clone()), None, SessionMode::Shared);
+    for (agent, at) in [
+        ("ag-past", now.plus_millis(-HOUR)),
+        ("ag-future", now.plus_millis(HOUR)),
+    ] {
+        let request = ResolveRequest::new(
+            testing::agent(agent),
+            Some(group.id.clone()),
+            None,
+            SessionMode::Shared,
+        );
         let session = store.resolve_session(request).await.unwrap().session;
         store.touch_session(&session.id, at).await.unwrap();
     }
     drop(store);
     let conn = Connection::open(dir.path().join("airlock.db")).unwrap();
-    check_column(&conn, "messaging_groups", "created_at", "channel_type || '-now'", 1);
-    check_column(&conn, "sessions", "created_at", "agent_group_id || '-now'", 2);
+    check_column(
+        &conn,
+        "messaging_groups",
+        "created_at",
+        "channel_type || '-now'",
+        1,
+    );
+    check_column(
+        &conn,
+        "sessions",
+        "created_at",
+        "agent_group_id || '-now'",
+        2,
+    );
     check_column(&conn, "sessions", "last_active", "agent_group_id", 2);
 }
 
@@ -210,8 +283,14 @@ async fn old_form_registry_rows_are_rewritten_and_sort_with_new_ones() {
     drop(conn);
     let store = SqliteSessionStore::open_file(&path).unwrap();
     let old = store.session(&"sess-old".parse().unwrap()).await.unwrap();
-    assert_eq!(old.created_at, Timestamp::parse("2099-01-01T10:00:00Z").unwrap());
-    assert_eq!(old.last_active, Some(Timestamp::parse("2099-01-01 11:00:00.5").unwrap()));
+    assert_eq!(
+        old.created_at,
+        Timestamp::parse("2099-01-01T10:00:00Z").unwrap()
+    );
+    assert_eq!(
+        old.last_active,
+        Some(Timestamp::parse("2099-01-01 11:00:00.5").unwrap())
+    );
     let conn = Connection::open(&path).unwrap();
     let stored: (String, String, String) = conn
         .query_row(

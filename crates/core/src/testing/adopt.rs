@@ -44,10 +44,18 @@ pub async fn adopted_session_is_stored_as_given_and_resolved(store: Arc<dyn Sess
         assert_eq!(store.session(&session.id).await.unwrap(), session);
         let thread = session.thread_id.clone();
         let resolved = store
-            .resolve_session(request(&session.agent_group_id, Some(&mg), thread.as_ref(), mode))
+            .resolve_session(request(
+                &session.agent_group_id,
+                Some(&mg),
+                thread.as_ref(),
+                mode,
+            ))
             .await
             .unwrap();
-        assert!(!resolved.created, "{mode}: resolve created a second session");
+        assert!(
+            !resolved.created,
+            "{mode}: resolve created a second session"
+        );
         assert_eq!(resolved.session, session, "{mode}");
     }
     let listed = store.list_sessions(SessionFilter::default()).await.unwrap();
@@ -73,7 +81,12 @@ pub async fn adopting_an_existing_id_changes_nothing(store: Arc<dyn SessionStore
 pub async fn adopting_into_a_taken_key_conflicts(store: Arc<dyn SessionStore>) {
     let mg = chat(&*store, "adopt-3").await;
     let owner = store
-        .resolve_session(request(&agent("ag-adopt"), Some(&mg), None, SessionMode::Shared))
+        .resolve_session(request(
+            &agent("ag-adopt"),
+            Some(&mg),
+            None,
+            SessionMode::Shared,
+        ))
         .await
         .unwrap()
         .session;
@@ -87,7 +100,12 @@ pub async fn adopting_into_a_taken_key_conflicts(store: Arc<dyn SessionStore>) {
     store.adopt_session(archived.clone()).await.unwrap();
     assert_eq!(store.session(&archived.id).await.unwrap(), archived);
     let again = store
-        .resolve_session(request(&agent("ag-adopt"), Some(&mg), None, SessionMode::Shared))
+        .resolve_session(request(
+            &agent("ag-adopt"),
+            Some(&mg),
+            None,
+            SessionMode::Shared,
+        ))
         .await
         .unwrap();
     assert_eq!(again.session.id, owner.id);
@@ -97,7 +115,11 @@ pub async fn adopting_into_a_taken_key_conflicts(store: Arc<dyn SessionStore>) {
 /// messaging group (resolved anew every time) is stored and never found.
 pub async fn adopting_checks_the_messaging_group(store: Arc<dyn SessionStore>) {
     let unknown = MessagingGroupId::new("mg-unknown").unwrap();
-    let session = foreign("sess-1750000000000-ffffff", Some(&unknown), SessionMode::Shared);
+    let session = foreign(
+        "sess-1750000000000-ffffff",
+        Some(&unknown),
+        SessionMode::Shared,
+    );
     let err = store.adopt_session(session.clone()).await.unwrap_err();
     assert!(err.is_not_found(), "{err:?}");
     assert!(store.session(&session.id).await.unwrap_err().is_not_found());
@@ -106,7 +128,12 @@ pub async fn adopting_checks_the_messaging_group(store: Arc<dyn SessionStore>) {
     store.adopt_session(loose.clone()).await.unwrap();
     assert_eq!(store.session(&loose.id).await.unwrap(), loose);
     let resolved = store
-        .resolve_session(request(&loose.agent_group_id, None, None, SessionMode::Shared))
+        .resolve_session(request(
+            &loose.agent_group_id,
+            None,
+            None,
+            SessionMode::Shared,
+        ))
         .await
         .unwrap();
     assert!(resolved.created && resolved.session.id != loose.id);

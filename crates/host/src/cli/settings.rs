@@ -190,7 +190,10 @@ fn parse<T, E: std::fmt::Display>(flag: &str, result: Result<T, E>) -> Result<T,
 }
 
 /// `--channel` and `--platform-id`, which clap makes come together.
-fn chat(channel: Option<String>, platform_id: Option<String>) -> Result<Option<ChatSettings>, String> {
+fn chat(
+    channel: Option<String>,
+    platform_id: Option<String>,
+) -> Result<Option<ChatSettings>, String> {
     match (channel, platform_id) {
         (Some(channel_type), Some(platform_id)) => {
             if channel_type.is_empty() || platform_id.is_empty() {

@@ -148,7 +148,11 @@ fn an_imported_reference_install_works_in_place_and_a_second_import_changes_noth
 
     let report = import(&env, &data);
     assert_eq!(actions(&report, "messaging_groups"), ["adopted", "adopted"]);
-    assert_eq!(actions(&report, "sessions"), ["adopted", "adopted"], "{report}");
+    assert_eq!(
+        actions(&report, "sessions"),
+        ["adopted", "adopted"],
+        "{report}"
+    );
     let modes: Vec<String> = report["sessions"]
         .as_array()
         .unwrap()
@@ -161,29 +165,66 @@ fn an_imported_reference_install_works_in_place_and_a_second_import_changes_noth
         let shown = env.json(&["show", session]);
         assert_eq!(str_field(&shown, "id"), session, "{shown}");
         let listed = env.ok(&["messages", session]);
-        assert!(listed.contains(inbound) && listed.contains(outbound), "{listed}");
+        assert!(
+            listed.contains(inbound) && listed.contains(outbound),
+            "{listed}"
+        );
         let delivered = env.ok(&["deliver", "--session", session, "--once"]);
-        assert!(delivered.contains(outbound), "deliver {session}: {delivered}");
+        assert!(
+            delivered.contains(outbound),
+            "deliver {session}: {delivered}"
+        );
         assert_eq!(env.ok(&["deliver", "--session", session, "--once"]), "");
     }
     let doctor = env.ok(&["doctor"]);
-    assert!(doctor.contains("2 session(s) checked, 0 finding(s)"), "{doctor}");
+    assert!(
+        doctor.contains("2 session(s) checked, 0 finding(s)"),
+        "{doctor}"
+    );
 
     let current = env.json(&[
-        "resolve", "--agent-group", AGENT, "--channel", "slack", "--platform-id", "C100", "--mode", "shared",
+        "resolve",
+        "--agent-group",
+        AGENT,
+        "--channel",
+        "slack",
+        "--platform-id",
+        "C100",
+        "--mode",
+        "shared",
     ]);
-    assert_eq!((str_field(&current, "id"), current["created"].as_bool()), (CURRENT.into(), Some(false)));
+    assert_eq!(
+        (str_field(&current, "id"), current["created"].as_bool()),
+        (CURRENT.into(), Some(false))
+    );
     let old = env.json(&[
-        "resolve", "--agent-group", AGENT, "--channel", "telegram", "--platform-id", "555", "--thread", "th-7",
-        "--mode", "per-thread",
+        "resolve",
+        "--agent-group",
+        AGENT,
+        "--channel",
+        "telegram",
+        "--platform-id",
+        "555",
+        "--thread",
+        "th-7",
+        "--mode",
+        "per-thread",
     ]);
-    assert_eq!((str_field(&old, "id"), old["created"].as_bool()), (OLD.into(), Some(false)));
-    let folders = std::fs::read_dir(data.join("v2-sessions").join(AGENT)).unwrap().count();
+    assert_eq!(
+        (str_field(&old, "id"), old["created"].as_bool()),
+        (OLD.into(), Some(false))
+    );
+    let folders = std::fs::read_dir(data.join("v2-sessions").join(AGENT))
+        .unwrap()
+        .count();
     assert_eq!(folders, 2, "resolve made a second folder");
 
     let before = sessions_json(&env);
     let again = import(&env, &data);
-    assert_eq!(actions(&again, "messaging_groups"), ["unchanged", "unchanged"]);
+    assert_eq!(
+        actions(&again, "messaging_groups"),
+        ["unchanged", "unchanged"]
+    );
     assert_eq!(actions(&again, "sessions"), ["unchanged", "unchanged"]);
     assert_eq!(sessions_json(&env), before);
 }
@@ -205,18 +246,41 @@ fn a_dry_run_writes_nothing_and_a_bound_chat_is_a_reported_conflict() {
 
     // A chat airlock already serves keeps its session; the reference's is not adopted.
     let mine = env.json(&[
-        "resolve", "--agent-group", AGENT, "--channel", "slack", "--platform-id", "C100", "--mode", "shared",
+        "resolve",
+        "--agent-group",
+        AGENT,
+        "--channel",
+        "slack",
+        "--platform-id",
+        "C100",
+        "--mode",
+        "shared",
     ]);
     let run = env.cmd(&["--json", "import", "--from"]).path(&data).run();
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let line = run.failure();
-    assert!(line.contains("1 session(s) of the reference were not adopted"), "{line}");
+    assert!(
+        line.contains("1 session(s) of the reference were not adopted"),
+        "{line}"
+    );
     assert_eq!(actions(&report, "sessions"), ["conflict", "adopted"]);
     let again = env.json(&[
-        "resolve", "--agent-group", AGENT, "--channel", "slack", "--platform-id", "C100", "--mode", "shared",
+        "resolve",
+        "--agent-group",
+        AGENT,
+        "--channel",
+        "slack",
+        "--platform-id",
+        "C100",
+        "--mode",
+        "shared",
     ]);
     assert_eq!(str_field(&again, "id"), str_field(&mine, "id"));
-    assert_eq!(std::fs::read(data.join("v2.db")).unwrap(), registry, "v2.db was written");
+    assert_eq!(
+        std::fs::read(data.join("v2.db")).unwrap(),
+        registry,
+        "v2.db was written"
+    );
 }
 
 #[test]
@@ -228,8 +292,15 @@ fn the_reference_registry_as_registry_is_refused_pointing_to_import() {
         .args(&["--registry", registry.to_str().unwrap(), "doctor"])
         .run()
         .failure();
-    assert!(line.contains("reference (nanoclaw v2) registry") && line.contains("airlock import --from"), "{line}");
+    assert!(
+        line.contains("reference (nanoclaw v2) registry") && line.contains("airlock import --from"),
+        "{line}"
+    );
     assert!(!line.contains("CREATE"), "{line}");
-    let line = env.cmd(&["import", "--from"]).path(&env.root().join("nowhere")).run().failure();
+    let line = env
+        .cmd(&["import", "--from"])
+        .path(&env.root().join("nowhere"))
+        .run()
+        .failure();
     assert!(line.contains("no reference registry"), "{line}");
 }

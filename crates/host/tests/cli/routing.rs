@@ -50,17 +50,52 @@ fn outbound(dir: &Path, id: &str) -> Route {
 fn every_message_carries_routing() {
     let env = TestDir::new();
     let resolved = env.json(&[
-        "resolve", "--agent-group", "ag", "--channel", "slack", "--platform-id", "C1", "--thread", "t1",
-        "--mode", "per-thread",
+        "resolve",
+        "--agent-group",
+        "ag",
+        "--channel",
+        "slack",
+        "--platform-id",
+        "C1",
+        "--thread",
+        "t1",
+        "--mode",
+        "per-thread",
     ]);
-    let (session, dir) = (str_field(&resolved, "id"), std::path::PathBuf::from(str_field(&resolved, "dir")));
-    assert_eq!(session_routing(&dir), route("slack", "C1", Some("t1")), "written at creation");
+    let (session, dir) = (
+        str_field(&resolved, "id"),
+        std::path::PathBuf::from(str_field(&resolved, "dir")),
+    );
+    assert_eq!(
+        session_routing(&dir),
+        route("slack", "C1", Some("t1")),
+        "written at creation"
+    );
 
-    env.ok(&["send", "--session", &session, "--text", "hi", "--id", "in-1"]);
+    env.ok(&[
+        "send",
+        "--session",
+        &session,
+        "--text",
+        "hi",
+        "--id",
+        "in-1",
+    ]);
     assert_eq!(inbound(&dir, "in-1"), route("slack", "C1", Some("t1")));
     env.ok(&[
-        "send", "--session", &session, "--text", "x", "--id", "in-2", "--channel", "telegram", "--platform-id",
-        "9", "--thread", "t2",
+        "send",
+        "--session",
+        &session,
+        "--text",
+        "x",
+        "--id",
+        "in-2",
+        "--channel",
+        "telegram",
+        "--platform-id",
+        "9",
+        "--thread",
+        "t2",
     ]);
     assert_eq!(inbound(&dir, "in-2"), route("telegram", "9", Some("t2")));
 
@@ -69,10 +104,23 @@ fn every_message_carries_routing() {
         br#"[{"name": "ops", "type": "channel", "channel_type": "slack", "platform_id": "C2"},
             {"name": "peer", "type": "agent", "agent_group_id": "ag-2"}]"#,
     );
-    env.cmd(&["destinations", &session, "--file"]).path(&rows).run().success();
+    env.cmd(&["destinations", &session, "--file"])
+        .path(&rows)
+        .run()
+        .success();
     let dir_arg = dir.to_str().unwrap();
     let reply = |extra: &[&str]| -> String {
-        let mut args = vec!["--json", "guest", "reply", "--session-dir", dir_arg, "--in-reply-to", "in-1", "--text", "ok"];
+        let mut args = vec![
+            "--json",
+            "guest",
+            "reply",
+            "--session-dir",
+            dir_arg,
+            "--in-reply-to",
+            "in-1",
+            "--text",
+            "ok",
+        ];
         args.extend_from_slice(extra);
         let out = env.cmd(&args).run().success();
         str_field(&serde_json::from_str(&out).unwrap(), "id")
@@ -84,10 +132,24 @@ fn every_message_carries_routing() {
     let to_peer = reply(&["--to", "peer"]);
     assert_eq!(outbound(&dir, &to_peer), route("agent", "ag-2", None));
     let line = env
-        .cmd(&["guest", "reply", "--session-dir", dir_arg, "--in-reply-to", "in-1", "--text", "x", "--to", "nope"])
+        .cmd(&[
+            "guest",
+            "reply",
+            "--session-dir",
+            dir_arg,
+            "--in-reply-to",
+            "in-1",
+            "--text",
+            "x",
+            "--to",
+            "nope",
+        ])
         .run()
         .failure();
-    assert!(line.contains("no destination named") && line.contains("ops, peer"), "{line}");
+    assert!(
+        line.contains("no destination named") && line.contains("ops, peer"),
+        "{line}"
+    );
 
     Connection::open(dir.join("inbound.db"))
         .unwrap()

@@ -99,9 +99,13 @@ impl GuestMailbox {
 
     /// `msg` with the session's default routing when it names none
     /// (explicit routing, or a destination resolved by the caller, wins).
-    pub(super) fn with_default_routing(&self, msg: &NewOutboundMessage) -> Result<NewOutboundMessage> {
+    pub(super) fn with_default_routing(
+        &self,
+        msg: &NewOutboundMessage,
+    ) -> Result<NewOutboundMessage> {
         let mut msg = msg.clone();
-        let named = msg.channel_type.is_some() || msg.platform_id.is_some() || msg.thread_id.is_some();
+        let named =
+            msg.channel_type.is_some() || msg.platform_id.is_some() || msg.thread_id.is_some();
         if !named && let Some(routing) = self.session_routing()? {
             msg.channel_type = routing.channel_type;
             msg.platform_id = routing.platform_id;

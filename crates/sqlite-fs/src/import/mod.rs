@@ -59,7 +59,9 @@ pub enum ImportError {
 impl From<ImportError> for Error {
     fn from(e: ImportError) -> Self {
         match e {
-            ImportError::Read { .. } => Error::backend("sqlite", "importing a reference install", e),
+            ImportError::Read { .. } => {
+                Error::backend("sqlite", "importing a reference install", e)
+            }
             other => Error::InvalidInput(other.to_string()),
         }
     }

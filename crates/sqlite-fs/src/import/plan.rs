@@ -90,7 +90,11 @@ fn plan_session(
         .map(ThreadId::new)
         .transpose()
         .map_err(|e| e.to_string())?;
-    if !reference.agent_groups.iter().any(|g| g.id == row.agent_group_id) {
+    if !reference
+        .agent_groups
+        .iter()
+        .any(|g| g.id == row.agent_group_id)
+    {
         notes.push(format!(
             "session {id}: agent group {agent_group} is not in agent_groups; adopted anyway"
         ));
@@ -238,9 +242,18 @@ mod tests {
 
     #[test]
     fn modes_come_from_the_sessions_own_wiring() {
-        assert_eq!(derive_mode(Some("agent-shared"), true), Ok(SessionMode::AgentShared));
-        assert_eq!(derive_mode(Some("per-thread"), true), Ok(SessionMode::PerThread));
-        assert_eq!(derive_mode(Some("per-thread"), false), Ok(SessionMode::Shared));
+        assert_eq!(
+            derive_mode(Some("agent-shared"), true),
+            Ok(SessionMode::AgentShared)
+        );
+        assert_eq!(
+            derive_mode(Some("per-thread"), true),
+            Ok(SessionMode::PerThread)
+        );
+        assert_eq!(
+            derive_mode(Some("per-thread"), false),
+            Ok(SessionMode::Shared)
+        );
         assert_eq!(derive_mode(Some("shared"), true), Ok(SessionMode::Shared));
         assert!(derive_mode(Some("threaded"), true).is_err());
         assert!(derive_mode(None, false).is_err());
@@ -262,7 +275,11 @@ mod tests {
         };
         assert_eq!(mode("sess-a"), Some(SessionMode::AgentShared));
         assert_eq!(mode("sess-b"), Some(SessionMode::Shared));
-        assert!(plan.notes.iter().any(|n| n.contains("disagree")), "{:?}", plan.notes);
+        assert!(
+            plan.notes.iter().any(|n| n.contains("disagree")),
+            "{:?}",
+            plan.notes
+        );
     }
 
     #[test]

@@ -85,9 +85,16 @@ pub struct ReferenceRegistry {
 }
 
 /// `column` when `table` has it, else `fallback` (an SQL literal), named `column`.
-fn column_or(conn: &Connection, table: &str, column: &str, fallback: &str) -> rusqlite::Result<String> {
+fn column_or(
+    conn: &Connection,
+    table: &str,
+    column: &str,
+    fallback: &str,
+) -> rusqlite::Result<String> {
     let present = conn
-        .prepare(&format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"))?
+        .prepare(&format!(
+            "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+        ))?
         .exists([column])?;
     Ok(if present {
         column.to_owned()
@@ -112,13 +119,20 @@ pub fn read_reference(data_dir: &Path) -> Result<ReferenceRegistry, ImportError>
         move |source| ImportError::Read { path, source }
     };
     let conn = open_file(&path, OpenMode::ReadOnly, Duration::from_secs(5)).map_err(fail(&path))?;
-    conn.pragma_update(None, "query_only", true).map_err(fail(&path))?;
-    conn.pragma_update(None, "trusted_schema", false).map_err(fail(&path))?;
+    conn.pragma_update(None, "query_only", true)
+        .map_err(fail(&path))?;
+    conn.pragma_update(None, "trusted_schema", false)
+        .map_err(fail(&path))?;
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .map_err(fail(&path))?;
-    for needed in ["agent_groups", "messaging_groups", "messaging_group_agents", "sessions"] {
+    for needed in [
+        "agent_groups",
+        "messaging_groups",
+        "messaging_group_agents",
+        "sessions",
+    ] {
         if !tables.iter().any(|t| t == needed) {
             return Err(ImportError::NotReference {
                 path,

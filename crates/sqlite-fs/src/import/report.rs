@@ -85,7 +85,10 @@ impl ImportReport {
     /// Groups and sessions written (or, in a dry run, that would be).
     pub fn changes(&self) -> usize {
         let changed = |a: Action| matches!(a, Action::Adopted | Action::WouldAdopt);
-        self.messaging_groups.iter().filter(|g| changed(g.action)).count()
+        self.messaging_groups
+            .iter()
+            .filter(|g| changed(g.action))
+            .count()
             + self.sessions.iter().filter(|s| changed(s.action)).count()
     }
 

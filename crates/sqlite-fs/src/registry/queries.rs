@@ -128,7 +128,11 @@ fn adopt(conn: &mut Connection, session: &Session) -> Result<()> {
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sqlite("starting an adoption"))?;
     let exists: Option<i64> = tx
-        .query_row("SELECT 1 FROM sessions WHERE id = ?1", [session.id.as_str()], |r| r.get(0))
+        .query_row(
+            "SELECT 1 FROM sessions WHERE id = ?1",
+            [session.id.as_str()],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(sqlite("checking the session id"))?;
     if exists.is_some() {

@@ -25,11 +25,13 @@ fn read_rows(file: &Path) -> Result<Vec<Destination>> {
     let bad = |what: String| Error::InvalidInput(format!("--file {}: {what}", file.display()));
     let meta = std::fs::metadata(file).map_err(|e| bad(e.to_string()))?;
     if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
-        return Err(bad(format!("not a regular file of at most {MAX_FILE_BYTES} bytes")));
+        return Err(bad(format!(
+            "not a regular file of at most {MAX_FILE_BYTES} bytes"
+        )));
     }
     let text = std::fs::read_to_string(file).map_err(|e| bad(e.to_string()))?;
-    let rows: Vec<Destination> =
-        serde_json::from_str(&text).map_err(|e| bad(format!("not a JSON array of destinations: {e}")))?;
+    let rows: Vec<Destination> = serde_json::from_str(&text)
+        .map_err(|e| bad(format!("not a JSON array of destinations: {e}")))?;
     let mut seen = std::collections::HashSet::new();
     for row in &rows {
         let name = escape_for_log(&row.name);
@@ -39,7 +41,11 @@ fn read_rows(file: &Path) -> Result<Vec<Destination>> {
         let complete = match row.kind.as_str() {
             "channel" => row.channel_type.is_some() && row.platform_id.is_some(),
             "agent" => row.agent_group_id.is_some(),
-            _ => return Err(bad(format!("destination {name}: type must be channel or agent"))),
+            _ => {
+                return Err(bad(format!(
+                    "destination {name}: type must be channel or agent"
+                )));
+            }
         };
         if !complete {
             return Err(bad(format!(

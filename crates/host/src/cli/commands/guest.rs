@@ -111,7 +111,9 @@ pub fn reply_to(
     to: Option<&str>,
 ) -> Result<(MessageId, i64, Vec<String>)> {
     // Resolved before any file is copied: an unknown name leaves nothing behind.
-    let routing = to.map(|name| mailbox.destination_routing(name)).transpose()?;
+    let routing = to
+        .map(|name| mailbox.destination_routing(name))
+        .transpose()?;
     let id = MessageId::generate("out")?;
     let outbox = mailbox.paths().outbox_message(&id);
     // The id is fresh, so the folder is ours: if the reply is not stored,

@@ -23,9 +23,17 @@ fn action(a: Action) -> &'static str {
 fn human(report: &ImportReport) -> String {
     let mut lines = vec![format!(
         "{} {}{}",
-        if report.dry_run { "dry run of" } else { "imported" },
+        if report.dry_run {
+            "dry run of"
+        } else {
+            "imported"
+        },
         report.source.display(),
-        if report.dry_run { " (nothing written)" } else { "" }
+        if report.dry_run {
+            " (nothing written)"
+        } else {
+            ""
+        }
     )];
     for g in &report.messaging_groups {
         lines.push(format!(

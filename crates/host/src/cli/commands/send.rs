@@ -97,7 +97,10 @@ pub async fn run(
     // without routing; default to the session's chat and thread.
     let default = manager.routing_of(&manager.session(session).await?).await?;
     let (channel_type, platform_id) = match &routing.chat {
-        Some(chat) => (Some(chat.channel_type.clone()), Some(chat.platform_id.clone())),
+        Some(chat) => (
+            Some(chat.channel_type.clone()),
+            Some(chat.platform_id.clone()),
+        ),
         None => (default.channel_type, default.platform_id),
     };
     message.channel_type = channel_type;
