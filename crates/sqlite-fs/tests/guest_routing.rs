@@ -44,6 +44,17 @@ fn destination(
     }
 }
 
+/// The host's default for the session: slack C1, thread t-9.
+fn set_session_routing(fx: &Fixture) {
+    fx.host
+        .write_routing(&Routing {
+            channel_type: Some("slack".into()),
+            platform_id: Some("C1".into()),
+            thread_id: Some("t-9".into()),
+        })
+        .unwrap();
+}
+
 #[test]
 fn a_reply_naming_no_routing_gets_the_sessions() {
     let fx = Fixture::new();
@@ -55,13 +66,7 @@ fn a_reply_naming_no_routing_gets_the_sessions() {
         "no session_routing yet"
     );
 
-    fx.host
-        .write_routing(&Routing {
-            channel_type: Some("slack".into()),
-            platform_id: Some("C1".into()),
-            thread_id: Some("t-9".into()),
-        })
-        .unwrap();
+    set_session_routing(&fx);
     guest.write_message_out(&reply("plain")).unwrap();
     assert_eq!(
         stored_routing(&fx, "plain"),
@@ -81,13 +86,7 @@ fn a_reply_naming_no_routing_gets_the_sessions() {
 #[test]
 fn a_named_destination_gets_that_destinations_routing() {
     let fx = Fixture::new();
-    fx.host
-        .write_routing(&Routing {
-            channel_type: Some("slack".into()),
-            platform_id: Some("C1".into()),
-            thread_id: Some("t-9".into()),
-        })
-        .unwrap();
+    set_session_routing(&fx);
     fx.host
         .replace_destinations(&[
             destination("ops", "channel", Some(("slack", "C2")), None),

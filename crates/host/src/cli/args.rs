@@ -108,18 +108,26 @@ pub enum RawCommand {
     },
 }
 
-/// Arguments of `airlock resolve`.
+/// `--channel` and `--platform-id`: one chat on one platform.
 #[derive(Debug, Args)]
-pub struct RawResolve {
-    /// The agent group.
-    #[arg(long)]
-    pub agent_group: String,
+pub struct RawChat {
     /// The chat platform, e.g. `slack` (needs --platform-id).
     #[arg(long, requires = "platform_id")]
     pub channel: Option<String>,
     /// The platform's chat id (needs --channel).
     #[arg(long, requires = "channel")]
     pub platform_id: Option<String>,
+}
+
+/// Arguments of `airlock resolve`.
+#[derive(Debug, Args)]
+pub struct RawResolve {
+    /// The agent group.
+    #[arg(long)]
+    pub agent_group: String,
+    /// The chat.
+    #[command(flatten)]
+    pub chat: RawChat,
     /// The thread inside the chat.
     #[arg(long)]
     pub thread: Option<String>,
@@ -153,12 +161,9 @@ pub struct RawSend {
     /// The message id (default: a generated one).
     #[arg(long)]
     pub id: Option<String>,
-    /// The platform the message came from (default: the session's chat; needs --platform-id).
-    #[arg(long, requires = "platform_id")]
-    pub channel: Option<String>,
-    /// The platform's chat id (default: the session's chat; needs --channel).
-    #[arg(long, requires = "channel")]
-    pub platform_id: Option<String>,
+    /// The chat the message came from (default: the session's).
+    #[command(flatten)]
+    pub chat: RawChat,
     /// The thread inside the chat (default: the session's thread).
     #[arg(long)]
     pub thread: Option<String>,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use airlock_core::{AgentGroupId, MessageId, SessionId, SessionMode, SessionStatus, ThreadId};
 
-use super::args::{RawCli, RawCommand, RawGuest};
+use super::args::{RawChat, RawCli, RawCommand, RawGuest};
 
 /// Where the session registry lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,11 +190,8 @@ fn parse<T, E: std::fmt::Display>(flag: &str, result: Result<T, E>) -> Result<T,
 }
 
 /// `--channel` and `--platform-id`, which clap makes come together.
-fn chat(
-    channel: Option<String>,
-    platform_id: Option<String>,
-) -> Result<Option<ChatSettings>, String> {
-    match (channel, platform_id) {
+fn chat(raw: RawChat) -> Result<Option<ChatSettings>, String> {
+    match (raw.channel, raw.platform_id) {
         (Some(channel_type), Some(platform_id)) => {
             if channel_type.is_empty() || platform_id.is_empty() {
                 return Err("--channel and --platform-id must not be empty".into());
@@ -233,7 +230,7 @@ impl TryFrom<RawCli> for Settings {
         let command = match raw.command {
             RawCommand::Resolve(r) => Command::Resolve {
                 agent_group: parse("--agent-group", AgentGroupId::new(r.agent_group))?,
-                chat: chat(r.channel, r.platform_id)?,
+                chat: chat(r.chat)?,
                 thread: r
                     .thread
                     .map(|t| parse("--thread", ThreadId::new(t)))
@@ -260,7 +257,7 @@ impl TryFrom<RawCli> for Settings {
                     None => parse("--id", MessageId::generate("msg"))?,
                 },
                 routing: SendRouting {
-                    chat: chat(s.channel, s.platform_id)?,
+                    chat: chat(s.chat)?,
                     thread: s
                         .thread
                         .map(|t| parse("--thread", ThreadId::new(t)).map(ThreadId::into_string))

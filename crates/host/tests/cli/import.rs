@@ -137,6 +137,21 @@ fn actions(report: &serde_json::Value, list: &str) -> Vec<String> {
         .collect()
 }
 
+/// `resolve` for the reference's Slack chat, wired `shared`.
+fn resolve_slack(env: &TestDir) -> serde_json::Value {
+    env.json(&[
+        "resolve",
+        "--agent-group",
+        AGENT,
+        "--channel",
+        "slack",
+        "--platform-id",
+        "C100",
+        "--mode",
+        "shared",
+    ])
+}
+
 fn sessions_json(env: &TestDir) -> serde_json::Value {
     env.json(&["sessions"])
 }
@@ -182,17 +197,7 @@ fn an_imported_reference_install_works_in_place_and_a_second_import_changes_noth
         "{doctor}"
     );
 
-    let current = env.json(&[
-        "resolve",
-        "--agent-group",
-        AGENT,
-        "--channel",
-        "slack",
-        "--platform-id",
-        "C100",
-        "--mode",
-        "shared",
-    ]);
+    let current = resolve_slack(&env);
     assert_eq!(
         (str_field(&current, "id"), current["created"].as_bool()),
         (CURRENT.into(), Some(false))
@@ -245,17 +250,7 @@ fn a_dry_run_writes_nothing_and_a_bound_chat_is_a_reported_conflict() {
     assert_eq!(sessions_json(&env), serde_json::json!([]));
 
     // A chat airlock already serves keeps its session; the reference's is not adopted.
-    let mine = env.json(&[
-        "resolve",
-        "--agent-group",
-        AGENT,
-        "--channel",
-        "slack",
-        "--platform-id",
-        "C100",
-        "--mode",
-        "shared",
-    ]);
+    let mine = resolve_slack(&env);
     let run = env.cmd(&["--json", "import", "--from"]).path(&data).run();
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let line = run.failure();
@@ -264,17 +259,7 @@ fn a_dry_run_writes_nothing_and_a_bound_chat_is_a_reported_conflict() {
         "{line}"
     );
     assert_eq!(actions(&report, "sessions"), ["conflict", "adopted"]);
-    let again = env.json(&[
-        "resolve",
-        "--agent-group",
-        AGENT,
-        "--channel",
-        "slack",
-        "--platform-id",
-        "C100",
-        "--mode",
-        "shared",
-    ]);
+    let again = resolve_slack(&env);
     assert_eq!(str_field(&again, "id"), str_field(&mine, "id"));
     assert_eq!(
         std::fs::read(data.join("v2.db")).unwrap(),
