@@ -77,14 +77,13 @@ fn sqlite_message(e: &rusqlite::Error) -> String {
 /// exactly as it was.
 pub fn refuse_foreign(conn: &Connection) -> Result<(), MigrateError> {
     let wrap = |cause| MigrateError::Sqlite { version: 0, cause };
-    let version: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(wrap)?;
-    if version != 0 {
-        return Ok(());
-    }
+    // One statement, so one snapshot: another process may commit migration
+    // 1 (its tables and version together) between two separate reads.
     let mut stmt = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             AND (SELECT user_version FROM pragma_user_version) = 0 ORDER BY name",
+        )
         .map_err(wrap)?;
     let tables = stmt
         .query_map([], |r| r.get::<_, String>(0))
