@@ -287,7 +287,8 @@ pub struct Destination {
     pub name: String,
     /// Shown to people.
     pub display_name: Option<String>,
-    /// `channel` or `agent`.
+    /// `channel` or `agent` (the `type` column; `kind` is accepted on input).
+    #[serde(rename = "type", alias = "kind")]
     pub kind: String,
     /// Platform of a channel destination.
     pub channel_type: Option<String>,

@@ -180,6 +180,37 @@ impl SessionStore for MemorySessionStore {
         Ok(updated)
     }
 
+    async fn adopt_session(&self, session: Session) -> Result<()> {
+        let mut state = self.lock();
+        if state.sessions.contains_key(&session.id) {
+            return Err(Error::AlreadyExists {
+                kind: "session",
+                id: session.id.to_string(),
+            });
+        }
+        if let Some(mg) = &session.messaging_group_id
+            && !state.groups.contains_key(mg)
+        {
+            return Err(Error::not_found("messaging group", mg));
+        }
+        let key = session.resolution_key();
+        if let Some(key) = &key {
+            let active = session.status == SessionStatus::Active;
+            if active && let Some(holder) = state.active_keys.get(key) {
+                return Err(Error::Conflict(format!(
+                    "cannot adopt session {}: active session {holder} holds its key",
+                    session.id
+                )));
+            }
+            if active {
+                state.active_keys.insert(key.clone(), session.id.clone());
+            }
+            state.keys.insert(session.id.clone(), key.clone());
+        }
+        state.sessions.insert(session.id.clone(), session);
+        Ok(())
+    }
+
     async fn delete_session(&self, id: &SessionId) -> Result<()> {
         let mut state = self.lock();
         if state.sessions.remove(id).is_none() {

@@ -158,6 +158,20 @@ pub struct Session {
     pub owner_host: Option<String>,
 }
 
+impl Session {
+    /// The resolution key this session holds while it is active: the
+    /// [`ResolveRequest::key`] of the requests that find it.
+    pub fn resolution_key(&self) -> Option<String> {
+        ResolveRequest::new(
+            self.agent_group_id.clone(),
+            self.messaging_group_id.clone(),
+            self.thread_id.clone(),
+            self.mode,
+        )
+        .key()
+    }
+}
+
 /// The arguments of `resolve_session`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolveRequest {

@@ -84,6 +84,19 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
 
     /// Removes the session from the registry; [`Error::NotFound`] if unknown.
     async fn delete_session(&self, id: &SessionId) -> Result<()>;
+
+    /// Registers `session` exactly as given (its id, mode, statuses and
+    /// timestamps), for adopting the sessions of an existing install whose
+    /// folders are named by those ids.
+    ///
+    /// - A session with that id already exists: [`Error::AlreadyExists`],
+    ///   whatever its fields; nothing changes.
+    /// - It is active and another active session holds its
+    ///   [`Session::resolution_key`]: [`Error::Conflict`]; nothing changes.
+    /// - Its messaging group is unknown: [`Error::NotFound`].
+    /// - Otherwise `resolve_session` finds it from now on, as if it had
+    ///   created it.
+    async fn adopt_session(&self, session: Session) -> Result<()>;
 }
 
 /// Conveniences built on [`SessionStore`]'s required methods.
@@ -193,6 +206,9 @@ macro_rules! forward_session_store {
             }
             async fn delete_session(&self, id: &SessionId) -> Result<()> {
                 (**self).delete_session(id).await
+            }
+            async fn adopt_session(&self, session: Session) -> Result<()> {
+                (**self).adopt_session(session).await
             }
         }
     };

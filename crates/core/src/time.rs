@@ -1,14 +1,32 @@
 //! UTC timestamps in the text form the mailboxes and the registry store.
 //!
-//! The stored form is ISO-8601 with milliseconds and a `Z`
-//! (`2026-11-23T10:00:00.000Z`), which is what the reference host writes and
-//! sorts correctly as text. Text without a zone is read as UTC.
+//! The stored form is SQLite's own `YYYY-MM-DD HH:MM:SS` in UTC with
+//! milliseconds (`2026-11-23 10:00:00.000`), the form `strftime('%Y-%m-%d
+//! %H:%M:%f')` writes. The reference compares some columns as plain strings
+//! against `datetime('now')` (`YYYY-MM-DD HH:MM:SS`, no fraction), and this
+//! form keeps both properties it relies on:
+//!
+//! - `value <= datetime('now')` is false for any instant in the future (a
+//!   fraction makes the string longer, so an instant inside the current
+//!   second is not "due" yet) and true for any instant before the current
+//!   second: a due value is seen at most one second late, never early.
+//!   Without the fraction an instant later in the current second would be
+//!   due early, and values written within one second would lose their order.
+//! - It sorts correctly against `datetime('now')`-style values and against
+//!   itself, because every field has a fixed width and the separator is the
+//!   same space.
+//!
+//! Reads accept every form either side writes: `T` or space, with or without
+//! `Z`, fractions, seconds or a numeric offset. Text without a zone is UTC.
 
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
+
+/// The stored text form (chrono's spelling of SQLite's `%Y-%m-%d %H:%M:%f`).
+const STORED_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.3f";
 
 /// A point in time, always UTC.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -16,9 +34,12 @@ pub struct Timestamp(DateTime<Utc>);
 
 /// Text that is not a timestamp airlock understands.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid timestamp {value:?}: expected ISO-8601 such as 2026-01-31T12:00:00.000Z")]
+#[error(
+    "invalid timestamp {value:?}: expected a UTC date and time such as \
+     2026-01-31 12:00:00.000 or ISO-8601 such as 2026-01-31T12:00:00Z"
+)]
 pub struct TimestampError {
-    /// The refused text.
+    /// The refused text (at most 64 characters of it).
     pub value: String,
 }
 
@@ -45,31 +66,82 @@ impl Timestamp {
         self.0
     }
 
-    /// Parses ISO-8601 text; text without a zone is UTC.
+    /// Parses any form either side writes: `YYYY-MM-DD`, then `T`, `t` or a
+    /// space, then `HH:MM`, optional `:SS` and fraction, then an optional
+    /// `Z` or `±HH`, `±HHMM`, `±HH:MM` offset. Text without a zone is UTC.
     pub fn parse(text: &str) -> Result<Self, TimestampError> {
+        let refused = || TimestampError {
+            value: text.trim().chars().take(64).collect(),
+        };
         let text = text.trim();
-        if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
-            return Ok(Self(dt.with_timezone(&Utc)));
+        if !text.is_ascii() || text.len() < 16 {
+            return Err(refused());
         }
-        for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
-            if let Ok(naive) = NaiveDateTime::parse_from_str(text, format) {
-                return Ok(Self(naive.and_utc()));
-            }
-        }
-        Err(TimestampError {
-            value: text.chars().take(64).collect(),
-        })
+        let (date, rest) = text.split_at(10);
+        let rest = rest.strip_prefix(['T', 't', ' ']).ok_or_else(refused)?;
+        let (clock, offset) = split_zone(rest).ok_or_else(refused)?;
+        let clock = clock.trim_end();
+        let naive = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M"]
+            .iter()
+            .find_map(|format| {
+                NaiveDateTime::parse_from_str(&format!("{date} {clock}"), format).ok()
+            })
+            .ok_or_else(refused)?;
+        let local = offset
+            .from_local_datetime(&naive)
+            .single()
+            .ok_or_else(refused)?;
+        Ok(Self(local.with_timezone(&Utc)))
     }
 
-    /// The stored text form, e.g. `2026-11-23T10:00:00.000Z`.
+    /// The stored text form, SQLite's `YYYY-MM-DD HH:MM:SS.sss` in UTC, e.g.
+    /// `2026-11-23 10:00:00.000` (see the module docs for why).
+    ///
+    /// The name predates the switch from `2026-11-23T10:00:00.000Z`; both are
+    /// ISO-8601 date and time, this one with the space separator and no zone.
     pub fn to_iso(&self) -> String {
-        self.0.to_rfc3339_opts(SecondsFormat::Millis, true)
+        self.0.format(STORED_FORMAT).to_string()
     }
 
     /// This timestamp moved by `millis` milliseconds (saturating).
     pub fn plus_millis(&self, millis: i64) -> Self {
         Self(self.0 + chrono::Duration::milliseconds(millis))
     }
+}
+
+/// Splits `HH:MM[:SS[.f]][zone]` into the clock and the zone's offset (UTC
+/// when there is none); `None` when the zone is malformed.
+fn split_zone(rest: &str) -> Option<(&str, FixedOffset)> {
+    let utc = FixedOffset::east_opt(0)?;
+    if let Some(clock) = rest.strip_suffix(['Z', 'z']) {
+        return Some((clock, utc));
+    }
+    // The clock itself has no sign, so a sign starts the offset.
+    let Some(at) = rest.find(['+', '-']) else {
+        return Some((rest, utc));
+    };
+    let (clock, zone) = rest.split_at(at);
+    let sign = if zone.starts_with('-') { -1 } else { 1 };
+    let digits: String = zone[1..].chars().filter(|c| *c != ':').collect();
+    let colons = zone[1..].matches(':').count();
+    let well_formed = digits.bytes().all(|b| b.is_ascii_digit())
+        && matches!((digits.len(), colons), (2, 0) | (4, 0) | (4, 1))
+        && (colons == 0 || zone.as_bytes().get(3) == Some(&b':'));
+    if !well_formed {
+        return None;
+    }
+    let hours: i32 = digits[..2].parse().ok()?;
+    let minutes: i32 = digits
+        .get(2..)
+        .filter(|m| !m.is_empty())
+        .map_or(Some(0), |m| m.parse().ok())?;
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    Some((
+        clock,
+        FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))?,
+    ))
 }
 
 impl From<DateTime<Utc>> for Timestamp {
@@ -115,19 +187,74 @@ mod tests {
     use super::*;
 
     #[test]
-    fn formats_with_millis_and_z() {
+    fn writes_sqlite_form_with_millis() {
         let t = Timestamp::from_millis(1_700_000_000_123).unwrap();
-        assert_eq!(t.to_iso(), "2023-11-14T22:13:20.123Z");
+        assert_eq!(t.to_iso(), "2023-11-14 22:13:20.123");
         assert_eq!(Timestamp::parse(&t.to_iso()).unwrap(), t);
+        let whole = Timestamp::from_millis(1_700_000_000_000).unwrap();
+        assert_eq!(whole.to_iso(), "2023-11-14 22:13:20.000");
     }
 
     #[test]
-    fn zoneless_text_is_utc() {
-        let a = Timestamp::parse("2023-11-14 22:13:20").unwrap();
-        let b = Timestamp::parse("2023-11-14T22:13:20Z").unwrap();
-        let c = Timestamp::parse("2023-11-14T23:13:20+01:00").unwrap();
-        assert_eq!(a, b);
-        assert_eq!(b, c);
-        assert!(Timestamp::parse("yesterday").is_err());
+    fn reads_every_form_either_side_writes() {
+        let t = Timestamp::from_millis(1_700_000_000_000).unwrap();
+        let with_millis = Timestamp::from_millis(1_700_000_000_123).unwrap();
+        for text in [
+            "2023-11-14 22:13:20",
+            "2023-11-14T22:13:20",
+            "2023-11-14T22:13:20Z",
+            "2023-11-14t22:13:20z",
+            "2023-11-14 22:13:20Z",
+            "2023-11-14T23:13:20+01:00",
+            "2023-11-14T23:13:20+0100",
+            "2023-11-14T23:13:20+01",
+            "2023-11-14 21:43:20-00:30",
+            "2023-11-14 23:13:20 +01:00",
+            " 2023-11-14 22:13:20 ",
+        ] {
+            assert_eq!(Timestamp::parse(text), Ok(t), "{text}");
+        }
+        for text in [
+            "2023-11-14 22:13:20.123",
+            "2023-11-14T22:13:20.123Z",
+            "2023-11-14T22:13:20.123000Z",
+            "2023-11-14T23:13:20.123+01:00",
+        ] {
+            assert_eq!(Timestamp::parse(text), Ok(with_millis), "{text}");
+        }
+        assert_eq!(
+            Timestamp::parse("2023-11-14 22:13"),
+            Ok(Timestamp::from_millis(1_699_999_980_000).unwrap())
+        );
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_timestamp() {
+        for text in [
+            "",
+            "yesterday",
+            "2023-11-14",
+            "2023-11-14X22:13:20",
+            "2023-11-14 25:13:20",
+            "2023-11-14 22:13:20+24:00",
+            "2023-11-14 22:13:20+1",
+            "2023-11-14 22:13:20+01:0",
+            "2023-11-14 22:13:20+0a",
+            "2023-11-14 22:13:20 garbage",
+            "2023-11-14 22:13:20\u{e9}",
+            "2023-11-14 22:13:20.",
+        ] {
+            let err = Timestamp::parse(text).unwrap_err();
+            assert!(
+                err.to_string().contains("invalid timestamp"),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_old_airlock_form_stays_readable() {
+        let t = Timestamp::parse("2026-11-23T10:00:00.000Z").unwrap();
+        assert_eq!(t.to_iso(), "2026-11-23 10:00:00.000");
     }
 }

@@ -142,17 +142,18 @@ impl SessionManager {
             let resolved = self.store.resolve_session(request).await?;
             let mailbox = self.mailbox(&resolved.session);
             // Also heals a registry entry whose folder was removed by hand.
-            if (resolved.created || !mailbox.paths().inbound_db().exists())
-                && let Err(e) = blocking(move || mailbox.create()).await
-            {
-                // A row without its folder would be listed and then break
-                // delivery; the next resolve creates both again.
-                if resolved.created
-                    && let Err(undo) = self.store.delete_session(&resolved.session.id).await
-                {
-                    tracing::error!(session = %resolved.session.id, error = %undo, "could not remove the session whose folder failed");
+            if resolved.created || !mailbox.paths().inbound_db().exists() {
+                if let Err(e) = blocking(move || mailbox.create()).await {
+                    // A row without its folder would be listed and then break
+                    // delivery; the next resolve creates both again.
+                    if resolved.created
+                        && let Err(undo) = self.store.delete_session(&resolved.session.id).await
+                    {
+                        tracing::error!(session = %resolved.session.id, error = %undo, "could not remove the session whose folder failed");
+                    }
+                    return Err(e);
                 }
-                return Err(e);
+                self.publish_routing(&resolved.session).await?;
             }
             tracing::debug!(session = %resolved.session.id, created = resolved.created, "resolved");
             Ok(resolved)
@@ -187,25 +188,39 @@ impl SessionManager {
         .await
     }
 
-    /// Writes `session_routing` from the session's messaging group and thread.
-    pub async fn write_routing(&self, id: &SessionId) -> Result<()> {
+    /// Writes `session_routing` from the session's messaging group and
+    /// thread, and returns what it wrote. [`resolve_session`](Self::resolve_session)
+    /// does this when it creates a session and
+    /// [`prepare_guest`](Self::prepare_guest) before every start, as the
+    /// reference does on every wake.
+    pub async fn write_routing(&self, id: &SessionId) -> Result<Routing> {
+        let session = self.store.session(id).await?;
+        self.publish_routing(&session).await
+    }
+
+    /// The session's default routing: its messaging group's chat and its
+    /// thread (all `None` without a messaging group).
+    pub async fn routing_of(&self, session: &Session) -> Result<Routing> {
+        let Some(mg) = &session.messaging_group_id else {
+            return Ok(Routing::default());
+        };
+        let group = self.store.messaging_group(mg).await?;
+        Ok(Routing {
+            channel_type: Some(group.channel_type),
+            platform_id: Some(group.platform_id),
+            thread_id: session.thread_id.as_ref().map(|t| t.to_string()),
+        })
+    }
+
+    async fn publish_routing(&self, session: &Session) -> Result<Routing> {
         async {
-            let session = self.store.session(id).await?;
-            let routing = match &session.messaging_group_id {
-                Some(mg) => {
-                    let group = self.store.messaging_group(mg).await?;
-                    Routing {
-                        channel_type: Some(group.channel_type),
-                        platform_id: Some(group.platform_id),
-                        thread_id: session.thread_id.as_ref().map(|t| t.to_string()),
-                    }
-                }
-                None => Routing::default(),
-            };
-            let mailbox = self.mailbox(&session);
-            blocking(move || mailbox.write_routing(&routing)).await
+            let routing = self.routing_of(session).await?;
+            let mailbox = self.mailbox(session);
+            let written = routing.clone();
+            blocking(move || mailbox.write_routing(&written)).await?;
+            Ok(routing)
         }
-        .instrument(session_span!("write_routing", id))
+        .instrument(session_span!("write_routing", session.id))
         .await
     }
 
@@ -328,14 +343,16 @@ impl SessionManager {
             .await
     }
 
-    /// Prepares `id`'s folder for a guest that is about to start: writes a
-    /// fresh mount nonce into it and marks the container running. Start the
+    /// Prepares `id`'s folder for a guest that is about to start: writes its
+    /// `session_routing` and a fresh mount nonce into it and marks the
+    /// container running. Start the
     /// guest with [`GuestLaunch::env`], so its mount self-test
     /// (`airlock_sqlite_fs::guest::check_mount_from_env`) can tell a mount
     /// that hides host writes from one that works.
     pub async fn prepare_guest(&self, id: &SessionId) -> Result<GuestLaunch> {
         async {
             let session = self.store.session(id).await?;
+            self.publish_routing(&session).await?;
             let mailbox = self.mailbox(&session);
             let session_dir = mailbox.paths().dir().to_path_buf();
             let mount_nonce = blocking(move || mailbox.write_mount_nonce()).await?;

@@ -88,6 +88,14 @@ pub(crate) const UPDATE_SESSION: &str = concat!(
     session_columns!()
 );
 
+/// Inserts a session exactly as given (adoption). `$1`…`$11` the session's
+/// columns in `session_columns!` order, `$12` its key. No row comes back
+/// when the id or the active key is taken; the caller tells which.
+pub(crate) const ADOPT_SESSION: &str = "INSERT INTO sessions (id, agent_group_id, messaging_group_id, \
+     thread_id, mode, agent_provider, status, container_status, last_active, created_at, owner_host, \
+     resolution_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+     ON CONFLICT DO NOTHING RETURNING id";
+
 pub(crate) const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id = $1";
 
 /// The start of `list_sessions`; filters and the order are appended.

@@ -416,6 +416,49 @@ impl SessionStore for PgSessionStore {
         }
     }
 
+    async fn adopt_session(&self, session: Session) -> Result<()> {
+        for text in [&session.agent_provider, &session.owner_host]
+            .into_iter()
+            .flatten()
+        {
+            check_text("session field", text)?;
+        }
+        let id = session.id.clone();
+        let inserted = sqlx::query(queries::ADOPT_SESSION)
+            .bind(session.id.as_str())
+            .bind(session.agent_group_id.as_str())
+            .bind(session.messaging_group_id.as_ref().map(|m| m.as_str()))
+            .bind(session.thread_id.as_ref().map(|t| t.as_str()))
+            .bind(session.mode.as_str())
+            .bind(session.agent_provider.as_deref())
+            .bind(session.status.as_str())
+            .bind(session.container_status.as_str())
+            .bind(session.last_active.map(|t| t.as_datetime()))
+            .bind(session.created_at.as_datetime())
+            .bind(session.owner_host.as_deref())
+            .bind(session.resolution_key())
+            .fetch_optional(&self.pool)
+            .await;
+        match inserted {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => match self.session(&id).await {
+                Ok(_) => Err(Error::AlreadyExists {
+                    kind: "session",
+                    id: id.to_string(),
+                }),
+                Err(e) if e.is_not_found() => Err(Error::Conflict(format!(
+                    "cannot adopt session {id}: another active session holds its key"
+                ))),
+                Err(e) => Err(e),
+            },
+            Err(e) if sqlstate(&e).as_deref() == Some(FOREIGN_KEY_VIOLATION) => {
+                let mg = session.messaging_group_id.as_ref().map(|m| m.as_str());
+                Err(Error::not_found("messaging group", mg.unwrap_or("?")))
+            }
+            Err(e) => Err(self.errors.map(format!("adopting session {id}"), e)),
+        }
+    }
+
     async fn delete_session(&self, id: &SessionId) -> Result<()> {
         let done = sqlx::query(queries::DELETE_SESSION)
             .bind(id.as_str())

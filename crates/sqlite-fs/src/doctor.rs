@@ -246,7 +246,10 @@ fn check_version(
     expected: i64,
 ) {
     match version {
-        Ok(v) if *v == expected => {}
+        // 0: never stamped, as every file the reference writes (or an
+        // adopted folder before airlock's first write); the owner migrates
+        // it on its next open, so it is not a finding.
+        Ok(v) if *v == expected || *v == 0 => {}
         Ok(v) => report.add(
             Severity::Warning,
             "schema_version",

@@ -16,6 +16,7 @@ pub mod error;
 pub mod guest;
 pub mod host;
 mod host_state;
+pub mod import;
 pub mod layout;
 pub mod mailbox_impl;
 mod registry;
@@ -28,6 +29,7 @@ pub use host::{GuestStopped, HostMailbox, InboundContent, MailboxReport, PlainCo
 pub use host_state::TamperEvent;
 pub use layout::{HostSessionState, HostStateRoot, MailboxRoots, SessionPaths, SessionsRoot};
 pub use registry::{
-    MigrateError, OpenStoreError, REGISTRY_FILE, SCHEMA_VERSION, SqliteSessionStore,
+    ForeignRegistry, MigrateError, OpenStoreError, REGISTRY_FILE, SCHEMA_VERSION,
+    SqliteSessionStore,
 };
 pub use sqlite_util::{DbHeader, JournalKind, RetryStatsSnapshot, canonical_dir, read_header};

@@ -13,6 +13,7 @@
 //! PostgreSQL); it must print why, and the test says it was skipped.
 
 mod mailbox;
+mod adopt;
 mod registry;
 mod resolution;
 
@@ -24,6 +25,7 @@ use crate::session::{NewMessagingGroup, ResolveRequest, SessionMode};
 use crate::store::{SessionStore, SessionStoreExt};
 
 pub use mailbox::*;
+pub use adopt::*;
 pub use registry::*;
 pub use resolution::*;
 
@@ -108,6 +110,10 @@ macro_rules! session_store_conformance {
             owner_host_is_recorded,
             concurrent_resolves_create_one_session,
             concurrent_resolves_of_many_keys,
+            adopted_session_is_stored_as_given_and_resolved,
+            adopting_an_existing_id_changes_nothing,
+            adopting_into_a_taken_key_conflicts,
+            adopting_checks_the_messaging_group,
         );
     };
 }

@@ -83,6 +83,43 @@ pub enum RawCommand {
     },
     /// Run the whole loop end to end with a guest child process.
     Demo,
+    /// Adopt an existing reference (nanoclaw v2) install: register its chats
+    /// and sessions, keeping their ids, so their folders open in place.
+    Import {
+        /// The reference's data dir (holding `v2.db` and `v2-sessions/`);
+        /// give the same dir as --data-dir so the folders open in place.
+        #[arg(long)]
+        from: PathBuf,
+        /// Print what would be done; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write a session's `session_routing` (its default reply target) from
+    /// the registry: its chat and thread.
+    Routing {
+        /// The session id.
+        session: String,
+    },
+    /// Replace a session's `destinations` with the rows of a JSON file.
+    Destinations {
+        /// The session id.
+        session: String,
+        /// A JSON array of `{"name", "display_name"?, "type": "channel"|"agent",
+        /// "channel_type"?, "platform_id"?, "agent_group_id"?}`.
+        #[arg(long)]
+        file: PathBuf,
+    },
+}
+
+/// `--channel` and `--platform-id`: one chat on one platform.
+#[derive(Debug, Args)]
+pub struct RawChat {
+    /// The chat platform, e.g. `slack` (needs --platform-id).
+    #[arg(long, requires = "platform_id")]
+    pub channel: Option<String>,
+    /// The platform's chat id (needs --channel).
+    #[arg(long, requires = "channel")]
+    pub platform_id: Option<String>,
 }
 
 /// Arguments of `airlock resolve`.
@@ -91,12 +128,9 @@ pub struct RawResolve {
     /// The agent group.
     #[arg(long)]
     pub agent_group: String,
-    /// The chat platform, e.g. `slack` (needs --platform-id).
-    #[arg(long, requires = "platform_id")]
-    pub channel: Option<String>,
-    /// The platform's chat id (needs --channel).
-    #[arg(long, requires = "channel")]
-    pub platform_id: Option<String>,
+    /// The chat.
+    #[command(flatten)]
+    pub chat: RawChat,
     /// The thread inside the chat.
     #[arg(long)]
     pub thread: Option<String>,
@@ -130,6 +164,12 @@ pub struct RawSend {
     /// The message id (default: a generated one).
     #[arg(long)]
     pub id: Option<String>,
+    /// The chat the message came from (default: the session's).
+    #[command(flatten)]
+    pub chat: RawChat,
+    /// The thread inside the chat (default: the session's thread).
+    #[arg(long)]
+    pub thread: Option<String>,
 }
 
 /// `airlock guest …` commands.
@@ -155,6 +195,10 @@ pub enum RawGuest {
         /// A file to put in the message's outbox folder.
         #[arg(long = "file")]
         files: Vec<PathBuf>,
+        /// Send to this destination (a `destinations` name) instead of the
+        /// session's default routing.
+        #[arg(long)]
+        to: Option<String>,
     },
     /// The demo's agent: waits for one message, replies with a file, exits.
     #[command(hide = true)]

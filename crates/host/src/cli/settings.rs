@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use airlock_core::{AgentGroupId, MessageId, SessionId, SessionMode, SessionStatus, ThreadId};
 
-use super::args::{RawCli, RawCommand, RawGuest};
+use super::args::{RawChat, RawCli, RawCommand, RawGuest};
 
 /// Where the session registry lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +32,15 @@ pub struct ChatSettings {
     pub channel_type: String,
     /// Platform chat id.
     pub platform_id: String,
+}
+
+/// Routing flags of `airlock send`; what is not given comes from the session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendRouting {
+    /// `--channel` with `--platform-id`.
+    pub chat: Option<ChatSettings>,
+    /// `--thread`.
+    pub thread: Option<String>,
 }
 
 /// What `airlock send` writes.
@@ -83,6 +92,8 @@ pub enum Command {
         kind: String,
         /// Message id.
         id: MessageId,
+        /// The routing columns to write (defaults from the session).
+        routing: SendRouting,
     },
     /// `sessions`.
     Sessions {
@@ -125,6 +136,8 @@ pub enum Command {
         text: String,
         /// Files for the outbox.
         files: Vec<PathBuf>,
+        /// A destination name, or the session's default routing.
+        to: Option<String>,
     },
     /// The demo's guest child.
     DemoAgent {
@@ -140,6 +153,25 @@ pub enum Command {
     },
     /// `demo`.
     Demo,
+    /// `import`.
+    Import {
+        /// The reference's data dir.
+        from: PathBuf,
+        /// Write nothing.
+        dry_run: bool,
+    },
+    /// `routing`.
+    Routing {
+        /// The session.
+        session: SessionId,
+    },
+    /// `destinations`.
+    Destinations {
+        /// The session.
+        session: SessionId,
+        /// The JSON rows file.
+        file: PathBuf,
+    },
 }
 
 /// Everything a command needs, validated.
@@ -157,6 +189,22 @@ pub struct Settings {
 
 fn parse<T, E: std::fmt::Display>(flag: &str, result: Result<T, E>) -> Result<T, String> {
     result.map_err(|e| format!("{flag}: {e}"))
+}
+
+/// `--channel` and `--platform-id`, which clap makes come together.
+fn chat(raw: RawChat) -> Result<Option<ChatSettings>, String> {
+    match (raw.channel, raw.platform_id) {
+        (Some(channel_type), Some(platform_id)) => {
+            if channel_type.is_empty() || platform_id.is_empty() {
+                return Err("--channel and --platform-id must not be empty".into());
+            }
+            Ok(Some(ChatSettings {
+                channel_type,
+                platform_id,
+            }))
+        }
+        _ => Ok(None),
+    }
 }
 
 fn registry_location(data_dir: &std::path::Path, raw: Option<String>) -> RegistryLocation {
@@ -187,18 +235,7 @@ impl TryFrom<RawCli> for Settings {
         let command = match raw.command {
             RawCommand::Resolve(r) => Command::Resolve {
                 agent_group: parse("--agent-group", AgentGroupId::new(r.agent_group))?,
-                chat: match (r.channel, r.platform_id) {
-                    (Some(channel_type), Some(platform_id)) => {
-                        if channel_type.is_empty() || platform_id.is_empty() {
-                            return Err("--channel and --platform-id must not be empty".into());
-                        }
-                        Some(ChatSettings {
-                            channel_type,
-                            platform_id,
-                        })
-                    }
-                    _ => None,
-                },
+                chat: chat(r.chat)?,
                 thread: r
                     .thread
                     .map(|t| parse("--thread", ThreadId::new(t)))
@@ -223,6 +260,13 @@ impl TryFrom<RawCli> for Settings {
                 id: match s.id {
                     Some(id) => parse("--id", MessageId::new(id))?,
                     None => parse("--id", MessageId::generate("msg"))?,
+                },
+                routing: SendRouting {
+                    chat: chat(s.chat)?,
+                    thread: s
+                        .thread
+                        .map(|t| parse("--thread", ThreadId::new(t)).map(ThreadId::into_string))
+                        .transpose()?,
                 },
             },
             RawCommand::Sessions { status } => Command::Sessions {
@@ -262,11 +306,18 @@ impl TryFrom<RawCli> for Settings {
                     in_reply_to,
                     text,
                     files,
+                    to,
                 } => Command::GuestReply {
                     session_dir,
                     in_reply_to: parse("--in-reply-to", MessageId::new(in_reply_to))?,
                     text,
                     files,
+                    to: match to {
+                        Some(name) if name.trim().is_empty() => {
+                            return Err("--to must name a destination".into());
+                        }
+                        other => other,
+                    },
                 },
                 RawGuest::DemoAgent { session_dir } => Command::DemoAgent { session_dir },
             },
@@ -277,6 +328,14 @@ impl TryFrom<RawCli> for Settings {
                 ack,
             },
             RawCommand::Demo => Command::Demo,
+            RawCommand::Import { from, dry_run } => Command::Import { from, dry_run },
+            RawCommand::Routing { session } => Command::Routing {
+                session: parse("session", SessionId::new(session))?,
+            },
+            RawCommand::Destinations { session, file } => Command::Destinations {
+                session: parse("session", SessionId::new(session))?,
+                file,
+            },
         };
         Ok(Settings {
             data_dir: raw.data_dir,

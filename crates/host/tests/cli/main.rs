@@ -3,6 +3,8 @@
 
 mod errors;
 mod guest_proof;
+mod import;
 mod output;
+mod routing;
 mod script;
 mod util;

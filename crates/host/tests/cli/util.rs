@@ -123,7 +123,7 @@ pub fn generic_filters() -> Vec<(String, String)> {
         (r"msg-\d+-[0-9a-z]{16}", "[MSG]"),
         (r"out-\d+-[0-9a-z]{16}", "[OUT]"),
         (r"demo-\d+-[0-9a-z]{16}", "[DEMO]"),
-        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]"),
+        (r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?Z?", "[TIME]"),
         (r"pid \d+", "pid [PID]"),
         (
             r#""(at_ms|hop_ms|heartbeat_age_ms)": ?-?\d+"#,

@@ -104,7 +104,12 @@ impl GuestMailbox {
 
     /// Writes a message with the next odd seq (above the largest seq of both
     /// tables) and returns the seq; a retry with the same id returns the stored seq.
+    ///
+    /// A message that names no routing (no channel type, platform id or
+    /// thread) gets the session's `session_routing`; to send to a named
+    /// destination, set its [`destination_routing`](Self::destination_routing).
     pub fn write_message_out(&self, msg: &NewOutboundMessage) -> Result<i64> {
+        let msg = &self.with_default_routing(msg)?;
         let max_in = self.max_inbound_seq()?;
         self.write_outbound("writing messages_out", |tx| {
             if let Some(seq) = tx

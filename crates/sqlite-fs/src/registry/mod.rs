@@ -18,7 +18,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::sqlite_util::{is_read_only, uri_path};
 
-pub use migrate::{MigrateError, SCHEMA_VERSION};
+pub use migrate::{ForeignRegistry, MigrateError, SCHEMA_VERSION};
 
 /// File name of the registry inside the data dir.
 pub const REGISTRY_FILE: &str = "airlock.db";
@@ -163,15 +163,17 @@ impl SqliteSessionStore {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        let migrate_err = |source| OpenStoreError::Migrate {
+            path: path.to_path_buf(),
+            source,
+        };
+        migrate::refuse_foreign(&conn).map_err(migrate_err)?;
         switch_to_wal(&conn).map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
-        migrate::migrate(&mut conn).map_err(|source| OpenStoreError::Migrate {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        migrate::migrate(&mut conn).map_err(migrate_err)?;
         Ok(Self {
             path: path.to_path_buf(),
             conn: Arc::new(Mutex::new(conn)),

@@ -80,8 +80,8 @@ fn insert_session(conn: &Connection, session: &Session, key: Option<&str>) -> Re
     Ok(changed == 1)
 }
 
-fn check_messaging_group(conn: &Connection, request: &ResolveRequest) -> Result<()> {
-    let Some(mg) = &request.messaging_group else {
+fn check_messaging_group(conn: &Connection, mg: Option<&MessagingGroupId>) -> Result<()> {
+    let Some(mg) = mg else {
         return Ok(());
     };
     let exists: Option<i64> = conn
@@ -95,7 +95,7 @@ fn check_messaging_group(conn: &Connection, request: &ResolveRequest) -> Result<
 }
 
 fn resolve(conn: &mut Connection, request: &ResolveRequest) -> Result<Resolved> {
-    check_messaging_group(conn, request)?;
+    check_messaging_group(conn, request.messaging_group.as_ref())?;
     let key = request.key();
     // Fast path: an existing session needs no write lock.
     if let Some(key) = &key
@@ -129,6 +129,35 @@ fn resolve(conn: &mut Connection, request: &ResolveRequest) -> Result<Resolved> 
     };
     tx.commit().map_err(sqlite("committing a resolve"))?;
     Ok(resolved)
+}
+
+fn adopt(conn: &mut Connection, session: &Session) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sqlite("starting an adoption"))?;
+    let exists: Option<i64> = tx
+        .query_row(
+            "SELECT 1 FROM sessions WHERE id = ?1",
+            [session.id.as_str()],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sqlite("checking the session id"))?;
+    if exists.is_some() {
+        return Err(Error::AlreadyExists {
+            kind: "session",
+            id: session.id.to_string(),
+        });
+    }
+    check_messaging_group(&tx, session.messaging_group_id.as_ref())?;
+    // ON CONFLICT DO NOTHING: with the id checked, only the active key can collide.
+    if !insert_session(&tx, session, session.resolution_key().as_deref())? {
+        return Err(Error::Conflict(format!(
+            "cannot adopt session {}: another active session holds its key",
+            session.id
+        )));
+    }
+    tx.commit().map_err(sqlite("committing an adoption"))
 }
 
 fn update(conn: &mut Connection, id: &SessionId, update: &SessionUpdate) -> Result<Session> {
@@ -277,6 +306,10 @@ impl SessionStore for SqliteSessionStore {
     async fn update_session(&self, id: &SessionId, changes: SessionUpdate) -> Result<Session> {
         let id = id.clone();
         self.run(move |conn| update(conn, &id, &changes)).await
+    }
+
+    async fn adopt_session(&self, session: Session) -> Result<()> {
+        self.run(move |conn| adopt(conn, &session)).await
     }
 
     async fn delete_session(&self, id: &SessionId) -> Result<()> {

@@ -19,7 +19,7 @@ const OUTBOUND_ADDED: &[(&str, &str, &str)] = &[(
     "session_state",
     "updated_at",
     // ADD COLUMN NOT NULL needs a constant default; old rows get the epoch.
-    "TEXT NOT NULL DEFAULT '1970-01-01T00:00:00.000Z'",
+    "TEXT NOT NULL DEFAULT '1970-01-01 00:00:00.000'",
 )];
 
 fn user_version(conn: &Connection) -> rusqlite::Result<i64> {

@@ -95,13 +95,30 @@ fn copy_files(outbox: &Path, files: &[PathBuf]) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Writes a reply: files into `outbox/<id>/` first, then the row, then the ack.
+/// Writes a reply to the session's default routing; see [`reply_to`].
 pub fn reply_with(
     mailbox: &GuestMailbox,
     in_reply_to: &MessageId,
     text: &str,
     files: &[PathBuf],
 ) -> Result<(MessageId, i64, Vec<String>)> {
+    reply_to(mailbox, in_reply_to, text, files, None)
+}
+
+/// Writes a reply: files into `outbox/<id>/` first, then the row, then the
+/// ack. `to` names a destination; without it the reply gets the session's
+/// `session_routing`.
+pub fn reply_to(
+    mailbox: &GuestMailbox,
+    in_reply_to: &MessageId,
+    text: &str,
+    files: &[PathBuf],
+    to: Option<&str>,
+) -> Result<(MessageId, i64, Vec<String>)> {
+    // Resolved before any file is copied: an unknown name leaves nothing behind.
+    let routing = to
+        .map(|name| mailbox.destination_routing(name))
+        .transpose()?;
     let id = MessageId::generate("out")?;
     let outbox = mailbox.paths().outbox_message(&id);
     // The id is fresh, so the folder is ours: if the reply is not stored,
@@ -113,6 +130,11 @@ pub fn reply_with(
         }
         let mut message = NewOutboundMessage::new(id.clone(), "chat", content.to_string());
         message.in_reply_to = Some(in_reply_to.to_string());
+        if let Some(routing) = routing {
+            message.channel_type = routing.channel_type;
+            message.platform_id = routing.platform_id;
+            message.thread_id = routing.thread_id;
+        }
         let seq = mailbox.write_message_out(&message)?;
         Ok((seq, names))
     });
@@ -130,9 +152,10 @@ pub fn reply(
     in_reply_to: &MessageId,
     text: &str,
     files: &[PathBuf],
+    to: Option<&str>,
 ) -> Result<()> {
     let mailbox = open(session_dir)?;
-    let (id, seq, files) = reply_with(&mailbox, in_reply_to, text, files)?;
+    let (id, seq, files) = reply_to(&mailbox, in_reply_to, text, files, to)?;
     let replied = Replied {
         id: id.to_string(),
         seq,

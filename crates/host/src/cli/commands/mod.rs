@@ -2,10 +2,13 @@
 
 pub mod deliver;
 pub mod demo;
+pub mod destinations;
 pub mod doctor;
 pub mod guest;
+pub mod import;
 pub mod messages;
 pub mod resolve;
+pub mod routing;
 pub mod send;
 pub mod sessions;
 
@@ -27,7 +30,8 @@ pub async fn dispatch(settings: &Settings) -> Result<()> {
             content,
             kind,
             id,
-        } => send::run(settings, session, content, kind, id).await,
+            routing,
+        } => send::run(settings, session, content, kind, id, routing).await,
         Command::Sessions { status } => sessions::list(settings, *status).await,
         Command::Show { session } => sessions::show(settings, session).await,
         Command::Messages {
@@ -41,10 +45,21 @@ pub async fn dispatch(settings: &Settings) -> Result<()> {
             in_reply_to,
             text,
             files,
-        } => guest::reply(settings, session_dir, in_reply_to, text, files),
+            to,
+        } => guest::reply(
+            settings,
+            session_dir,
+            in_reply_to,
+            text,
+            files,
+            to.as_deref(),
+        ),
         Command::Doctor { session, ack } => doctor::run(settings, session.as_ref(), *ack).await,
         Command::Deliver { session, once } => deliver::run(settings, session.as_ref(), *once).await,
         Command::Demo => demo::run(settings).await,
         Command::DemoAgent { session_dir } => demo::agent(session_dir),
+        Command::Import { from, dry_run } => import::run(settings, from, *dry_run).await,
+        Command::Routing { session } => routing::run(settings, session).await,
+        Command::Destinations { session, file } => destinations::run(settings, session, file).await,
     }
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::cli::context;
 use crate::cli::output::emit;
-use crate::cli::settings::{SendContent, Settings};
+use crate::cli::settings::{SendContent, SendRouting, Settings};
 
 #[derive(Serialize)]
 struct Sent {
@@ -80,6 +80,7 @@ pub async fn run(
     content: &SendContent,
     kind: &str,
     id: &MessageId,
+    routing: &SendRouting,
 ) -> Result<()> {
     let content = match content {
         SendContent::Text { text, attach } => bridge_content(text, attach)?,
@@ -90,9 +91,21 @@ pub async fn run(
         }
     };
     let manager = context::manager(settings).await?;
-    let written = manager
-        .write_message(session, NewInboundMessage::new(id.clone(), kind, content))
-        .await?;
+    let mut message = NewInboundMessage::new(id.clone(), kind, content);
+    // A reference guest answers "No destinations configured" to a message
+    // without routing; default to the session's chat and thread.
+    let default = manager.routing_of(&manager.session(session).await?).await?;
+    let (channel_type, platform_id) = match &routing.chat {
+        Some(chat) => (
+            Some(chat.channel_type.clone()),
+            Some(chat.platform_id.clone()),
+        ),
+        None => (default.channel_type, default.platform_id),
+    };
+    message.channel_type = channel_type;
+    message.platform_id = platform_id;
+    message.thread_id = routing.thread.clone().or(default.thread_id);
+    let written = manager.write_message(session, message).await?;
     let sent = Sent {
         id: written.id.to_string(),
         seq: written.seq,

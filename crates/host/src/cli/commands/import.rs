@@ -1,0 +1,89 @@
+//! `airlock import`: adopt a reference (nanoclaw v2) install in place.
+
+use std::path::Path;
+
+use airlock_core::{Error, Result};
+use airlock_sqlite_fs::SessionsRoot;
+use airlock_sqlite_fs::import::{Action, ImportOptions, ImportReport, import_reference};
+
+use crate::cli::context;
+use crate::cli::output::{emit, or_dash};
+use crate::cli::settings::Settings;
+
+fn action(a: Action) -> &'static str {
+    match a {
+        Action::Adopted => "adopted",
+        Action::WouldAdopt => "would adopt",
+        Action::Unchanged => "unchanged",
+        Action::Conflict => "CONFLICT",
+        Action::Skipped => "SKIPPED",
+    }
+}
+
+fn human(report: &ImportReport) -> String {
+    let mut lines = vec![format!(
+        "{} {}{}",
+        if report.dry_run {
+            "dry run of"
+        } else {
+            "imported"
+        },
+        report.source.display(),
+        if report.dry_run {
+            " (nothing written)"
+        } else {
+            ""
+        }
+    )];
+    for g in &report.messaging_groups {
+        lines.push(format!(
+            "  chat     {:<11} {}/{} {}",
+            action(g.action),
+            g.channel_type,
+            g.platform_id,
+            or_dash(g.id.as_ref())
+        ));
+    }
+    for s in &report.sessions {
+        let mut line = format!(
+            "  session  {:<11} {} {} {}",
+            action(s.action),
+            s.id,
+            s.agent_group,
+            or_dash(s.mode.as_ref())
+        );
+        if let Some(detail) = &s.detail {
+            line.push_str(&format!(": {detail}"));
+        }
+        lines.push(line);
+    }
+    lines.extend(report.notes.iter().map(|n| format!("  note: {n}")));
+    lines.push(format!(
+        "{} agent group(s), {} chat(s), {} session(s): {} change(s), {} not adopted",
+        report.agent_groups,
+        report.messaging_groups.len(),
+        report.sessions.len(),
+        report.changes(),
+        report.problems()
+    ));
+    lines.join("\n")
+}
+
+/// Runs `import`; fails (after printing the report) when a session could
+/// not be adopted.
+pub async fn run(settings: &Settings, from: &Path, dry_run: bool) -> Result<()> {
+    let store = context::open_registry(settings).await?;
+    let options = ImportOptions {
+        from: from.to_path_buf(),
+        sessions_root: SessionsRoot::in_data_dir(&settings.data_dir),
+        dry_run,
+    };
+    let report = import_reference(&*store, &options).await?;
+    emit(settings.output, &report, human);
+    match report.problems() {
+        0 => Ok(()),
+        n => Err(Error::Conflict(format!(
+            "{n} session(s) of the reference were not adopted (see the report)"
+        ))),
+    }
+}
