@@ -15,6 +15,7 @@ mod journal_file;
 mod lock;
 mod mount_nonce;
 mod outbound;
+mod outbound_page;
 pub(crate) mod read;
 mod write;
 
@@ -26,6 +27,7 @@ pub use content::{InboundContent, PlainContent};
 pub use inspect::MailboxReport;
 pub use journal::QuarantinedJournal;
 pub use mount_nonce::{MOUNT_NONCE_ENV, NONCE_FILE, SIZED_NONCE_FILE, write_mount_nonce};
+pub use outbound_page::{FileStamp, HostPage, PageLimits, file_stamp};
 
 use crate::layout::{HostSessionState, SessionPaths};
 

@@ -3,6 +3,7 @@
 pub mod deliver;
 pub mod demo;
 pub mod doctor;
+pub mod failures;
 pub mod guest;
 pub mod messages;
 pub mod resolve;
@@ -44,6 +45,9 @@ pub async fn dispatch(settings: &Settings) -> Result<()> {
         } => guest::reply(settings, session_dir, in_reply_to, text, files),
         Command::Doctor { session } => doctor::run(settings, session.as_ref()).await,
         Command::Deliver { session, once } => deliver::run(settings, session.as_ref(), *once).await,
+        Command::Failures { session, action } => {
+            failures::run(settings, session.as_ref(), *action).await
+        }
         Command::Demo => demo::run(settings).await,
         Command::DemoAgent { session_dir } => demo::agent(session_dir),
     }
