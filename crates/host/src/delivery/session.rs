@@ -199,11 +199,15 @@ pub(crate) async fn run_session(
             return Ok(work.tally);
         }
     }
-    let mut guest = Stream::new(
-        Origin::Guest,
-        cursor.guest_seq,
-        cursor.guest_stamp.as_deref() != Some(guest_stamp.as_str()),
-    );
+    let guest_changed = cursor.guest_stamp.as_deref() != Some(guest_stamp.as_str());
+    if guest_changed {
+        // The guest's acks live in outbound.db too: copy them while here.
+        let acks = mailbox.clone();
+        engine
+            .blocking(move || acks.sync_acks().map_err(Error::from))
+            .await?;
+    }
+    let mut guest = Stream::new(Origin::Guest, cursor.guest_seq, guest_changed);
     let mut host = Stream::new(
         Origin::Host,
         cursor.host_seq,

@@ -227,8 +227,13 @@ pub async fn run(settings: &Settings) -> Result<()> {
             "the guest process exited with {status}"
         )));
     }
-    let synced = manager.sync_acks(&session.id).await?;
-    timeline.mark(format!("host: synced {synced} ack(s) into messages_in"));
+    // The guest exited: drain what it wrote last (delivery also copies its acks).
+    deliverer.drain(&session.id).await?;
+    let counts = manager.counts(&session.id).await?;
+    timeline.mark(format!(
+        "host: synced acks, {} inbound message(s) completed",
+        counts.inbound - counts.inbound_pending
+    ));
     manager.mark_container_stopped(&session.id).await?;
     timeline.mark("host: container marked stopped");
 
