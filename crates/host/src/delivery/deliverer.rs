@@ -57,6 +57,8 @@ pub struct PassReport {
     pub retrying: usize,
     /// Messages dead-lettered.
     pub dead_lettered: usize,
+    /// Sessions whose pass stopped at its time budget with rows left.
+    pub unfinished: usize,
     /// Sessions whose pass failed; the others went on.
     pub errors: Vec<SessionFailure>,
 }
@@ -69,6 +71,7 @@ impl PassReport {
         self.delivered += t.delivered;
         self.retrying += t.retrying;
         self.dead_lettered += t.dead_lettered;
+        self.unfinished += usize::from(t.unfinished);
     }
 
     /// Whether every message looked at was delivered and no session failed.

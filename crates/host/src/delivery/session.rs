@@ -49,6 +49,8 @@ pub struct SessionTally {
     pub retrying: usize,
     /// Messages dead-lettered.
     pub dead_lettered: usize,
+    /// The pass stopped at its time budget with rows left; the next pass goes on.
+    pub unfinished: bool,
 }
 
 impl SessionTally {
@@ -135,6 +137,10 @@ pub(crate) async fn run_session(
     hint: Hint,
     mode: Mode,
 ) -> Result<SessionTally> {
+    let started = std::time::Instant::now();
+    // Half the session timeout: stopping between messages never leaves a
+    // confirmed delivery unrecorded, as cancelling the pass could.
+    let budget = engine.config.session_timeout / 2;
     let mut tally = SessionTally::default();
     let mailbox = engine.manager.mailbox(&session);
     let now = Timestamp::now().as_millis();
@@ -214,6 +220,10 @@ pub(crate) async fn run_session(
         cursor.host_stamp.as_deref() != Some(host_stamp.as_str()),
     );
     loop {
+        if started.elapsed() > budget {
+            work.tally.unfinished = true;
+            return Ok(work.tally);
+        }
         guest.fill(&engine, &mailbox).await?;
         host.fill(&engine, &mailbox).await?;
         let stream = match (guest.rows.front(), host.rows.front()) {

@@ -18,7 +18,13 @@ pub async fn run(settings: &Settings, only: Option<&SessionId>, once: bool) -> R
     }
     if once {
         let scope = only.map_or(Scope::Active, |id| Scope::Session(id.clone()));
-        return summarise(&deliverer.deliver_now(scope).await?);
+        // A backlog larger than one pass's time budget takes several passes.
+        loop {
+            let report = deliverer.deliver_now(scope.clone()).await?;
+            if report.unfinished == 0 || !report.is_clean() {
+                return summarise(&report);
+            }
+        }
     }
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
