@@ -1,6 +1,7 @@
 //! The whole host loop through `SessionManager`, once per registry backend:
 //! resolve, an inbound message with an attachment, a guest started with a
-//! mount nonce that polls and replies with a file, delivery, acks, stop.
+//! mount nonce that polls and replies with a file, delivery through the
+//! engine (recording adapter), acks, stop.
 //! PostgreSQL runs when `AIRLOCK_TEST_PG_URL` is set and says SKIPPED otherwise.
 
 use std::sync::Arc;
@@ -10,7 +11,8 @@ use airlock_core::{
     AgentGroupId, ContainerStatus, MessageId, NewMessagingGroup, ResolveRequest, SessionMode,
     SessionStore, SessionStoreExt, Timestamp,
 };
-use airlock_host::{ManagerConfig, SessionManager};
+use airlock_host::delivery::RecordingAdapter;
+use airlock_host::{Deliverer, ManagerConfig, SessionManager};
 use airlock_sqlite_fs::guest::{DEFAULT_MOUNT_CHECK_TIMEOUT, check_mount};
 use airlock_sqlite_fs::{GuestMailbox, SqliteSessionStore};
 use base64::Engine;
@@ -81,25 +83,25 @@ async fn host_loop(store: Arc<dyn SessionStore>, data_dir: &std::path::Path) {
     assert_eq!(guest.write_message_out(&reply).unwrap(), 3);
     guest.mark_completed(&["in-1"]).unwrap();
 
-    // The host delivers it with its file, records it, clears the outbox.
-    let due = manager.due_outbound(&id, Timestamp::now()).await.unwrap();
+    // The delivery engine delivers it with its file, records it, clears the
+    // outbox, and copies the guest's acks on the way.
+    let adapter = Arc::new(RecordingAdapter::new());
+    let deliverer = Deliverer::builder(manager.clone(), adapter.clone())
+        .build()
+        .unwrap();
+    let report = deliverer.drain(&id).await.unwrap();
+    assert!(report.is_clean() && report.delivered == 1, "{report:?}");
+    let recorded = adapter.recorded();
     assert_eq!(
-        due.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        recorded.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
         ["out-1"]
     );
-    let files = manager
-        .read_outbox_files(&id, "out-1".into(), vec!["summary.txt".into()])
-        .await
-        .unwrap();
     assert_eq!(
-        (files[0].name.as_str(), files[0].data.as_slice()),
-        ("summary.txt", &b"a short note"[..])
+        recorded[0].files,
+        [("summary.txt".to_owned(), b"a short note".to_vec())]
     );
-    manager
-        .mark_delivered(&id, "out-1".into(), Some("P-1".into()))
-        .await
-        .unwrap();
-    manager.clear_outbox(&id, "out-1".into()).await;
+    // No routing on the row: the session's chat.
+    assert_eq!(recorded[0].routing.platform_id.as_deref(), Some("C-loop"));
     assert!(!dir.join("outbox/out-1").exists());
     assert!(
         manager
@@ -108,7 +110,8 @@ async fn host_loop(store: Arc<dyn SessionStore>, data_dir: &std::path::Path) {
             .unwrap()
             .is_empty()
     );
-    assert_eq!(manager.sync_acks(&id).await.unwrap(), 1);
+    assert_eq!(deliverer.drain(&id).await.unwrap().delivered, 0);
+    assert_eq!(manager.sync_acks(&id).await.unwrap(), 0, "already copied");
     let counts = manager.counts(&id).await.unwrap();
     assert_eq!(
         (

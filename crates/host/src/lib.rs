@@ -6,8 +6,11 @@
 //! command-line tool ([`cli`]).
 
 pub mod cli;
+pub mod delivery;
 mod manager;
+pub mod runner;
 
+pub use delivery::{ChannelAdapter, Deliverer, DelivererConfig, Delivery, DeliveryError};
 pub use manager::{GuestLaunch, ManagerConfig, SessionManager};
 
 /// The README's Rust examples, compiled and run as doctests.

@@ -57,7 +57,7 @@ pub enum RawCommand {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
-    /// Deliver due outbound messages to stdout as JSON lines.
+    /// Deliver due outbound messages to stdout as JSON lines (files inline, base64).
     Deliver {
         /// Only this session (default: every active session).
         #[arg(long)]
@@ -65,6 +65,15 @@ pub enum RawCommand {
         /// Deliver what is due now and exit instead of polling.
         #[arg(long)]
         once: bool,
+    },
+    /// List dead letters (deliveries that failed for good); retry or purge one.
+    Failures {
+        /// Only this session's.
+        #[arg(long)]
+        session: Option<String>,
+        /// What to do with one dead letter (default: list them).
+        #[command(subcommand)]
+        action: Option<RawFailures>,
     },
     /// The guest side, for a shell-script agent inside a sandbox.
     Guest {
@@ -170,6 +179,21 @@ pub struct RawSend {
     /// The thread inside the chat (default: the session's thread).
     #[arg(long)]
     pub thread: Option<String>,
+}
+
+/// `airlock failures …` actions.
+#[derive(Debug, Subcommand)]
+pub enum RawFailures {
+    /// Re-queue a dead letter: the next deliver pass sends it again.
+    Retry {
+        /// The dead letter's id (from `airlock failures`).
+        id: i64,
+    },
+    /// Drop a dead letter and its outbox files.
+    Purge {
+        /// The dead letter's id (from `airlock failures`).
+        id: i64,
+    },
 }
 
 /// `airlock guest …` commands.

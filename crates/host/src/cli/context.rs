@@ -48,3 +48,11 @@ pub async fn manager(settings: &Settings) -> Result<SessionManager> {
         ManagerConfig::new(&settings.data_dir),
     ))
 }
+
+/// The delivery engine over the settings' registry and data dir.
+pub async fn deliverer(
+    settings: &Settings,
+    adapter: Arc<crate::delivery::DynChannelAdapter>,
+) -> Result<crate::Deliverer> {
+    crate::Deliverer::builder(manager(settings).await?, adapter).build()
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use airlock_core::{AgentGroupId, MessageId, SessionId, SessionMode, SessionStatus, ThreadId};
 
-use super::args::{RawChat, RawCli, RawCommand, RawGuest};
+use super::args::{RawChat, RawCli, RawCommand, RawFailures, RawGuest};
 
 /// Where the session registry lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +68,17 @@ pub enum Direction {
     Both,
 }
 
+/// What `airlock failures` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureAction {
+    /// List dead letters.
+    List,
+    /// Re-queue one.
+    Retry(i64),
+    /// Drop one and its outbox files.
+    Purge(i64),
+}
+
 /// A validated command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -120,6 +131,13 @@ pub enum Command {
         session: Option<SessionId>,
         /// Exit after one pass.
         once: bool,
+    },
+    /// `failures`.
+    Failures {
+        /// One session's or all.
+        session: Option<SessionId>,
+        /// List, retry or purge.
+        action: FailureAction,
     },
     /// `guest poll`.
     GuestPoll {
@@ -298,6 +316,16 @@ impl TryFrom<RawCli> for Settings {
                     .map(|s| parse("--session", SessionId::new(s)))
                     .transpose()?,
                 once,
+            },
+            RawCommand::Failures { session, action } => Command::Failures {
+                session: session
+                    .map(|s| parse("--session", SessionId::new(s)))
+                    .transpose()?,
+                action: match action {
+                    None => FailureAction::List,
+                    Some(RawFailures::Retry { id }) => FailureAction::Retry(id),
+                    Some(RawFailures::Purge { id }) => FailureAction::Purge(id),
+                },
             },
             RawCommand::Guest { command } => match command {
                 RawGuest::Poll { session_dir } => Command::GuestPoll { session_dir },

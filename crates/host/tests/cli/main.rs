@@ -1,6 +1,7 @@
 //! End-to-end tests of the `airlock` binary: snapshots of every command's
 //! output, the shell-script walk-through, error reporting and the demo.
 
+mod deliver_stdout;
 mod errors;
 mod guest_proof;
 mod import;

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::util::{TestDir, assert_keys, str_field};
@@ -93,10 +94,14 @@ fn script_walkthrough_with_doctor_catching_parity_and_wal() {
     assert_eq!(lines[0]["id"], out_id.as_str());
     assert_eq!(lines[0]["in_reply_to"], in_id.as_str());
     assert_eq!(lines[0]["content"]["text"], "here is the table");
-    assert_eq!(
-        lines[0]["files"],
-        json!([{"name": "answer.csv", "size": 8}])
-    );
+    // The bytes travel in the line (base64), so a bridge has them before
+    // the outbox is cleared.
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(lines[0]["files"][0]["data"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(lines[0]["files"][0]["name"], "answer.csv");
+    assert_eq!(lines[0]["files"][0]["size"], 8);
+    assert_eq!(data, b"a,b\n1,2\n");
     assert_eq!(env.ok(&["deliver", "--once"]), "", "delivered only once");
 
     // The acks reached the host: the inbound message is completed.

@@ -13,6 +13,7 @@ mod inspect;
 pub(crate) mod lock;
 mod mount_nonce;
 mod outbound;
+mod outbound_page;
 pub(crate) mod read;
 mod write;
 
@@ -23,6 +24,7 @@ use airlock_core::ContainerStatus;
 pub use content::{InboundContent, PlainContent};
 pub use inspect::MailboxReport;
 pub use mount_nonce::{MOUNT_NONCE_ENV, NONCE_FILE, SIZED_NONCE_FILE, write_mount_nonce};
+pub use outbound_page::{FileStamp, HostPage, PageLimits, file_stamp};
 
 use crate::layout::{HostSessionState, SessionPaths};
 

@@ -306,7 +306,7 @@ impl HostMailbox {
     }
 }
 
-fn guest_row(r: &Row<'_>) -> rusqlite::Result<Option<OutboundMessage>> {
+pub(crate) fn guest_row(r: &Row<'_>) -> rusqlite::Result<Option<OutboundMessage>> {
     let (Some(id), Some(seq)) = (text(r, 0)?, int(r, 1)?) else {
         tracing::warn!("skipping a messages_out row without an id or an integer seq");
         return Ok(None);

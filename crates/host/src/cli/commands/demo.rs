@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use airlock_core::mailbox::NewInboundMessage;
@@ -10,6 +11,7 @@ use airlock_core::{
     AgentGroupId, Error, MessageId, NewMessagingGroup, ResolveRequest, Result, SessionId,
     SessionMode, SessionStoreExt, Timestamp,
 };
+use async_trait::async_trait;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -20,11 +22,40 @@ use super::resolve::absolute;
 use crate::cli::context;
 use crate::cli::output::print_line;
 use crate::cli::settings::{OutputFormat, Settings};
+use crate::delivery::{ChannelAdapter, Deliverer, Delivery, DeliveryError};
 
 /// How long either side waits for the other before giving up.
 const HOP_TIMEOUT: Duration = Duration::from_secs(20);
 /// Poll interval of both sides.
 const POLL: Duration = Duration::from_millis(20);
+
+/// The demo's channel: keeps the reply it is handed, as the demo prints it.
+#[derive(Debug, Default)]
+struct DemoChannel {
+    reply: Mutex<Option<Value>>,
+}
+
+impl DemoChannel {
+    fn take(&self) -> Option<Value> {
+        self.reply.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+#[async_trait]
+impl ChannelAdapter for DemoChannel {
+    async fn deliver(&self, delivery: &Delivery) -> std::result::Result<String, DeliveryError> {
+        let message = delivery.message();
+        let value = json!({
+            "id": message.id,
+            "seq": message.seq,
+            "kind": message.kind,
+            "content": delivery.content(),
+            "files": delivery.files().iter().map(|f| json!({"name": f.name, "size": f.data.len(), "text": String::from_utf8_lossy(&f.data)})).collect::<Vec<_>>(),
+        });
+        *self.reply.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
+        Ok(format!("demo-{}", message.seq))
+    }
+}
 
 /// What the demo's guest tells the host on stdout, one JSON object a line.
 #[derive(Debug, Serialize, Deserialize)]
@@ -143,8 +174,10 @@ pub async fn run(settings: &Settings) -> Result<()> {
         .take()
         .ok_or_else(|| Error::InvalidInput("guest has no stdout".into()))?;
     let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let channel = Arc::new(DemoChannel::default());
+    let deliverer = Deliverer::builder(manager.clone(), channel.clone()).build()?;
     let deadline = Instant::now() + HOP_TIMEOUT;
-    let reply = loop {
+    let delivery = loop {
         tokio::select! {
             line = lines.next_line() => {
                 if let Some(line) = line.map_err(|e| Error::io("guest stdout", e))?
@@ -155,11 +188,14 @@ pub async fn run(settings: &Settings) -> Result<()> {
             }
             _ = tokio::time::sleep(POLL) => {}
         }
-        let due = manager.due_outbound(&session.id, Timestamp::now()).await?;
-        if let Some(reply) = due
-            .into_iter()
-            .find(|m| m.in_reply_to.as_deref() == Some(written.id.as_str()))
-        {
+        let report = deliverer.drain(&session.id).await?;
+        if let Some(failure) = report.errors.first() {
+            return Err(Error::Conflict(format!(
+                "delivery failed: {}",
+                failure.error
+            )));
+        }
+        if let Some(reply) = channel.take() {
             break reply;
         }
         if Instant::now() > deadline {
@@ -168,30 +204,12 @@ pub async fn run(settings: &Settings) -> Result<()> {
             )));
         }
     };
-    timeline.mark(format!("host: saw reply {} (seq {})", reply.id, reply.seq));
-
-    let content: Value =
-        serde_json::from_str(&reply.content).unwrap_or(Value::String(reply.content.clone()));
-    let names = super::deliver::declared_files(&content);
-    let files = manager
-        .read_outbox_files(&session.id, reply.id.clone(), names)
-        .await?;
-    let delivery = json!({
-        "id": reply.id,
-        "seq": reply.seq,
-        "kind": reply.kind,
-        "content": content,
-        "files": files.iter().map(|f| json!({"name": f.name, "size": f.data.len(), "text": String::from_utf8_lossy(&f.data)})).collect::<Vec<_>>(),
-    });
+    timeline.mark(format!(
+        "host: saw reply {} (seq {})",
+        delivery["id"].as_str().unwrap_or_default(),
+        delivery["seq"]
+    ));
     say(settings, &format!("delivered: {delivery}"));
-    manager
-        .mark_delivered(
-            &session.id,
-            reply.id.clone(),
-            Some(format!("demo-{}", reply.seq)),
-        )
-        .await?;
-    manager.clear_outbox(&session.id, reply.id.clone()).await;
     timeline.mark("host: delivered reply to stdout, cleared its outbox");
 
     // Drain the guest's last events, then wait for it to exit.
@@ -209,8 +227,13 @@ pub async fn run(settings: &Settings) -> Result<()> {
             "the guest process exited with {status}"
         )));
     }
-    let synced = manager.sync_acks(&session.id).await?;
-    timeline.mark(format!("host: synced {synced} ack(s) into messages_in"));
+    // The guest exited: drain what it wrote last (delivery also copies its acks).
+    deliverer.drain(&session.id).await?;
+    let counts = manager.counts(&session.id).await?;
+    timeline.mark(format!(
+        "host: synced acks, {} inbound message(s) completed",
+        counts.inbound - counts.inbound_pending
+    ));
     manager.mark_container_stopped(&session.id).await?;
     timeline.mark("host: container marked stopped");
 

@@ -4,6 +4,7 @@ pub mod deliver;
 pub mod demo;
 pub mod destinations;
 pub mod doctor;
+pub mod failures;
 pub mod guest;
 pub mod import;
 pub mod messages;
@@ -56,6 +57,9 @@ pub async fn dispatch(settings: &Settings) -> Result<()> {
         ),
         Command::Doctor { session, ack } => doctor::run(settings, session.as_ref(), *ack).await,
         Command::Deliver { session, once } => deliver::run(settings, session.as_ref(), *once).await,
+        Command::Failures { session, action } => {
+            failures::run(settings, session.as_ref(), *action).await
+        }
         Command::Demo => demo::run(settings).await,
         Command::DemoAgent { session_dir } => demo::agent(session_dir),
         Command::Import { from, dry_run } => import::run(settings, from, *dry_run).await,

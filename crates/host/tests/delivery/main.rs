@@ -1,0 +1,10 @@
+//! The delivery engine with the recording adapter: exactly once across a
+//! restart, retries and dead letters, session isolation, two deliverer
+//! processes, and backlogs.
+
+mod backlog;
+mod exactly_once;
+mod failures;
+mod isolation;
+mod processes;
+mod support;

@@ -1,0 +1,217 @@
+//! Reads a delivery engine needs whose cost does not grow with a session's
+//! history: a mailbox file's header stamp (change counter and size, without
+//! SQLite), and pages of outbound rows after a seq cursor, bounded by row
+//! count and bytes, read through the `seq` index.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use airlock_core::mailbox::{HOST_OUTBOUND_KIND, Origin, OutboundMessage};
+use rusqlite::params;
+use rustix::fs::{Mode, OFlags};
+
+use super::HostMailbox;
+use super::outbound::guest_row;
+use crate::error::{Error, Result};
+use crate::host_state;
+
+/// What a mailbox file's header and metadata say, read in one open: equal
+/// stamps mean no commit happened in between (rollback-journal mode bumps
+/// the change counter on every commit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileStamp {
+    /// Header bytes 24–27; 0 for a file shorter than a header.
+    pub change_counter: u32,
+    /// File size in bytes.
+    pub size: u64,
+    /// Inode number, so a file swapped in by the guest never looks unchanged.
+    pub inode: u64,
+}
+
+/// How much one page of outbound rows may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageLimits {
+    /// Rows per page (at least 1).
+    pub max_rows: usize,
+    /// Content bytes per page; the row that crosses it ends the page, so a
+    /// page holds at most this plus one row.
+    pub max_bytes: usize,
+}
+
+impl Default for PageLimits {
+    fn default() -> Self {
+        Self {
+            max_rows: 256,
+            max_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// A page of host-originated outbound messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPage {
+    /// The messages, in seq order.
+    pub messages: Vec<OutboundMessage>,
+    /// The highest `messages_in` seq when the page was read.
+    pub max_seq: i64,
+}
+
+/// Header stamp of the file at `path`, opened without following symlinks
+/// and without blocking (a FIFO is refused, never waited on); `None` when absent.
+pub fn file_stamp(path: &Path) -> Result<Option<FileStamp>> {
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(rustix::io::Errno::LOOP) => {
+            return Err(Error::UnsafeFile {
+                path: path.to_path_buf(),
+                what: "it is a symbolic link".into(),
+            });
+        }
+        Err(e) => return Err(Error::io(path, e.into())),
+    };
+    let mut file = std::fs::File::from(fd);
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::UnsafeFile {
+            path: path.to_path_buf(),
+            what: "it is not a regular file".into(),
+        });
+    }
+    let mut header = [0u8; 28];
+    let mut filled = 0;
+    while filled < header.len() {
+        match file.read(&mut header[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    let change_counter = if filled == header.len() {
+        u32::from_be_bytes([header[24], header[25], header[26], header[27]])
+    } else {
+        0
+    };
+    Ok(Some(FileStamp {
+        change_counter,
+        size: meta.len(),
+        inode: meta.ino(),
+    }))
+}
+
+/// The SQL limit for `max_rows` (never 0: an empty page must mean "nothing after").
+fn row_limit(limits: PageLimits) -> i64 {
+    i64::try_from(limits.max_rows.max(1)).unwrap_or(i64::MAX)
+}
+
+/// Collects rows until the byte budget is spent.
+fn bounded(
+    rows: impl Iterator<Item = rusqlite::Result<Option<OutboundMessage>>>,
+    limits: PageLimits,
+) -> rusqlite::Result<Vec<OutboundMessage>> {
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    for row in rows {
+        let Some(message) = row? else { continue };
+        bytes = bytes.saturating_add(message.content.len());
+        out.push(message);
+        if bytes >= limits.max_bytes {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+impl HostMailbox {
+    /// Stamp of `outbound.db` (`None` before the guest's first write).
+    pub fn outbound_stamp(&self) -> Result<Option<FileStamp>> {
+        file_stamp(&self.paths.outbound_db())
+    }
+
+    /// Stamp of `inbound.db`, where host-originated outbound messages live.
+    pub fn inbound_stamp(&self) -> Result<Option<FileStamp>> {
+        file_stamp(&self.paths.inbound_db())
+    }
+
+    /// Guest rows with an integer seq above `after_seq`, in seq order, one
+    /// bounded page; an empty page means nothing is after the cursor.
+    pub fn outbound_page(
+        &self,
+        after_seq: i64,
+        limits: PageLimits,
+    ) -> Result<Vec<OutboundMessage>> {
+        // The upper bound keeps the scan inside the integer part of the
+        // index (text and blob seqs sort after every number).
+        let rows = self.read_outbound("reading a page of messages_out", |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, seq, in_reply_to, timestamp, deliver_after, recurrence, kind,
+                        platform_id, channel_type, thread_id, content
+                 FROM messages_out
+                 WHERE seq > ?1 AND seq <= 9223372036854775807 AND typeof(seq) = 'integer'
+                 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after_seq, row_limit(limits)], guest_row)?;
+            bounded(rows, limits)
+        })?;
+        Ok(rows.unwrap_or_default())
+    }
+
+    /// Host-originated outbound rows (in `inbound.db`) above `after_seq`, one
+    /// bounded page, with the highest `messages_in` seq at the time of the
+    /// read: when the page is not full, nothing up to that seq is left.
+    pub fn host_outbound_page(&self, after_seq: i64, limits: PageLimits) -> Result<HostPage> {
+        // The host's truth (host.db), never the folder's copy.
+        host_state::read(&self.paths, &self.state, "reading host messages", |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, seq, timestamp, process_after, platform_id, channel_type, thread_id, content
+                 FROM messages_in WHERE seq > ?1 AND kind = ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(
+                params![after_seq, HOST_OUTBOUND_KIND, row_limit(limits)],
+                |r| {
+                    Ok(Some(OutboundMessage {
+                        origin: Origin::Host,
+                        id: r.get(0)?,
+                        seq: r.get(1)?,
+                        in_reply_to: None,
+                        timestamp: r.get(2)?,
+                        deliver_after: r.get(3)?,
+                        recurrence: None,
+                        kind: "chat".into(),
+                        platform_id: r.get(4)?,
+                        channel_type: r.get(5)?,
+                        thread_id: r.get(6)?,
+                        content: r.get(7)?,
+                    }))
+                },
+            )?;
+            let messages = bounded(rows, limits)?;
+            let max_seq =
+                conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM messages_in", [], |r| {
+                    r.get(0)
+                })?;
+            Ok(HostPage { messages, max_seq })
+        })
+    }
+
+    /// Which of `ids` already have a `delivered` row (delivered or failed).
+    pub fn delivered_among(&self, ids: &[&str]) -> Result<HashSet<String>> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        host_state::read(&self.paths, &self.state, "reading deliveries", |conn| {
+            let mut stmt = conn.prepare("SELECT 1 FROM delivered WHERE message_out_id = ?1")?;
+            let mut found = HashSet::new();
+            for id in ids {
+                if stmt.exists([id])? {
+                    found.insert((*id).to_owned());
+                }
+            }
+            Ok(found)
+        })
+    }
+}
