@@ -6,15 +6,20 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use serde::Serialize;
 
 use airlock_core::escape_for_log;
 
+use crate::error::Error;
 use crate::layout::{HostSessionState, SessionPaths};
 use crate::schema::{INBOUND_VERSION, OUTBOUND_VERSION};
-use crate::sqlite_util::{GuestDb, JournalKind, RetryPolicy, RetryStats, read_header, retry};
+use crate::sqlite_util::{
+    GuestDb, JournalKind, OpenMode, RetryPolicy, RetryStats, is_read_only, open_file, read_header,
+    retry,
+};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -177,11 +182,29 @@ fn read_db(
         scratch: state.dir(),
         single_name: guest_owned,
     };
+    // The published inbound.db is read by the host's own link: a new hard
+    // link of that inode would move its ctime, which the host's check of
+    // the folder takes for a guest's edit.
+    let published = state.published_db();
+    let own_copy = !guest_owned && published.is_file() && !is_read_only(state.dir());
     // A host write or guest commit in flight is not a finding: retried.
     static STATS: std::sync::OnceLock<RetryStats> = std::sync::OnceLock::new();
     let stats = STATS.get_or_init(RetryStats::default);
     let result = retry(RetryPolicy::HOST_READ, stats, || {
-        db.read("checking the file", &|conn| {
+        let read = |f: &dyn Fn(&Connection) -> rusqlite::Result<DbFacts>| {
+            if own_copy {
+                let conn = open_file(&published, OpenMode::ReadOnly, Duration::from_secs(2))
+                    .map_err(|e| {
+                        Error::sqlite(&published, "opening the published inbound.db", e)
+                    })?;
+                f(&conn)
+                    .map(Some)
+                    .map_err(|e| Error::sqlite(&published, "checking the file", e))
+            } else {
+                db.read("checking the file", f)
+            }
+        };
+        read(&|conn| {
             conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
                 r.get::<_, i64>(0)
             })?;

@@ -32,4 +32,6 @@ pub use registry::{
     ForeignRegistry, MigrateError, OpenStoreError, REGISTRY_FILE, SCHEMA_VERSION,
     SqliteSessionStore,
 };
-pub use sqlite_util::{DbHeader, JournalKind, RetryStatsSnapshot, canonical_dir, read_header};
+pub use sqlite_util::{
+    DbHeader, JournalKind, RetryStatsSnapshot, canonical_dir, is_read_only, read_header,
+};

@@ -142,7 +142,15 @@ fn fifo_journals_never_hang_doctor() {
         .filter(|f| f.check == "unreadable")
         .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(unreadable, ["inbound.db", "outbound.db"], "{findings:#?}");
+    // inbound.db is read through the host's own link (its copy is not the
+    // guest's to block); the FIFO beside it is still reported.
+    assert_eq!(unreadable, ["outbound.db"], "{findings:#?}");
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.check == "hot_journal" && f.path == fx.host.paths().inbound_journal()),
+        "{findings:#?}"
+    );
     assert!(findings.iter().all(|f| !f.detail.is_empty()));
 
     let host = fx.host.clone();

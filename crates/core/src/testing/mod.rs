@@ -12,8 +12,8 @@
 //! A factory returns `None` when the backend cannot run here (e.g. no
 //! PostgreSQL); it must print why, and the test says it was skipped.
 
-mod mailbox;
 mod adopt;
+mod mailbox;
 mod registry;
 mod resolution;
 
@@ -24,8 +24,8 @@ use crate::ids::{AgentGroupId, MessagingGroupId, ThreadId};
 use crate::session::{NewMessagingGroup, ResolveRequest, SessionMode};
 use crate::store::{SessionStore, SessionStoreExt};
 
-pub use mailbox::*;
 pub use adopt::*;
+pub use mailbox::*;
 pub use registry::*;
 pub use resolution::*;
 

@@ -151,11 +151,16 @@ fn every_message_carries_routing() {
         "{line}"
     );
 
+    // An edit of the folder's copy is a guest's tampering now: the next host
+    // operation rebuilds the file from host state (and says so on stderr),
+    // and `routing` writes the row from the registry again.
     Connection::open(dir.join("inbound.db"))
         .unwrap()
         .execute("DELETE FROM session_routing", [])
         .unwrap();
-    env.ok(&["routing", &session]);
+    let run = env.cmd(&["routing", &session]).run();
+    assert!(run.stderr.contains("tamper event"), "{}", run.stderr);
+    run.success_with_warnings();
     assert_eq!(session_routing(&dir), route("slack", "C1", Some("t1")));
 }
 

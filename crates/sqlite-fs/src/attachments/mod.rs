@@ -14,6 +14,7 @@ mod json_entries;
 mod limits;
 mod named;
 mod outbox;
+mod regular_file;
 mod store;
 
 pub use confined::{

@@ -166,7 +166,7 @@ pub(crate) fn read<T>(
     paths: &crate::layout::SessionPaths,
     state: &HostSessionState,
     context: &str,
-    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    f: impl Fn(&Connection) -> rusqlite::Result<T>,
 ) -> Result<T> {
     let path = state.host_db();
     // A session whose folder is gone has no mailbox to show, whatever
@@ -175,6 +175,9 @@ pub(crate) fn read<T>(
         return Err(Error::Missing {
             path: paths.inbound_db(),
         });
+    }
+    if crate::sqlite_util::is_read_only(state.dir()) {
+        return read_only(paths, state, context, f);
     }
     let mut conn = None;
     if path.exists() {
@@ -193,6 +196,33 @@ pub(crate) fn read<T>(
     let value = f(&conn).map_err(|e| Error::sqlite(&path, context, e))?;
     give_back(state, conn);
     Ok(value)
+}
+
+/// Reads on a read-only data dir, where nothing can be adopted, repaired or
+/// locked: `host.db` as it is, or, for a session whose folder was never
+/// adopted into host state, the folder's `inbound.db` through a verified
+/// snapshot (then the folder is all there is to show).
+fn read_only<T>(
+    paths: &crate::layout::SessionPaths,
+    state: &HostSessionState,
+    context: &str,
+    f: impl Fn(&Connection) -> rusqlite::Result<T>,
+) -> Result<T> {
+    let path = state.host_db();
+    if path.is_file() {
+        let conn = crate::sqlite_util::open_read_only_wal(&path, BUSY)
+            .map_err(|e| Error::sqlite(&path, "opening host.db read-only", e))?;
+        return f(&conn).map_err(|e| Error::sqlite(&path, context, e));
+    }
+    let file = crate::sqlite_util::GuestDb {
+        folder: paths.dir(),
+        name: "inbound.db",
+        scratch: state.dir(),
+        single_name: false,
+    };
+    file.read(context, &f)?.ok_or(Error::Missing {
+        path: paths.inbound_db(),
+    })
 }
 
 /// The session's tamper events, oldest first.

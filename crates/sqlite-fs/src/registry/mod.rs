@@ -16,7 +16,7 @@ use std::time::Duration;
 use airlock_core::{Error, Result};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::sqlite_util::{is_read_only, uri_path};
+use crate::sqlite_util::{is_read_only, open_read_only_wal};
 
 pub use migrate::{ForeignRegistry, MigrateError, SCHEMA_VERSION};
 
@@ -126,18 +126,7 @@ impl SqliteSessionStore {
             path: path.to_path_buf(),
             source,
         };
-        let wal = PathBuf::from(format!("{}-wal", path.display()));
-        let live = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
-        let uri = format!(
-            "file:{}?mode=ro{}",
-            uri_path(path),
-            if live { "" } else { "&immutable=1" }
-        );
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(uri, flags).map_err(open_err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        let conn = open_read_only_wal(path, BUSY_TIMEOUT).map_err(open_err)?;
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(open_err)?;

@@ -10,5 +10,5 @@ mod retry;
 pub use files::{FileState, canonical_dir, check_regular_or_absent, is_read_only};
 pub use guest_db::{GuestDb, uri_path};
 pub use header::{DbHeader, JournalKind, read_header};
-pub use open::{OpenMode, open_file};
+pub use open::{OpenMode, open_file, open_read_only_wal};
 pub use retry::{RetryPolicy, RetryStats, RetryStatsSnapshot, retry};

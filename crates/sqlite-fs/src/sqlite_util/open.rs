@@ -18,6 +18,29 @@ pub enum OpenMode {
     Create,
 }
 
+/// Opens an existing host-only WAL database (the registry, a session's
+/// `host.db`) for reading, never writing to its folder. With no `-wal` (closed
+/// cleanly) it is opened `immutable=1`: nothing to lock, and the main file
+/// holds every commit. With a `-wal` a writer may be live (a read-only bind
+/// mount of a running host's data dir), so it is opened `mode=ro`, which
+/// reads the WAL through the existing `-shm` and sees every commit.
+pub fn open_read_only_wal(path: &Path, busy: Duration) -> rusqlite::Result<Connection> {
+    let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+    let live = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
+    let uri = format!(
+        "file:{}?mode=ro{}",
+        super::uri_path(path),
+        if live { "" } else { "&immutable=1" }
+    );
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    let conn = Connection::open_with_flags(uri, flags)?;
+    conn.busy_timeout(busy)?;
+    Ok(conn)
+}
+
 /// Opens `path` with `mode`: no symlink following, no mmap, a busy timeout.
 pub fn open_file(path: &Path, mode: OpenMode, busy: Duration) -> rusqlite::Result<Connection> {
     let base = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW;

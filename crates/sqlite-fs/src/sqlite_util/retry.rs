@@ -68,11 +68,14 @@ impl RetryPolicy {
         max_backoff: Duration::from_millis(250),
         malformed_is_transient: false,
     };
-    /// The host reading `outbound.db` while the guest may commit.
+    /// The host reading `outbound.db` while the guest may commit: about 2 s
+    /// in the worst case, because a guest's commit through a slow mount on a
+    /// loaded machine can hold its journal for over a second, and a reply
+    /// delivered a poll later costs nothing while an error reaches the caller.
     pub const HOST_READ: RetryPolicy = RetryPolicy {
-        attempts: 10,
+        attempts: 14,
         first_backoff: Duration::from_millis(2),
-        max_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(250),
         malformed_is_transient: false,
     };
 }

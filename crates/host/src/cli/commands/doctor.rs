@@ -38,9 +38,14 @@ pub async fn run(settings: &Settings, only: Option<&SessionId>, ack: bool) -> Re
         let mailbox = manager.mailbox(session);
         let (findings, tamper_events) = tokio::task::spawn_blocking(move || {
             // The folder as found, then the full comparison with host
-            // state, which repairs what differs and records it.
+            // state, which repairs what differs and records it (a
+            // read-only data dir is compared with nothing repaired).
             let mut findings = check_session(&paths, &state);
-            let events = mailbox.audit().and_then(|_| mailbox.tamper_events());
+            let events = if airlock_sqlite_fs::is_read_only(state.dir()) {
+                mailbox.tamper_events()
+            } else {
+                mailbox.audit().and_then(|_| mailbox.tamper_events())
+            };
             let mut events = events.unwrap_or_else(|e| {
                 findings.push(Finding {
                     severity: Severity::Error,
