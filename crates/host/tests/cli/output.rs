@@ -432,3 +432,39 @@ fn demo_structure() {
     );
     snap(&env, "demo", &text);
 }
+
+/// Issue 17 item 4: the ids `messages` and `guest poll` print are whole, so
+/// a person can paste them into `--in-reply-to`.
+#[test]
+fn listed_ids_are_whole_and_can_be_pasted_back() {
+    let env = TestDir::new();
+    let (id, dir) = env.session("whole-ids");
+    let long_id = "platform-message-1700000000.000123-with-a-long-tail";
+    env.ok(&["send", "--session", &id, "--text", "hi", "--id", long_id]);
+    let dir = dir.to_str().unwrap();
+    let poll = env.ok(&["guest", "poll", "--session-dir", dir]);
+    assert!(poll.contains(long_id), "{poll}");
+    let listing = env.ok(&["messages", &id]);
+    assert!(listing.contains(long_id), "{listing}");
+    // The id exactly as printed works where an id is asked for.
+    let printed = listing
+        .split_whitespace()
+        .find(|w| w.starts_with("platform-message-"))
+        .unwrap()
+        .to_owned();
+    env.ok(&[
+        "guest",
+        "reply",
+        "--session-dir",
+        dir,
+        "--in-reply-to",
+        &printed,
+        "--text",
+        "ok",
+    ]);
+    let listing = env.ok(&["messages", &id, "--direction", "out"]);
+    assert!(
+        listing.contains(&format!("reply-to {long_id}")),
+        "{listing}"
+    );
+}

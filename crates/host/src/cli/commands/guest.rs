@@ -53,7 +53,7 @@ pub fn poll(settings: &Settings, session_dir: &Path) -> Result<()> {
                 format!(
                     "{:>5}  {:<24} {:<8} {}",
                     m.seq,
-                    clip(&m.id, 24),
+                    clean(&m.id),
                     clean(&m.kind),
                     clip(&m.content, 80)
                 )

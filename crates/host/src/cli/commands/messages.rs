@@ -44,7 +44,7 @@ pub async fn run(
                 lines.push(format!(
                     "  {:>5}  {:<24} {:<8} {:<10} {}  {}",
                     m.seq,
-                    clip(&m.id, 24),
+                    clean(&m.id),
                     clean(&m.kind),
                     clean(&m.status),
                     clean(&m.timestamp),
@@ -58,9 +58,9 @@ pub async fn run(
                 lines.push(format!(
                     "  {:>5}  {:<24} {:<8} reply-to {:<16} {}  {}",
                     m.seq,
-                    clip(&m.id, 24),
+                    clean(&m.id),
                     clean(&m.kind),
-                    clip(&or_dash(m.in_reply_to.as_ref()), 16),
+                    clean(&or_dash(m.in_reply_to.as_ref())),
                     clean(&m.timestamp),
                     clip(&m.content, 60)
                 ));
