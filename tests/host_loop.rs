@@ -139,6 +139,10 @@ async fn the_host_loop_on_the_sqlite_registry() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(airlock_pg),
+    ignore = "needs AIRLOCK_TEST_PG_URL (set it and rebuild)"
+)]
 async fn the_host_loop_on_the_postgres_registry() {
     let Some((store, _schema)) = airlock_postgres::testing::fresh_store("host loop").await else {
         return;

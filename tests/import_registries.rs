@@ -111,6 +111,10 @@ async fn a_reference_install_is_adopted_into_the_sqlite_registry() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(airlock_pg),
+    ignore = "needs AIRLOCK_TEST_PG_URL (set it and rebuild)"
+)]
 async fn a_reference_install_is_adopted_into_the_postgres_registry() {
     let Some((store, _schema)) = airlock_postgres::testing::fresh_store("import").await else {
         return;

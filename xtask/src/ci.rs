@@ -2,8 +2,26 @@
 
 use crate::util::{cargo, has_program, run_command};
 
+/// Under CI every test must run: the PostgreSQL tests need their server
+/// (they are compiled ignored without `AIRLOCK_TEST_PG_URL`, and
+/// `AIRLOCK_REQUIRE_PG` turns a missing server into a failure, never a skip).
+fn require_every_test() -> Result<bool, String> {
+    if std::env::var_os("CI").is_none() {
+        return Ok(false);
+    }
+    match std::env::var("AIRLOCK_TEST_PG_URL") {
+        Ok(url) if !url.trim().is_empty() => Ok(true),
+        _ => Err(
+            "CI is set but AIRLOCK_TEST_PG_URL is not: the PostgreSQL tests would be \
+                  skipped (.ci/run starts PostgreSQL and sets it)"
+                .into(),
+        ),
+    }
+}
+
 /// Runs formatting, lints, the whole test suite and cargo-deny.
 pub fn run_all() -> Result<(), String> {
+    let strict = require_every_test()?;
     run_command(cargo(&["fmt", "--all", "--check"]))?;
     run_command(cargo(&[
         "clippy",
@@ -25,20 +43,31 @@ pub fn run_all() -> Result<(), String> {
         // nextest does not run doctests; run them first so the suite's
         // summary is the last test report CI prints.
         run_command(cargo(&["test", "--workspace", "--locked", "--doc"]))?;
-        run_command(cargo(&[
+        let mut nextest = cargo(&[
             "nextest",
             "run",
             "--workspace",
             "--locked",
             "--no-fail-fast",
-        ]))
+            // Under CI nothing may be skipped: an ignored test runs.
+            if strict {
+                "--run-ignored=all"
+            } else {
+                "--run-ignored=default"
+            },
+        ]);
+        if strict {
+            // A PostgreSQL test that cannot find its server fails, never skips.
+            nextest.env("AIRLOCK_REQUIRE_PG", "1");
+        }
+        run_command(nextest)
     } else {
-        run_command(cargo(&[
-            "test",
-            "--workspace",
-            "--locked",
-            "--no-fail-fast",
-        ]))
+        let mut test = cargo(&["test", "--workspace", "--locked", "--no-fail-fast"]);
+        if strict {
+            test.env("AIRLOCK_REQUIRE_PG", "1");
+            test.args(["--", "--include-ignored"]);
+        }
+        run_command(test)
     }
 }
 

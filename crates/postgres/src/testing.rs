@@ -11,10 +11,18 @@ use crate::{PgSessionStore, PgStoreOptions};
 /// The variable naming the test server.
 pub const URL_VAR: &str = "AIRLOCK_TEST_PG_URL";
 
-/// The test server's URL, or `None` after printing why the test is skipped.
+/// Set by `cargo xtask ci` under CI: a PostgreSQL test that cannot find its
+/// server fails instead of skipping.
+pub const REQUIRE_VAR: &str = "AIRLOCK_REQUIRE_PG";
+
+/// The test server's URL, or `None` after printing why the test is skipped
+/// (a panic instead when [`REQUIRE_VAR`] is set).
 pub fn pg_url(test: &str) -> Option<String> {
     match std::env::var(URL_VAR) {
         Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var_os(REQUIRE_VAR).is_some() => {
+            panic!("{test} must run here ({REQUIRE_VAR} is set) but {URL_VAR} is not set")
+        }
         _ => {
             eprintln!(
                 "SKIPPED {test}: PostgreSQL tests need {URL_VAR} \

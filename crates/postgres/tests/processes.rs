@@ -101,6 +101,10 @@ async fn child(url: String, schema: String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(airlock_pg),
+    ignore = "needs AIRLOCK_TEST_PG_URL (set it and rebuild)"
+)]
 async fn processes_resolve_the_same_keys_to_one_session_each() {
     let Some(url) = common::pg_url(TEST_NAME) else {
         return;

@@ -24,6 +24,10 @@ async fn table_names(store: &PgSessionStore, schema: &str) -> Vec<String> {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(airlock_pg),
+    ignore = "needs AIRLOCK_TEST_PG_URL (set it and rebuild)"
+)]
 async fn two_schemas_share_one_database_without_seeing_each_other() {
     let Some((a, guard_a)) = common::fresh_store("two schemas").await else {
         return;
@@ -69,6 +73,10 @@ async fn two_schemas_share_one_database_without_seeing_each_other() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(airlock_pg),
+    ignore = "needs AIRLOCK_TEST_PG_URL (set it and rebuild)"
+)]
 async fn migrations_are_idempotent_and_can_be_required() {
     let Some(url) = common::pg_url("migrations") else {
         return;
@@ -159,6 +167,10 @@ async fn an_unreachable_server_fails_fast_naming_it_without_the_password() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(airlock_pg),
+    ignore = "needs AIRLOCK_TEST_PG_URL (set it and rebuild)"
+)]
 async fn nul_bytes_are_invalid_input_not_driver_errors() {
     let Some((store, _guard)) = common::fresh_store("nul bytes").await else {
         return;
@@ -193,6 +205,10 @@ async fn nul_bytes_are_invalid_input_not_driver_errors() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(airlock_pg),
+    ignore = "needs AIRLOCK_TEST_PG_URL (set it and rebuild)"
+)]
 async fn driver_failures_are_backend_errors_saying_what_was_done() {
     let Some((store, _guard)) = common::fresh_store("backend errors").await else {
         return;
@@ -212,6 +228,10 @@ async fn driver_failures_are_backend_errors_saying_what_was_done() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(airlock_pg),
+    ignore = "needs AIRLOCK_TEST_PG_URL (set it and rebuild)"
+)]
 async fn rows_edited_by_hand_into_unsafe_ids_are_refused() {
     let Some((store, _guard)) = common::fresh_store("bad rows").await else {
         return;
@@ -237,6 +257,10 @@ async fn rows_edited_by_hand_into_unsafe_ids_are_refused() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(airlock_pg),
+    ignore = "needs AIRLOCK_TEST_PG_URL (set it and rebuild)"
+)]
 async fn debug_output_hides_the_password() {
     let Some(url) = common::pg_url("debug output") else {
         return;
@@ -252,6 +276,10 @@ async fn debug_output_hides_the_password() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(airlock_pg),
+    ignore = "needs AIRLOCK_TEST_PG_URL (set it and rebuild)"
+)]
 async fn an_unknown_messaging_group_is_not_found_even_when_agent_shared_matches() {
     let Some((store, _guard)) = common::fresh_store("unknown chat").await else {
         return;

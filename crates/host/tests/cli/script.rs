@@ -291,8 +291,16 @@ fn send_content_file_is_stored_byte_for_byte() {
 }
 
 #[test]
+#[cfg_attr(
+    not(airlock_pg),
+    ignore = "needs AIRLOCK_TEST_PG_URL (set it and rebuild)"
+)]
 fn postgres_registry_resolve_and_sessions() {
     let Ok(url) = std::env::var("AIRLOCK_TEST_PG_URL") else {
+        assert!(
+            std::env::var_os("AIRLOCK_REQUIRE_PG").is_none(),
+            "postgres_registry_resolve_and_sessions must run here (AIRLOCK_REQUIRE_PG is set)"
+        );
         println!("SKIPPED postgres_registry_resolve_and_sessions: AIRLOCK_TEST_PG_URL is not set");
         return;
     };
