@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use airlock_core::mailbox::{NewInboundMessage, Origin, OutboundMessage, Routing};
+use airlock_core::mailbox::{NewInboundMessage, OutboundMessage, Routing};
 use airlock_core::{MessageId, OutboxFile, Result, Session, Timestamp};
 use serde_json::{Value, json};
 
@@ -14,6 +14,7 @@ use super::adapter::DeliveryError;
 use super::engine::Engine;
 use super::metrics;
 use super::policy::Retry;
+use super::settle::{Unsettled, settle};
 use super::state::{Failure, Key, QueuedMessage};
 
 /// How a completed delivery ended.
@@ -112,25 +113,34 @@ impl Delivery {
     /// Records the delivery (host state, then `delivered` in `inbound.db`),
     /// then clears the outbox.
     pub async fn delivered(self, platform_message_id: Option<String>) -> Result<Outcome> {
+        let (engine, session) = (self.engine.clone(), self.session.clone());
+        let mailbox = engine.manager.mailbox(&session);
+        let recorded = self.record_delivered(platform_message_id).await?;
+        settle(&engine, &session, &mailbox, vec![recorded]).await?;
+        Ok(Outcome::Delivered)
+    }
+
+    /// Records the delivery in host state, where it is never sent again;
+    /// what remains is to settle it (`delivered` in `inbound.db`, then the
+    /// outbox), which a session's pass does in batches.
+    pub(crate) async fn record_delivered(
+        self,
+        platform_message_id: Option<String>,
+    ) -> Result<Unsettled> {
         let engine = self.engine.clone();
         let state = engine.state.clone();
         let key = self.key();
-        engine.blocking(move || state.delivered(&key)).await?;
+        let pid = platform_message_id.clone();
+        engine
+            .blocking(move || state.delivered(&key, pid.as_deref()))
+            .await?;
         metrics::delivered();
-        let manager = &engine.manager;
-        let id = &self.session.id;
-        if let Err(e) = manager
-            .mark_delivered(id, self.message.id.clone(), platform_message_id)
-            .await
-        {
-            // Host state already says delivered, so nothing is sent twice;
-            // only the guest's view lags.
-            tracing::warn!(error = %e, "delivered, but recording it in inbound.db failed");
-        }
-        if self.message.origin == Origin::Guest {
-            manager.clear_outbox(id, self.message.id.clone()).await;
-        }
-        Ok(Outcome::Delivered)
+        Ok(Unsettled {
+            origin: self.message.origin,
+            seq: self.message.seq,
+            message_id: self.message.id,
+            platform_message_id,
+        })
     }
 
     /// Records a failed attempt: a transient one is retried with backoff

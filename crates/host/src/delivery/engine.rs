@@ -33,6 +33,12 @@ pub struct DelivererConfig {
     pub retry: RetryPolicy,
     /// Rows and bytes read from a mailbox at once: the engine's memory bound.
     pub page: PageLimits,
+    /// Deliveries recorded in `inbound.db` (and their outboxes cleared) in
+    /// one commit at most, once `delivery.db` holds them.
+    pub settle_batch: usize,
+    /// Longest a recorded delivery waits for its batch: how far the guest's
+    /// view of `delivered` and its outbox may lag the platform.
+    pub settle_wait: Duration,
 }
 
 impl Default for DelivererConfig {
@@ -45,6 +51,8 @@ impl Default for DelivererConfig {
             session_timeout: Duration::from_secs(600),
             retry: RetryPolicy::default(),
             page: PageLimits::default(),
+            settle_batch: 64,
+            settle_wait: Duration::from_millis(250),
         }
     }
 }

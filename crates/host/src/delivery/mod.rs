@@ -27,6 +27,7 @@ mod policy;
 #[cfg(any(test, feature = "testing"))]
 mod recording;
 mod session;
+mod settle;
 mod state;
 mod stdout;
 mod system;

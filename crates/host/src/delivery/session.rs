@@ -16,6 +16,7 @@ use super::adapter::DeliveryError;
 use super::delivery::{Delivery, Outcome, declared_files, parse_content};
 use super::engine::Engine;
 use super::lease::SessionLease;
+use super::settle::{Pending, settle};
 use super::state::{Cursor, Key, QueuedMessage};
 
 /// What the bulk read of the delivery store says about a session.
@@ -193,7 +194,16 @@ pub(crate) async fn run_session(
         mailbox: &mailbox,
         default_routing: None,
         tally,
+        pending: Pending::default(),
     };
+    // Deliveries a crashed pass recorded but did not settle.
+    let left = engine
+        .blocking({
+            let (state, id) = (state.clone(), id.clone());
+            move || state.unsettled(&id)
+        })
+        .await?;
+    settle(&engine, &session, &mailbox, left).await?;
     let queue = engine
         .blocking({
             let (state, id) = (state.clone(), id.clone());
@@ -202,7 +212,7 @@ pub(crate) async fn run_session(
         .await?;
     for queued in queue {
         if work.deliver_queued(queued).await? {
-            return Ok(work.tally);
+            return work.finish().await;
         }
     }
     let guest_changed = cursor.guest_stamp.as_deref() != Some(guest_stamp.as_str());
@@ -222,7 +232,7 @@ pub(crate) async fn run_session(
     loop {
         if started.elapsed() > budget {
             work.tally.unfinished = true;
-            return Ok(work.tally);
+            return work.finish().await;
         }
         guest.fill(&engine, &mailbox).await?;
         host.fill(&engine, &mailbox).await?;
@@ -238,9 +248,10 @@ pub(crate) async fn run_session(
         };
         let recorded = stream.recorded.contains(&message.id);
         if work.handle_new(message, recorded, now).await? {
-            return Ok(work.tally);
+            return work.finish().await;
         }
     }
+    let tally = work.finish().await?;
     // The last (empty) host page saw every `messages_in` row up to its max
     // seq: the rows in between are not host messages, never scan them again.
     if let Some(to) = host.scanned_to.take() {
@@ -257,7 +268,7 @@ pub(crate) async fn run_session(
     engine
         .blocking(move || state.set_stamps(&id, &ag, &guest_stamp, &host_stamp))
         .await?;
-    Ok(work.tally)
+    Ok(tally)
 }
 
 /// The state of one session's pass once its lease is held.
@@ -267,9 +278,22 @@ struct Work<'a> {
     mailbox: &'a HostMailbox,
     default_routing: Option<Routing>,
     tally: SessionTally,
+    /// Delivered and recorded, not yet settled (see [`super::settle`]).
+    pending: Pending,
 }
 
 impl Work<'_> {
+    /// Settles what is pending and ends the pass.
+    async fn finish(mut self) -> Result<SessionTally> {
+        self.settle_pending().await?;
+        Ok(self.tally)
+    }
+
+    async fn settle_pending(&mut self) -> Result<()> {
+        let batch = self.pending.take();
+        settle(self.engine, self.session, self.mailbox, batch).await
+    }
+
     fn key(&self, message: &OutboundMessage) -> Key {
         Key {
             session: self.session.id.to_string(),
@@ -429,7 +453,14 @@ impl Work<'_> {
             ))),
         };
         match result {
-            Ok(platform_id) => delivery.delivered(platform_id).await,
+            Ok(platform_id) => {
+                self.pending
+                    .push(delivery.record_delivered(platform_id).await?);
+                if self.pending.due(&engine.config) {
+                    self.settle_pending().await?;
+                }
+                Ok(Outcome::Delivered)
+            }
             Err(error) => delivery.failed(error).await,
         }
     }

@@ -38,6 +38,13 @@ CREATE TABLE IF NOT EXISTS queue (
   updated_at INTEGER NOT NULL,
   UNIQUE (session_id, origin, seq));
 CREATE INDEX IF NOT EXISTS queue_waiting ON queue (session_id, state, seq);
+CREATE TABLE IF NOT EXISTS unsettled (
+  session_id TEXT NOT NULL,
+  origin TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  message_id TEXT NOT NULL,
+  platform_message_id TEXT,
+  PRIMARY KEY (session_id, origin, seq));
 ";
 
 /// Where a session's delivery stands.
@@ -84,7 +91,7 @@ pub struct QueuedMessage {
     pub reason: Option<String>,
 }
 
-fn origin_text(origin: Origin) -> &'static str {
+pub(super) fn origin_text(origin: Origin) -> &'static str {
     match origin {
         Origin::Guest => "guest",
         Origin::Host => "host",
@@ -187,7 +194,7 @@ impl DeliveryState {
         })
     }
 
-    fn with<T>(
+    pub(super) fn with<T>(
         &self,
         context: &str,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
@@ -209,14 +216,22 @@ impl DeliveryState {
         })
     }
 
-    /// The earliest due time of each session's waiting messages.
+    /// The earliest due time of each session's waiting messages (now, for
+    /// a session with unsettled deliveries).
     pub(crate) fn wake_times(&self) -> Result<HashMap<String, i64>> {
         self.with("reading due times", |c| {
             let mut stmt = c.prepare(
                 "SELECT session_id, MIN(due_at) FROM queue WHERE state = 'waiting' GROUP BY session_id",
             )?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect()
+            let mut due: HashMap<String, i64> = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            // A delivery left unsettled by a crash makes its session due now.
+            let mut stmt = c.prepare("SELECT DISTINCT session_id FROM unsettled")?;
+            for session in stmt.query_map([], |r| r.get::<_, String>(0))? {
+                due.insert(session?, 0);
+            }
+            Ok(due)
         })
     }
 
@@ -302,10 +317,16 @@ impl DeliveryState {
     }
 
     /// Records a delivered message: its queue row goes, the cursor passes it,
-    /// the session's hold ends.
-    pub(crate) fn delivered(&self, key: &Key) -> Result<()> {
+    /// the session's hold ends, and it waits in `unsettled` until
+    /// `inbound.db` records it and its outbox is cleared (see `settle`).
+    pub(crate) fn delivered(&self, key: &Key, platform_message_id: Option<&str>) -> Result<()> {
         self.with("recording a delivery", |c| {
             let tx = c.transaction()?;
+            tx.execute(
+                "INSERT OR REPLACE INTO unsettled (session_id, origin, seq, message_id, platform_message_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![key.session, origin_text(key.origin), key.seq, key.message_id, platform_message_id],
+            )?;
             tx.execute(
                 "DELETE FROM queue WHERE session_id = ?1 AND origin = ?2 AND seq = ?3",
                 params![key.session, origin_text(key.origin), key.seq],

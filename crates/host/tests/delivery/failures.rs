@@ -110,6 +110,20 @@ async fn a_permanent_failure_is_dead_lettered_the_agent_told_and_retry_delivers_
     assert_eq!(recorded[0].routing.platform_id.as_deref(), Some("C-other"));
     assert!(deliverer.failures(None).await.unwrap().is_empty());
     assert!(!dir.join("outbox/bad").exists(), "cleared once delivered");
+    // The guest's view follows: delivered now, with the platform's id.
+    let inbound = rusqlite::Connection::open(dir.join("inbound.db")).unwrap();
+    let (status, platform_id): (String, Option<String>) = inbound
+        .query_row(
+            "SELECT status, platform_message_id FROM delivered WHERE message_out_id = 'bad'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        status, "delivered",
+        "a retried dead letter is recorded as delivered"
+    );
+    assert!(platform_id.is_some());
 }
 
 #[tokio::test]

@@ -7,4 +7,5 @@ mod exactly_once;
 mod failures;
 mod isolation;
 mod processes;
+mod settle;
 mod support;

@@ -330,37 +330,62 @@ impl HostMailbox {
         self.write_message(&msg, &super::PlainContent)
     }
 
-    /// Records a delivery (insert-or-ignore into `delivered`, in host state).
+    /// Records a delivery in `delivered`, in host state (a delivery after a
+    /// recorded failure, as when a dead letter is retried, replaces it).
     pub fn mark_delivered(
         &self,
         message_out_id: &str,
         platform_message_id: Option<&str>,
     ) -> Result<()> {
-        self.insert_delivered(message_out_id, platform_message_id, "delivered")
+        self.mark_delivered_many(&[DeliveredMark::delivered(
+            message_out_id,
+            platform_message_id,
+        )])
     }
 
     /// Records a delivery that failed for good (insert-or-ignore into `delivered`).
     pub fn mark_delivery_failed(&self, message_out_id: &str) -> Result<()> {
-        self.insert_delivered(message_out_id, None, "failed")
+        self.mark_delivered_many(&[DeliveredMark {
+            message_out_id: message_out_id.to_owned(),
+            platform_message_id: None,
+            failed: true,
+        }])
     }
 
-    fn insert_delivered(
-        &self,
-        id: &str,
-        platform_message_id: Option<&str>,
-        status: &str,
-    ) -> Result<()> {
+    /// Records several outcomes in one commit, as [`Self::mark_delivered`]
+    /// and [`Self::mark_delivery_failed`] do one at a time: a delivery
+    /// backlog costs one host-state commit per batch instead of per message.
+    pub fn mark_delivered_many(&self, marks: &[DeliveredMark]) -> Result<()> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let now = Timestamp::now().to_iso();
         self.commit(|tx| {
-            let n = tx
+            let mut stmt = tx
                 .conn
-                .execute(
-                    "INSERT OR IGNORE INTO delivered (message_out_id, platform_message_id, status, delivered_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![id, platform_message_id, status, Timestamp::now().to_iso()],
+                .prepare_cached(
+                    "INSERT INTO delivered (message_out_id, platform_message_id, status, delivered_at)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (message_out_id) DO UPDATE SET
+                       platform_message_id = excluded.platform_message_id,
+                       status = excluded.status,
+                       delivered_at = excluded.delivered_at
+                     WHERE delivered.status = 'failed' AND excluded.status = 'delivered'",
                 )
                 .map_err(|e| Error::sqlite(&tx.path, "recording a delivery", e))?;
-            if n > 0 {
-                tx.changes.delivered.insert(id.to_owned());
+            for mark in marks {
+                let status = if mark.failed { "failed" } else { "delivered" };
+                let n = stmt
+                    .execute(params![
+                        mark.message_out_id,
+                        mark.platform_message_id,
+                        status,
+                        now
+                    ])
+                    .map_err(|e| Error::sqlite(&tx.path, "recording a delivery", e))?;
+                if n > 0 {
+                    tx.changes.delivered.insert(mark.message_out_id.clone());
+                }
             }
             Ok(())
         })
@@ -409,6 +434,28 @@ impl HostMailbox {
             }
             Ok(changed)
         })
+    }
+}
+
+/// One outcome for [`HostMailbox::mark_delivered_many`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveredMark {
+    /// The outbound message's id.
+    pub message_out_id: String,
+    /// The platform's id for the delivered message, if it gave one.
+    pub platform_message_id: Option<String>,
+    /// Failed for good rather than delivered.
+    pub failed: bool,
+}
+
+impl DeliveredMark {
+    /// A successful delivery.
+    pub fn delivered(message_out_id: &str, platform_message_id: Option<&str>) -> Self {
+        Self {
+            message_out_id: message_out_id.to_owned(),
+            platform_message_id: platform_message_id.map(str::to_owned),
+            failed: false,
+        }
     }
 }
 
