@@ -10,16 +10,22 @@
 //! - [`retry`]: a claim a dead guest left, retried later or failed ([`decide_retry`]);
 //! - [`recurrence`]: the next fire time of a cron series in a time zone ([`Schedule`]).
 //!
+//! [`Sweeper`] composes them on [`crate::runner`]: one tick per active
+//! session (sync acks, stuck kill, leftovers requeued, wake) and the
+//! start-up [`Sweeper::reconcile`].
+//!
 //! The host acts through [`ContainerRuntime`] (with [`Runtime`] bounding
 //! each call by a timeout); `FakeRuntime` (feature `testing`) is one for tests.
 
 #[cfg(any(test, feature = "testing"))]
 mod fake;
 pub mod observed;
+mod reconcile;
 pub mod recurrence;
 pub mod retry;
 mod runtime;
 pub mod stuck;
+mod sweep;
 pub mod wake;
 
 #[cfg(any(test, feature = "testing"))]
@@ -31,4 +37,5 @@ pub use recurrence::{
 pub use retry::{ClaimRetry, RetryDecision, decide_retry, failure_note};
 pub use runtime::{ContainerRuntime, Runtime, RuntimeError, RuntimeTimeouts};
 pub use stuck::{Claim, Stuck, StuckConfig, StuckInput, decide_stuck};
+pub use sweep::{SweepConfig, Sweeper, TickReport};
 pub use wake::{Wake, decide_wake};

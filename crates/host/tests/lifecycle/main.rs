@@ -1,10 +1,13 @@
 //! The lifecycle decisions (stuck, wake, retry, recurrence) as tables with
-//! the clock passed in, and the runtime seam with the fake runtime.
+//! the clock passed in, the runtime seam with the fake runtime, and the
+//! sweep and start-up reconcile with a scripted guest.
 
 mod observed;
+mod reconcile;
 mod recurrence;
 mod retry;
 mod runtime;
 mod stuck;
 mod support;
+mod sweep;
 mod wake;

@@ -15,6 +15,7 @@ mod mount_nonce;
 mod outbound;
 mod outbound_page;
 pub(crate) mod read;
+mod requeue;
 mod write;
 
 use std::path::PathBuf;
