@@ -2,7 +2,9 @@
 //! [`crate::runner`] with a bound and failures isolated, apply the pure
 //! decisions in an order that keeps the one-writer rule:
 //!
-//! 1. sync the guest's acks;
+//! 1. sync the guest's acks, and continue the series of each completed
+//!    recurring message (next occurrence inserted, recurrence cleared, in
+//!    one transaction);
 //! 2. a running guest: observe it and enforce the stuck decision (kill);
 //! 3. a guest the runtime no longer knows while the registry says it runs:
 //!    mark it stopped, which recovers a hot journal in `outbound.db` (the
@@ -23,8 +25,11 @@ use airlock_core::{
     ContainerStatus, Error, MessageId, Result, SessionFilter, SessionId, Timestamp,
 };
 use airlock_sqlite_fs::HostMailbox;
+use airlock_sqlite_fs::host::SeriesNext;
+use chrono_tz::Tz;
 
 use super::observed::{Observed, tool_timeout};
+use super::recurrence::{Recur, next_occurrence};
 use super::retry::{ClaimRetry, RetryDecision, decide_retry, failure_note};
 use super::runtime::Runtime;
 use super::stuck::{Stuck, StuckConfig};
@@ -34,8 +39,10 @@ use crate::manager::blocking;
 use crate::runner::{JobOutcome, RunnerConfig, run_each};
 
 /// Limits of the sweep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SweepConfig {
+    /// The zone recurring messages' cron expressions are read in.
+    pub zone: Tz,
     /// The stuck decision's limits.
     pub stuck: StuckConfig,
     /// Backoff and try limit of claims a stopped guest left.
@@ -44,11 +51,26 @@ pub struct SweepConfig {
     pub runner: RunnerConfig,
 }
 
+impl Default for SweepConfig {
+    fn default() -> Self {
+        Self {
+            zone: Tz::UTC,
+            stuck: StuckConfig::default(),
+            retry: ClaimRetry::default(),
+            runner: RunnerConfig::default(),
+        }
+    }
+}
+
 /// What one session's tick did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TickReport {
     /// Acks copied into `messages_in`.
     pub acks_synced: usize,
+    /// Next occurrences of recurring messages inserted.
+    pub recurred: Vec<String>,
+    /// Series stopped because their expression could not be read.
+    pub series_stopped: Vec<String>,
     /// The guest was killed, and why.
     pub killed: Option<Stuck>,
     /// The guest was found gone and its session marked stopped.
@@ -135,6 +157,7 @@ impl Sweeper {
             acks_synced: self.manager.sync_acks(id).await?,
             ..TickReport::default()
         };
+        self.continue_series(id, now, &mut report).await?;
         let mut running = self.runtime.is_running(id).await.map_err(runtime_error)?;
         if running {
             let stuck = self.check_running(id, now).await?;
@@ -153,6 +176,47 @@ impl Sweeper {
             report.woke = self.wake_if_due(id, now).await?;
         }
         Ok(report)
+    }
+
+    async fn continue_series(
+        &self,
+        id: &SessionId,
+        now: Timestamp,
+        report: &mut TickReport,
+    ) -> Result<()> {
+        let session = self.manager.session(id).await?;
+        let mailbox = self.manager.mailbox(&session);
+        let zone = self.config.zone;
+        let (recurred, stopped) = blocking(move || {
+            let (mut recurred, mut stopped) = (Vec::new(), Vec::new());
+            for done in mailbox.completed_recurring()? {
+                match next_occurrence(&done, zone, now) {
+                    Recur::Once => {}
+                    Recur::Next(next) => {
+                        let series = SeriesNext {
+                            id: next.id.as_str(),
+                            process_after: next.process_after,
+                            recurrence: &next.recurrence,
+                        };
+                        if mailbox.continue_series(&done.id, &series)? {
+                            recurred.push(next.id.to_string());
+                        }
+                    }
+                    Recur::Stop(e) => {
+                        // Reported once: the recurrence is cleared with it.
+                        if mailbox.end_series(&done.id)? {
+                            tracing::warn!(message = %done.id, error = %e, "a recurring series stops");
+                            stopped.push(done.id);
+                        }
+                    }
+                }
+            }
+            Ok((recurred, stopped))
+        })
+        .await?;
+        report.recurred = recurred;
+        report.series_stopped = stopped;
+        Ok(())
     }
 
     async fn check_running(&self, id: &SessionId, now: Timestamp) -> Result<Stuck> {

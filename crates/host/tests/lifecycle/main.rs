@@ -7,6 +7,7 @@ mod reconcile;
 mod recurrence;
 mod retry;
 mod runtime;
+mod series;
 mod stuck;
 mod support;
 mod sweep;

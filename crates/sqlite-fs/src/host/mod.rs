@@ -26,6 +26,7 @@ pub use content::{InboundContent, PlainContent};
 pub use inspect::MailboxReport;
 pub use mount_nonce::{MOUNT_NONCE_ENV, NONCE_FILE, SIZED_NONCE_FILE, write_mount_nonce};
 pub use outbound_page::{FileStamp, HostPage, PageLimits, file_stamp};
+pub use requeue::SeriesNext;
 
 use crate::layout::{HostSessionState, SessionPaths};
 
