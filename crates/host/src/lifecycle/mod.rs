@@ -14,6 +14,8 @@
 //! session (sync acks, stuck kill, leftovers requeued, wake) and the
 //! start-up [`Sweeper::reconcile`].
 //!
+//! [`Retention`] archives, prunes (crash-safe) and measures sessions.
+//!
 //! The host acts through [`ContainerRuntime`] (with [`Runtime`] bounding
 //! each call by a timeout); `FakeRuntime` (feature `testing`) is one for tests.
 
@@ -22,6 +24,7 @@ mod fake;
 pub mod observed;
 mod reconcile;
 pub mod recurrence;
+pub mod retention;
 pub mod retry;
 mod runtime;
 pub mod stuck;
@@ -34,6 +37,7 @@ pub use observed::{Observed, tool_timeout};
 pub use recurrence::{
     NextOccurrence, Recur, RecurrenceError, Schedule, next_occurrence, parse_zone,
 };
+pub use retention::{PruneItem, Retention, Usage, is_prunable};
 pub use retry::{ClaimRetry, RetryDecision, decide_retry, failure_note};
 pub use runtime::{ContainerRuntime, Runtime, RuntimeError, RuntimeTimeouts};
 pub use stuck::{Claim, Stuck, StuckConfig, StuckInput, decide_stuck};
