@@ -41,6 +41,23 @@ pub enum RawCommand {
         #[arg(long)]
         status: Option<String>,
     },
+    /// Archive a session: never resolved again, prunable later.
+    Archive {
+        /// The session id.
+        session: String,
+    },
+    /// Remove archived sessions idle for longer than an age (registry row,
+    /// folder and host state together; an interrupted prune is finished).
+    Prune {
+        /// Idle for longer than this: 30d, 12h, 90m, 45s, 2w.
+        #[arg(long)]
+        older_than: String,
+        /// List what would be removed, and its bytes, without removing it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Disk usage per agent group and per session.
+    Usage,
     /// Show one session with its message counts, container status and heartbeat.
     Show {
         /// The session id.

@@ -111,6 +111,20 @@ pub enum Command {
         /// Status filter.
         status: Option<SessionStatus>,
     },
+    /// `archive`.
+    Archive {
+        /// The session.
+        session: SessionId,
+    },
+    /// `prune`.
+    Prune {
+        /// Idle for longer than this.
+        older_than: std::time::Duration,
+        /// Only list.
+        dry_run: bool,
+    },
+    /// `usage`.
+    Usage,
     /// `show`.
     Show {
         /// The session.
@@ -290,6 +304,18 @@ impl TryFrom<RawCli> for Settings {
             RawCommand::Sessions { status } => Command::Sessions {
                 status: status.map(|s| parse("--status", s.parse())).transpose()?,
             },
+            RawCommand::Archive { session } => Command::Archive {
+                session: parse("session", SessionId::new(session))?,
+            },
+            RawCommand::Prune {
+                older_than,
+                dry_run,
+            } => Command::Prune {
+                older_than: super::commands::retention::parse_age(&older_than)
+                    .map_err(|e| format!("--older-than: {e}"))?,
+                dry_run,
+            },
+            RawCommand::Usage => Command::Usage,
             RawCommand::Show { session } => Command::Show {
                 session: parse("session", SessionId::new(session))?,
             },

@@ -6,6 +6,7 @@ mod errors;
 mod guest_proof;
 mod import;
 mod output;
+mod retention;
 mod routing;
 mod script;
 mod util;
