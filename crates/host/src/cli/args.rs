@@ -58,6 +58,16 @@ pub enum RawCommand {
     },
     /// Disk usage per agent group and per session.
     Usage,
+    /// Run the host loop: deliveries to stdout and the lifecycle sweep, each
+    /// guest a child process running --guest-cmd (no sandbox). Ctrl-C stops it.
+    Run {
+        /// The guest, run with `sh -c` and AIRLOCK_SESSION_DIR set.
+        #[arg(long)]
+        guest_cmd: String,
+        /// Milliseconds between two turns of the loop.
+        #[arg(long, default_value_t = 500)]
+        interval_ms: u64,
+    },
     /// Show one session with its message counts, container status and heartbeat.
     Show {
         /// The session id.

@@ -125,6 +125,13 @@ pub enum Command {
     },
     /// `usage`.
     Usage,
+    /// `run`.
+    Run {
+        /// The guest command.
+        guest_cmd: String,
+        /// Between two turns.
+        interval: std::time::Duration,
+    },
     /// `show`.
     Show {
         /// The session.
@@ -316,6 +323,17 @@ impl TryFrom<RawCli> for Settings {
                 dry_run,
             },
             RawCommand::Usage => Command::Usage,
+            RawCommand::Run {
+                guest_cmd,
+                interval_ms,
+            } => Command::Run {
+                guest_cmd: if guest_cmd.trim().is_empty() {
+                    return Err("--guest-cmd must not be empty".into());
+                } else {
+                    guest_cmd
+                },
+                interval: std::time::Duration::from_millis(interval_ms.max(10)),
+            },
             RawCommand::Show { session } => Command::Show {
                 session: parse("session", SessionId::new(session))?,
             },

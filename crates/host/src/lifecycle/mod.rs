@@ -22,6 +22,7 @@
 #[cfg(any(test, feature = "testing"))]
 mod fake;
 pub mod observed;
+mod process;
 mod reconcile;
 pub mod recurrence;
 pub mod retention;
@@ -34,6 +35,7 @@ pub mod wake;
 #[cfg(any(test, feature = "testing"))]
 pub use fake::{FakeRuntime, RuntimeCall};
 pub use observed::{Observed, tool_timeout};
+pub use process::{ProcessRuntime, SESSION_DIR_ENV, SESSION_ID_ENV};
 pub use recurrence::{
     NextOccurrence, Recur, RecurrenceError, Schedule, next_occurrence, parse_zone,
 };

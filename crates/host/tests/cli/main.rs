@@ -8,5 +8,6 @@ mod import;
 mod output;
 mod retention;
 mod routing;
+mod run;
 mod script;
 mod util;

@@ -20,7 +20,7 @@ fn archive_then_prune_removes_what_the_dry_run_listed_and_keeps_the_active_sessi
         .iter()
         .map(|s| str_field(s, "session"))
         .collect();
-    assert_eq!(listed, [old.clone()]);
+    assert_eq!(listed, [old.as_str()]);
     assert!(plan["bytes"].as_u64().unwrap() > 0);
     assert!(old_dir.exists(), "a dry run removes nothing");
 
@@ -36,7 +36,7 @@ fn archive_then_prune_removes_what_the_dry_run_listed_and_keeps_the_active_sessi
         .iter()
         .map(|s| str_field(s, "id"))
         .collect();
-    assert_eq!(ids, [active.clone()]);
+    assert_eq!(ids, [active.as_str()]);
 
     let usage = t.json(&["usage"]);
     assert_eq!(usage["sessions"].as_array().unwrap().len(), 1);

@@ -11,6 +11,7 @@ pub mod messages;
 pub mod resolve;
 pub mod retention;
 pub mod routing;
+pub mod run;
 pub mod send;
 pub mod sessions;
 
@@ -41,6 +42,10 @@ pub async fn dispatch(settings: &Settings) -> Result<()> {
             dry_run,
         } => retention::prune(settings, *older_than, *dry_run).await,
         Command::Usage => retention::usage(settings).await,
+        Command::Run {
+            guest_cmd,
+            interval,
+        } => run::run(settings, guest_cmd, *interval).await,
         Command::Show { session } => sessions::show(settings, session).await,
         Command::Messages {
             session,
