@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod delivery;
+pub mod lifecycle;
 mod manager;
 pub mod runner;
 

@@ -75,7 +75,7 @@ pub struct SessionManager {
 }
 
 /// Runs blocking mailbox work off the async runtime.
-async fn blocking<T, F>(job: F) -> Result<T>
+pub(crate) async fn blocking<T, F>(job: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnOnce() -> airlock_sqlite_fs::Result<T> + Send + 'static,

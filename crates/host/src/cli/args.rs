@@ -41,6 +41,33 @@ pub enum RawCommand {
         #[arg(long)]
         status: Option<String>,
     },
+    /// Archive a session: never resolved again, prunable later.
+    Archive {
+        /// The session id.
+        session: String,
+    },
+    /// Remove archived sessions idle for longer than an age (registry row,
+    /// folder and host state together; an interrupted prune is finished).
+    Prune {
+        /// Idle for longer than this: 30d, 12h, 90m, 45s, 2w.
+        #[arg(long)]
+        older_than: String,
+        /// List what would be removed, and its bytes, without removing it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Disk usage per agent group and per session.
+    Usage,
+    /// Run the host loop: deliveries to stdout and the lifecycle sweep, each
+    /// guest a child process running --guest-cmd (no sandbox). Ctrl-C stops it.
+    Run {
+        /// The guest, run with `sh -c` and AIRLOCK_SESSION_DIR set.
+        #[arg(long)]
+        guest_cmd: String,
+        /// Milliseconds between two turns of the loop.
+        #[arg(long, default_value_t = 500)]
+        interval_ms: u64,
+    },
     /// Show one session with its message counts, container status and heartbeat.
     Show {
         /// The session id.

@@ -111,6 +111,27 @@ pub enum Command {
         /// Status filter.
         status: Option<SessionStatus>,
     },
+    /// `archive`.
+    Archive {
+        /// The session.
+        session: SessionId,
+    },
+    /// `prune`.
+    Prune {
+        /// Idle for longer than this.
+        older_than: std::time::Duration,
+        /// Only list.
+        dry_run: bool,
+    },
+    /// `usage`.
+    Usage,
+    /// `run`.
+    Run {
+        /// The guest command.
+        guest_cmd: String,
+        /// Between two turns.
+        interval: std::time::Duration,
+    },
     /// `show`.
     Show {
         /// The session.
@@ -289,6 +310,29 @@ impl TryFrom<RawCli> for Settings {
             },
             RawCommand::Sessions { status } => Command::Sessions {
                 status: status.map(|s| parse("--status", s.parse())).transpose()?,
+            },
+            RawCommand::Archive { session } => Command::Archive {
+                session: parse("session", SessionId::new(session))?,
+            },
+            RawCommand::Prune {
+                older_than,
+                dry_run,
+            } => Command::Prune {
+                older_than: super::commands::retention::parse_age(&older_than)
+                    .map_err(|e| format!("--older-than: {e}"))?,
+                dry_run,
+            },
+            RawCommand::Usage => Command::Usage,
+            RawCommand::Run {
+                guest_cmd,
+                interval_ms,
+            } => Command::Run {
+                guest_cmd: if guest_cmd.trim().is_empty() {
+                    return Err("--guest-cmd must not be empty".into());
+                } else {
+                    guest_cmd
+                },
+                interval: std::time::Duration::from_millis(interval_ms.max(10)),
             },
             RawCommand::Show { session } => Command::Show {
                 session: parse("session", SessionId::new(session))?,

@@ -6,6 +6,8 @@ mod errors;
 mod guest_proof;
 mod import;
 mod output;
+mod retention;
 mod routing;
+mod run;
 mod script;
 mod util;

@@ -15,6 +15,7 @@ mod mount_nonce;
 mod outbound;
 mod outbound_page;
 pub(crate) mod read;
+mod requeue;
 mod write;
 
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ pub use content::{InboundContent, PlainContent};
 pub use inspect::MailboxReport;
 pub use mount_nonce::{MOUNT_NONCE_ENV, NONCE_FILE, SIZED_NONCE_FILE, write_mount_nonce};
 pub use outbound_page::{FileStamp, HostPage, PageLimits, file_stamp};
+pub use requeue::SeriesNext;
 pub use write::DeliveredMark;
 
 use crate::layout::{HostSessionState, SessionPaths};

@@ -9,7 +9,9 @@ pub mod guest;
 pub mod import;
 pub mod messages;
 pub mod resolve;
+pub mod retention;
 pub mod routing;
+pub mod run;
 pub mod send;
 pub mod sessions;
 
@@ -34,6 +36,16 @@ pub async fn dispatch(settings: &Settings) -> Result<()> {
             routing,
         } => send::run(settings, session, content, kind, id, routing).await,
         Command::Sessions { status } => sessions::list(settings, *status).await,
+        Command::Archive { session } => retention::archive(settings, session).await,
+        Command::Prune {
+            older_than,
+            dry_run,
+        } => retention::prune(settings, *older_than, *dry_run).await,
+        Command::Usage => retention::usage(settings).await,
+        Command::Run {
+            guest_cmd,
+            interval,
+        } => run::run(settings, guest_cmd, *interval).await,
         Command::Show { session } => sessions::show(settings, session).await,
         Command::Messages {
             session,

@@ -1,0 +1,358 @@
+//! One sweep tick: for every active session, sessions in parallel on
+//! [`crate::runner`] with a bound and failures isolated, apply the pure
+//! decisions in an order that keeps the one-writer rule:
+//!
+//! 1. sync the guest's acks, and continue the series of each completed
+//!    recurring message (next occurrence inserted, recurrence cleared, in
+//!    one transaction);
+//! 2. a running guest: observe it and enforce the stuck decision (kill);
+//! 3. a guest the runtime no longer knows while the registry says it runs:
+//!    mark it stopped, which recovers a hot journal in `outbound.db` (the
+//!    runtime has said it is stopped), then requeue its leftover claims
+//!    with backoff or fail them after the last try, with a `system` note;
+//! 4. due work and no guest: delete a stale `.heartbeat`, then wake one.
+//!
+//! Claims are requeued once per stop (on the registry's running → stopped
+//! change), because the dead guest's `processing` rows stay in
+//! `outbound.db` (the host never writes it) until the next guest clears them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use airlock_core::mailbox::NewInboundMessage;
+use airlock_core::{
+    ContainerStatus, Error, MessageId, Result, SessionFilter, SessionId, Timestamp,
+};
+use airlock_sqlite_fs::HostMailbox;
+use airlock_sqlite_fs::host::SeriesNext;
+use chrono_tz::Tz;
+
+use super::observed::{Observed, tool_timeout};
+use super::recurrence::{Recur, next_occurrence};
+use super::retry::{ClaimRetry, RetryDecision, decide_retry, failure_note};
+use super::runtime::Runtime;
+use super::stuck::{Stuck, StuckConfig};
+use super::wake::{Wake, decide_wake};
+use crate::SessionManager;
+use crate::manager::blocking;
+use crate::runner::{JobOutcome, RunnerConfig, run_each};
+
+/// Limits of the sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepConfig {
+    /// The zone recurring messages' cron expressions are read in.
+    pub zone: Tz,
+    /// The stuck decision's limits.
+    pub stuck: StuckConfig,
+    /// Backoff and try limit of claims a stopped guest left.
+    pub retry: ClaimRetry,
+    /// Sessions swept at once, and the bound of one session's tick.
+    pub runner: RunnerConfig,
+}
+
+impl Default for SweepConfig {
+    fn default() -> Self {
+        Self {
+            zone: Tz::UTC,
+            stuck: StuckConfig::default(),
+            retry: ClaimRetry::default(),
+            runner: RunnerConfig::default(),
+        }
+    }
+}
+
+/// What one session's tick did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// Acks copied into `messages_in`.
+    pub acks_synced: usize,
+    /// Next occurrences of recurring messages inserted.
+    pub recurred: Vec<String>,
+    /// Series stopped because their expression could not be read.
+    pub series_stopped: Vec<String>,
+    /// The guest was killed, and why.
+    pub killed: Option<Stuck>,
+    /// The guest was found gone and its session marked stopped.
+    pub stopped: bool,
+    /// Claims put back to pending with backoff.
+    pub requeued: Vec<String>,
+    /// Claims failed for good (a `system` note was written for each).
+    pub failed: Vec<String>,
+    /// A guest was woken.
+    pub woke: bool,
+}
+
+/// The sweep: decisions over a [`SessionManager`], acts through a [`Runtime`].
+#[derive(Debug, Clone)]
+pub struct Sweeper {
+    manager: SessionManager,
+    runtime: Runtime,
+    config: SweepConfig,
+    observed: Arc<Mutex<HashMap<SessionId, Observed>>>,
+}
+
+fn mtime(path: &std::path::Path) -> Option<Timestamp> {
+    // Not followed, not opened: a guest's symlink or FIFO costs nothing.
+    let modified = std::fs::symlink_metadata(path).ok()?.modified().ok()?;
+    let millis = modified
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()?
+        .as_millis();
+    Timestamp::from_millis(i64::try_from(millis).ok()?)
+}
+
+impl Sweeper {
+    /// A sweeper over `manager`'s sessions.
+    pub fn new(manager: SessionManager, runtime: Runtime, config: SweepConfig) -> Self {
+        Self {
+            manager,
+            runtime,
+            config,
+            observed: Arc::default(),
+        }
+    }
+
+    /// The manager swept.
+    pub fn manager(&self) -> &SessionManager {
+        &self.manager
+    }
+
+    /// The runtime acted through.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &SweepConfig {
+        &self.config
+    }
+
+    fn observed(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Observed>> {
+        self.observed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One tick over every active session at `now`.
+    pub async fn tick(
+        &self,
+        now: Timestamp,
+    ) -> Result<Vec<(SessionId, JobOutcome<TickReport, Error>)>> {
+        let sessions = self
+            .manager
+            .store()
+            .list_sessions(SessionFilter::active())
+            .await?;
+        let ids = sessions.into_iter().map(|s| s.id).collect();
+        let this = self.clone();
+        Ok(run_each(ids, self.config.runner, move |id| {
+            let this = this.clone();
+            async move { this.tick_session(&id, now).await }
+        })
+        .await)
+    }
+
+    /// One session's tick at `now`.
+    pub async fn tick_session(&self, id: &SessionId, now: Timestamp) -> Result<TickReport> {
+        let mut report = TickReport {
+            acks_synced: self.manager.sync_acks(id).await?,
+            ..TickReport::default()
+        };
+        self.continue_series(id, now, &mut report).await?;
+        let mut running = self.runtime.is_running(id).await.map_err(runtime_error)?;
+        if running {
+            let stuck = self.check_running(id, now).await?;
+            if stuck != Stuck::Ok {
+                tracing::warn!(session = %id, verdict = ?stuck, "killing a stuck guest");
+                self.runtime.kill(id).await.map_err(runtime_error)?;
+                report.killed = Some(stuck);
+                running = false;
+            }
+        }
+        if !running {
+            let session = self.manager.session(id).await?;
+            if session.container_status != ContainerStatus::Stopped {
+                self.guest_gone(id, now, &mut report).await?;
+            }
+            report.woke = self.wake_if_due(id, now).await?;
+        }
+        Ok(report)
+    }
+
+    async fn continue_series(
+        &self,
+        id: &SessionId,
+        now: Timestamp,
+        report: &mut TickReport,
+    ) -> Result<()> {
+        let session = self.manager.session(id).await?;
+        let mailbox = self.manager.mailbox(&session);
+        let zone = self.config.zone;
+        let (recurred, stopped) = blocking(move || {
+            let (mut recurred, mut stopped) = (Vec::new(), Vec::new());
+            for done in mailbox.completed_recurring()? {
+                match next_occurrence(&done, zone, now) {
+                    Recur::Once => {}
+                    Recur::Next(next) => {
+                        let series = SeriesNext {
+                            id: next.id.as_str(),
+                            process_after: next.process_after,
+                            recurrence: &next.recurrence,
+                        };
+                        if mailbox.continue_series(&done.id, &series)? {
+                            recurred.push(next.id.to_string());
+                        }
+                    }
+                    Recur::Stop(e) => {
+                        // Reported once: the recurrence is cleared with it.
+                        if mailbox.end_series(&done.id)? {
+                            tracing::warn!(message = %done.id, error = %e, "a recurring series stops");
+                            stopped.push(done.id);
+                        }
+                    }
+                }
+            }
+            Ok((recurred, stopped))
+        })
+        .await?;
+        report.recurred = recurred;
+        report.series_stopped = stopped;
+        Ok(())
+    }
+
+    async fn check_running(&self, id: &SessionId, now: Timestamp) -> Result<Stuck> {
+        let session = self.manager.session(id).await?;
+        let mailbox = self.manager.mailbox(&session);
+        let (beat, claims, state) = blocking(move || {
+            let beat = mtime(&mailbox.paths().heartbeat());
+            Ok((
+                beat,
+                mailbox.processing_claims()?,
+                mailbox.container_state()?,
+            ))
+        })
+        .await?;
+        let mut all = self.observed();
+        // A guest found running that this host did not wake (after a
+        // restart) is observed from now on.
+        let seen = all
+            .entry(id.clone())
+            .or_insert_with(|| Observed::started_at(now));
+        seen.observe(now, beat, &claims);
+        Ok(seen.decide(&self.config.stuck, now, tool_timeout(state.as_ref())))
+    }
+
+    /// Marks the session stopped (recovering `outbound.db`) and requeues or
+    /// fails the claims its guest left.
+    pub(crate) async fn guest_gone(
+        &self,
+        id: &SessionId,
+        now: Timestamp,
+        report: &mut TickReport,
+    ) -> Result<()> {
+        self.observed().remove(id);
+        let session = self.manager.mark_container_stopped(id).await?;
+        report.stopped = true;
+        let mailbox = self.manager.mailbox(&session);
+        let retry = self.config.retry;
+        let (requeued, failed) = blocking(move || requeue_leftovers(&mailbox, &retry, now)).await?;
+        for f in &failed {
+            self.write_failure_note(id, f).await?;
+        }
+        report.requeued = requeued;
+        report.failed = failed.into_iter().map(|f| f.message_id).collect();
+        Ok(())
+    }
+
+    async fn write_failure_note(&self, id: &SessionId, failed: &Failed) -> Result<()> {
+        let Failed {
+            message_id,
+            seq,
+            tries,
+        } = failed;
+        // One note per failed message (its seq is unique in the session): a
+        // retried sweep writes the same id and content, stored once.
+        let note_id = MessageId::new(format!("failed-{seq}"))?;
+        let mut note = NewInboundMessage::new(note_id, "system", failure_note(message_id, *tries));
+        note.trigger = false;
+        tracing::warn!(session = %id, message = %message_id, tries, "a message failed on every try");
+        self.manager.write_message(id, note).await.map(|_| ())
+    }
+
+    async fn wake_if_due(&self, id: &SessionId, now: Timestamp) -> Result<bool> {
+        let due = self.manager.count_due(id, now).await?;
+        let session = self.manager.session(id).await?;
+        let heartbeat = self.manager.mailbox(&session).paths().heartbeat();
+        let present = std::fs::symlink_metadata(&heartbeat).is_ok();
+        let Wake::Start { remove_heartbeat } = decide_wake(due, false, present) else {
+            return Ok(false);
+        };
+        if remove_heartbeat {
+            // unlink does not follow a final symlink, and the folder is the host's.
+            match std::fs::remove_file(&heartbeat) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(heartbeat, e));
+                }
+                _ => {}
+            }
+        }
+        let launch = self.manager.prepare_guest(id).await?;
+        if let Err(e) = self.runtime.wake(&launch).await {
+            self.manager.mark_container_stopped(id).await?;
+            return Err(runtime_error(e));
+        }
+        self.observed()
+            .insert(id.clone(), Observed::started_at(now));
+        tracing::info!(session = %id, due, "woke a guest");
+        Ok(true)
+    }
+}
+
+/// A message failed for good.
+struct Failed {
+    message_id: String,
+    seq: i64,
+    tries: i64,
+}
+
+/// Requeues or fails every message the stopped guest still held
+/// `processing`; returns the requeued ids and the failed messages.
+fn requeue_leftovers(
+    mailbox: &HostMailbox,
+    retry: &ClaimRetry,
+    now: Timestamp,
+) -> airlock_sqlite_fs::Result<(Vec<String>, Vec<Failed>)> {
+    let (mut requeued, mut failed) = (Vec::new(), Vec::new());
+    for id in mailbox.processing_claims()? {
+        let Some(message) = mailbox.inbound_message(&id)? else {
+            // A guest may claim ids that do not exist; nothing to requeue.
+            continue;
+        };
+        if message.status != "pending" {
+            continue;
+        }
+        match decide_retry(retry, message.tries, now) {
+            RetryDecision::Retry {
+                tries,
+                process_after,
+            } => {
+                if mailbox.requeue(&id, tries, process_after)? {
+                    requeued.push(id);
+                }
+            }
+            RetryDecision::Fail { tries } => {
+                if mailbox.fail_pending(&id, tries)? {
+                    failed.push(Failed {
+                        message_id: id,
+                        seq: message.seq,
+                        tries,
+                    });
+                }
+            }
+        }
+    }
+    Ok((requeued, failed))
+}
+
+pub(crate) fn runtime_error(e: super::RuntimeError) -> Error {
+    Error::backend("runtime", "calling the container runtime", e)
+}
