@@ -91,24 +91,32 @@ impl Drop for GuestProcess {
     }
 }
 
-fn spawn_guest(
+/// Starts `cmd args` with piped stdin and stdout, the mount nonce (if any)
+/// in its environment the way a host hands it to a sandbox.
+pub(crate) fn start_piped(
     mut cmd: Command,
+    args: &[impl AsRef<std::ffi::OsStr>],
+    nonce: Option<&str>,
+) -> std::io::Result<Child> {
+    cmd.env_remove(airlock_sqlite_fs::host::MOUNT_NONCE_ENV);
+    if let Some(nonce) = nonce {
+        cmd.env(airlock_sqlite_fs::host::MOUNT_NONCE_ENV, nonce);
+    }
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+}
+
+fn spawn_guest(
+    cmd: Command,
     args: &[String],
     nonce: Option<&str>,
     tx: Sender<Msg>,
 ) -> Result<GuestProcess, String> {
     let exe = cmd.get_program().to_owned();
-    cmd.env_remove(airlock_sqlite_fs::host::MOUNT_NONCE_ENV);
-    if let Some(nonce) = nonce {
-        // Handed over the way a host hands it to a sandbox.
-        cmd.env(airlock_sqlite_fs::host::MOUNT_NONCE_ENV, nonce);
-    }
-    let mut child = cmd
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
+    let mut child = start_piped(cmd, args, nonce)
         .map_err(|e| format!("starting guest {}: {e}", exe.display()))?;
     let stdout = child.stdout.take().ok_or("guest has no stdout")?;
     std::thread::spawn(move || {

@@ -16,7 +16,7 @@
 //! guest's events with their times moved onto the host's clock.
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::protocol::{Event, now_ms};
 
@@ -126,17 +126,9 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
             Ok(())
         }
         ["run", nonce, args @ ..] => {
-            let mut cmd = Command::new(std::env::current_exe()?);
-            cmd.env_remove(airlock_sqlite_fs::host::MOUNT_NONCE_ENV);
-            if *nonce != "-" {
-                cmd.env(airlock_sqlite_fs::host::MOUNT_NONCE_ENV, nonce);
-            }
-            let mut child = cmd
-                .args(args)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()?;
+            let cmd = Command::new(std::env::current_exe()?);
+            let nonce = Some(*nonce).filter(|n| *n != "-");
+            let mut child = crate::run::start_piped(cmd, args, nonce)?;
             let mut child_in = child.stdin.take();
             std::thread::spawn(move || {
                 for line in reader.lines() {

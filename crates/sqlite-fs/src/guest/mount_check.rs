@@ -65,15 +65,15 @@ impl NonceFile {
     /// `fstat` then `pread` at offset 0 on the kept handle, as SQLite reads a
     /// database it holds open: no fresh `stat` or open to refresh the cache.
     fn read_nonce(&mut self) -> Result<String, String> {
-        if self.handle.is_none() {
-            let opened = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-                .open(&self.path);
-            self.handle = Some(opened.map_err(|e| format!("cannot be read ({e})"))?);
-        }
-        let Some(file) = &self.handle else {
-            unreachable!("opened above")
+        let file = match &mut self.handle {
+            Some(file) => file,
+            slot @ None => {
+                let opened = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+                    .open(&self.path);
+                slot.insert(opened.map_err(|e| format!("cannot be read ({e})"))?)
+            }
         };
         let mut buf = [0u8; 256];
         let n = file
