@@ -9,7 +9,7 @@
 //! 1. the guest waits until both files, read through handles it keeps open
 //!    (`fstat` + `pread` at offset 0, as SQLite reads), show `nk`;
 //! 2. it reads them a few more times (so a one-time attribute refresh is
-//!    used up), then writes `k nk` into [`ACK_FILE`](crate::host::ACK_FILE) and `fsync`s it;
+//!    used up), then writes `k nk` into [`ACK_FILE`] and `fsync`s it;
 //! 3. the host (this thread, polling every [`ACK_POLL`]) sees the ack and
 //!    rewrites both files with `n(k+1)`: the fixed one at the same size, the
 //!    sized one at a new length, in place.
