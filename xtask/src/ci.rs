@@ -60,14 +60,28 @@ pub fn run_all() -> Result<(), String> {
             // A PostgreSQL test that cannot find its server fails, never skips.
             nextest.env("AIRLOCK_REQUIRE_PG", "1");
         }
-        run_command(nextest)
+        run_command(nextest)?;
+        virtiofs_after_fuse(strict)
     } else {
         let mut test = cargo(&["test", "--workspace", "--locked", "--no-fail-fast"]);
         if strict {
             test.env("AIRLOCK_REQUIRE_PG", "1");
             test.args(["--", "--include-ignored"]);
         }
-        run_command(test)
+        run_command(test)?;
+        virtiofs_after_fuse(strict)
+    }
+}
+
+/// Under CI, after the FUSE suite: the same invariants on real virtio-fs in a VM (short form).
+fn virtiofs_after_fuse(strict: bool) -> Result<(), String> {
+    if strict {
+        crate::virtiofs::run(&["--short".to_owned()])
+    } else {
+        eprintln!(
+            "(not under CI: `cargo xtask virtiofs` runs the suite on real virtio-fs in a VM)"
+        );
+        Ok(())
     }
 }
 

@@ -3,9 +3,10 @@
 //!
 //! Builds and runs `airlock-crossmount` in release mode; arguments are passed
 //! through (`--messages N`, `--control-messages N`, `--runs N`, `--poll-ms N`,
-//! `--write-ms N`, `--no-latency`, `--delays-csv PATH`). Exits non-zero when
-//! airlock's pattern loses, duplicates or errors, or a negative control goes
-//! undetected.
+//! `--write-ms N`, `--no-latency`, `--delays-csv PATH`, `--mount-check-rounds
+//! N`). Exits non-zero when airlock's pattern loses, duplicates or errors, or
+//! a negative control goes undetected. `cargo xtask virtiofs` runs the same
+//! harness against a VM.
 
 use crate::util::{cargo, run_command};
 

@@ -1,6 +1,6 @@
 //! `cargo xtask`: the one entry point for airlock's automation.
 //!
-//! Commands: `ci` (everything CI runs), `bench`, `crossmount`, `fuzz`. Each command lives in its own module.
+//! Commands: `ci` (everything CI runs), `bench`, `crossmount`, `virtiofs`, `fuzz`. Each command lives in its own module.
 
 mod bench;
 mod bench_child;
@@ -11,6 +11,7 @@ mod ci;
 mod crossmount;
 mod fuzz;
 mod util;
+mod virtiofs;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,10 @@ commands:
                 the cross-mount harness: airlock's access pattern and four
                 negative controls through FUSE mounts that behave like
                 VirtioFS (needs root and /dev/fuse); see crates/crossmount
+  virtiofs [--short] [--accel auto|kvm|tcg] [ARGS]
+                the same suite on real virtio-fs: a QEMU VM (Debian kernel,
+                busybox, virtiofsd from crates.io; cached in
+                ~/.cache/airlock/virtiofs) runs the guest; --short is CI's form
   fuzz [--seconds N]
                 every cargo-fuzz target for N seconds (default 60); prints
                 SKIP when nightly or cargo-fuzz is missing";
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("crossmount") => crossmount::run(&args[1..]),
+        Some("virtiofs") => virtiofs::run(&args[1..]),
         Some("fuzz") => parse_seconds(&args[1..]).and_then(fuzz::run),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 pub use airlock_sqlite_fs::host::{NONCE_FILE, SIZED_NONCE_FILE};
 
-/// Host side: writes a fresh nonce into the session folder `dir` and returns it.
+/// Host side: starts the multi-round self-test in the session folder `dir` and returns the nonces.
 pub fn host_write(dir: &Path) -> Result<String, String> {
     airlock_sqlite_fs::host::write_mount_nonce(dir).map_err(|e| e.to_string())
 }
 
-/// Guest side: waits until the nonce files in `dir` show `expected`, at most `timeout`.
+/// Guest side: runs the rounds of `expected` (comma-separated nonces), each within `timeout`.
 pub fn guest_check(dir: &Path, expected: &str, timeout: Duration) -> Result<(), String> {
     airlock_sqlite_fs::guest::check_mount(dir, expected, timeout).map_err(|e| e.to_string())
 }

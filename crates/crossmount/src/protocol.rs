@@ -1,7 +1,7 @@
 //! The line protocol a guest process prints on stdout for the harness.
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Milliseconds since the Unix epoch (both processes share the clock).
+/// Milliseconds since the Unix epoch (a VM guest's clock is corrected by [`crate::vm`]).
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -43,6 +43,18 @@ impl Event {
             Event::MountCheck(None) => "mountcheck ok".to_owned(),
             Event::MountCheck(Some(e)) => format!("mountcheck {}", e.replace('\n', " ")),
             Event::Done => "done".to_owned(),
+        }
+    }
+
+    /// The same event with its timestamp moved by `delta_ms` (a guest clock read on the host's).
+    pub fn shifted(self, delta_ms: i64) -> Event {
+        let at = |t: u64| t.saturating_add_signed(delta_ms);
+        match self {
+            Event::Ready(t) => Event::Ready(at(t)),
+            Event::Seen(id, t) => Event::Seen(id, at(t)),
+            Event::Dup(id, t) => Event::Dup(id, at(t)),
+            Event::Replied(id, t) => Event::Replied(id, at(t)),
+            other => other,
         }
     }
 
@@ -88,6 +100,11 @@ mod tests {
             assert_eq!(Event::parse(&e.line()), Some(e));
         }
         assert_eq!(Event::parse("seen x notanumber"), None);
+        assert_eq!(
+            Event::Seen("a".into(), 1000).shifted(-250),
+            Event::Seen("a".into(), 750)
+        );
+        assert_eq!(Event::Done.shifted(5), Event::Done);
         assert_eq!(Event::parse("whatever"), None);
     }
 }

@@ -9,7 +9,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use crate::fs::CacheConfig;
-use crate::mount::Mount;
+use crate::medium::{Folders, VmShare};
 use crate::pattern::{Pattern, message_id, reply_id};
 use crate::protocol::{Event, now_ms};
 use crate::report::RunReport;
@@ -57,6 +57,8 @@ pub struct RunConfig {
     pub settle: Duration,
     /// The `airlock-crossmount` binary, run as `<exe> guest …`.
     pub guest_exe: PathBuf,
+    /// A VM's virtio-fs share to run on instead of the FUSE mount.
+    pub vm: Option<VmShare>,
 }
 
 impl RunConfig {
@@ -89,25 +91,32 @@ impl Drop for GuestProcess {
     }
 }
 
-fn spawn_guest(
-    exe: &Path,
-    args: &[String],
+/// Starts `cmd args` with piped stdin and stdout, the mount nonce (if any)
+/// in its environment the way a host hands it to a sandbox.
+pub(crate) fn start_piped(
+    mut cmd: Command,
+    args: &[impl AsRef<std::ffi::OsStr>],
     nonce: Option<&str>,
-    tx: Sender<Msg>,
-) -> Result<GuestProcess, String> {
-    let mut cmd = Command::new(exe);
+) -> std::io::Result<Child> {
     cmd.env_remove(airlock_sqlite_fs::host::MOUNT_NONCE_ENV);
     if let Some(nonce) = nonce {
-        // Handed over the way a host hands it to a sandbox.
         cmd.env(airlock_sqlite_fs::host::MOUNT_NONCE_ENV, nonce);
     }
-    let mut child = cmd
-        .arg("guest")
-        .args(args)
+    cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
+}
+
+fn spawn_guest(
+    cmd: Command,
+    args: &[String],
+    nonce: Option<&str>,
+    tx: Sender<Msg>,
+) -> Result<GuestProcess, String> {
+    let exe = cmd.get_program().to_owned();
+    let mut child = start_piped(cmd, args, nonce)
         .map_err(|e| format!("starting guest {}: {e}", exe.display()))?;
     let stdout = child.stdout.take().ok_or("guest has no stdout")?;
     std::thread::spawn(move || {
@@ -131,40 +140,19 @@ fn stop_guest(guest: &mut GuestProcess) {
     guest.0.stdin = None;
 }
 
-/// The folders of one run: the real session folder and the mount point.
-struct Folders {
-    _tmp: tempfile::TempDir,
-    real: PathBuf,
-    mnt: PathBuf,
-}
-
-fn folders() -> Result<Folders, String> {
-    let tmp = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
-    let real = tmp.path().join("v2-sessions/ag-test/sess-test");
-    let mnt = tmp.path().join("mnt");
-    for d in [&real, &mnt] {
-        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
-    }
-    Ok(Folders {
-        _tmp: tmp,
-        real,
-        mnt,
-    })
-}
-
 /// Runs one configuration end to end and reports what happened.
 pub fn run(cfg: &RunConfig) -> Result<RunReport, String> {
-    let f = folders()?;
+    let mut f = Folders::new(cfg.vm.as_ref())?;
     let mut report = RunReport::new(cfg);
     let mut writer = cfg.pattern.host();
     let mut reader = cfg.pattern.host();
     writer.init(&f.real)?;
-    let mount = Mount::new(&f.real, &f.mnt, cfg.cache)?;
+    let guest_dir = f.attach(cfg.cache)?;
 
     let (tx, rx) = mpsc::channel();
     let args = vec![
         "--dir".into(),
-        mount.path().display().to_string(),
+        guest_dir.display().to_string(),
         "--pattern".into(),
         cfg.pattern.name().into(),
         "--poll-ms".into(),
@@ -184,7 +172,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, String> {
             cfg.write_interval.as_millis().to_string(),
         ]);
     }
-    let mut guest = spawn_guest(&cfg.guest_exe, &args, None, tx.clone())?;
+    let mut guest = spawn_guest(f.guest_command(&cfg.guest_exe), &args, None, tx.clone())?;
     wait_ready(&rx, &mut report)?;
 
     let real = f.real.clone();
@@ -219,7 +207,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, String> {
     drop(guest);
     let _ = writer_thread.join();
     reader.close();
-    drop(mount);
+    f.detach();
     verify(&f.real, &mut report);
     Ok(report)
 }
@@ -408,32 +396,40 @@ pub fn merge_retries(into: &mut BTreeMap<String, u64>, code: String, n: u64) {
     *into.entry(code).or_default() += n;
 }
 
-/// The mount self-test on one mount: `Ok(None)` when the second guest saw the fresh nonce.
+/// How the mount self-test is run on one mount.
+#[derive(Debug, Clone, Copy)]
+pub struct MountCheckPlan {
+    /// First let an earlier guest read a previous nonce through the mount (so
+    /// the mount caches it, as a VM's page cache outlives one container).
+    pub earlier_reader: bool,
+    /// Nonces the host hands the guest ([`airlock_sqlite_fs::host::start_mount_check`]).
+    pub rounds: usize,
+    /// How long the guest waits for each.
+    pub timeout: Duration,
+}
+
+/// The mount self-test on one mount: `Ok(None)` when the guest saw every nonce.
 pub fn mount_check(
     exe: &Path,
+    vm: Option<&VmShare>,
     cache: CacheConfig,
-    timeout: Duration,
+    plan: MountCheckPlan,
 ) -> Result<Option<String>, String> {
-    let f = folders()?;
-    let mount = Mount::new(&f.real, &f.mnt, cache)?;
-    let mut result = None;
-    // Open handles through the mount, as another process in the guest VM
-    // would hold: they keep the kernel's inodes (and their caches) alive
-    // between the two guests, whatever the entry timeout.
-    let mut pinned = Vec::new();
-    for round in 0..2 {
-        let nonce = crate::nonce::host_write(&f.real)?;
+    let mut f = Folders::new(vm)?;
+    let guest_dir = f.attach(cache)?;
+    let args = vec![
+        "--dir".into(),
+        guest_dir.display().to_string(),
+        "--deadline-s".into(),
+        "0".into(),
+        "--mount-check-ms".into(),
+        plan.timeout.as_millis().to_string(),
+    ];
+    let check = |nonce: &str| -> Result<Option<String>, String> {
         let (tx, rx) = mpsc::channel();
-        let args = vec![
-            "--dir".into(),
-            mount.path().display().to_string(),
-            "--deadline-s".into(),
-            "0".into(),
-            "--mount-check-ms".into(),
-            timeout.as_millis().to_string(),
-        ];
-        let guest = spawn_guest(exe, &args, Some(&nonce), tx)?;
-        let until = Instant::now() + timeout + Duration::from_secs(10);
+        let guest = spawn_guest(f.guest_command(exe), &args, Some(nonce), tx)?;
+        let rounds = nonce.split(',').count() as u32;
+        let until = Instant::now() + plan.timeout * rounds + Duration::from_secs(30);
         let mut seen = None;
         while seen.is_none() {
             match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
@@ -443,23 +439,31 @@ pub fn mount_check(
             }
         }
         drop(guest);
-        let seen = seen.ok_or("guest reported no mount check")?;
-        if round == 0 {
-            // The earlier guest read a freshly created file: it must pass on any mount.
-            if let Some(e) = seen {
-                return Err(format!("first mount check failed: {e}"));
-            }
+        seen.ok_or_else(|| "guest reported no mount check".to_owned())
+    };
+    let start = |rounds| {
+        airlock_sqlite_fs::host::start_mount_check(&f.real, rounds).map_err(|e| e.to_string())
+    };
+    // Open handles through a local mount, as another process in the guest
+    // VM would hold: they keep the kernel's inodes (and their caches) alive
+    // between the two guests, whatever the entry timeout.
+    let mut pinned = Vec::new();
+    if plan.earlier_reader {
+        // A freshly written file, read once: this passes on any mount.
+        if let Some(e) = check(&start(1)?)? {
+            return Err(format!("first mount check failed: {e}"));
+        }
+        if let Some(mnt) = f.local_mount() {
             for name in [crate::nonce::NONCE_FILE, crate::nonce::SIZED_NONCE_FILE] {
-                let path = mount.path().join(name);
+                let path = mnt.join(name);
                 pinned.push(
                     std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?,
                 );
             }
-        } else {
-            result = seen;
         }
     }
+    let result = check(&start(plan.rounds)?)?;
     drop(pinned);
-    drop(mount);
+    f.detach();
     Ok(result)
 }

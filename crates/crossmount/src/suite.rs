@@ -3,9 +3,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::fs::{CacheConfig, CacheMode};
+use crate::medium::VmShare;
 use crate::pattern::Pattern;
 use crate::report::RunReport;
-use crate::run::{Direction, RunConfig, run};
+use crate::run::{Direction, MountCheckPlan, RunConfig, run};
 
 /// `cache=none`-like mount.
 pub const NONE: CacheConfig = CacheConfig {
@@ -30,6 +31,38 @@ pub const ALWAYS: CacheConfig = CacheConfig {
     attr_timeout: Duration::from_secs(3600),
     writeback: false,
 };
+
+/// The four mounts, each with the name of its virtio-fs share in a VM (`cargo xtask virtiofs`).
+pub const SHARES: [(CacheConfig, &str); 4] = [
+    (NONE, "never"),
+    (AUTO, "auto"),
+    (ALWAYS, "always"),
+    (AUTO_WB, "auto-wb"),
+];
+
+/// A running VM whose virtio-fs shares are `<host_root>/<share>` on the host
+/// and `<guest_root>/<share>` inside, one per entry of [`SHARES`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vm {
+    /// The VM's agent, `host:port` ([`crate::vm`]).
+    pub agent: String,
+    /// Parent of the shared folders on the host.
+    pub host_root: PathBuf,
+    /// Parent of their mount points in the VM.
+    pub guest_root: PathBuf,
+}
+
+impl Vm {
+    /// The share that has the behaviour of `cache`.
+    pub fn share(&self, cache: CacheConfig) -> Option<VmShare> {
+        let (_, name) = SHARES.iter().find(|(c, _)| *c == cache)?;
+        Some(VmShare {
+            host_root: self.host_root.join(name),
+            guest_root: self.guest_root.join(name),
+            agent: self.agent.clone(),
+        })
+    }
+}
 
 /// A control run that shows no violation after its messages goes on writing
 /// up to this many times as many before it counts as not caught.
@@ -116,6 +149,10 @@ pub struct Settings {
     pub delays_csv: Option<PathBuf>,
     /// The binary that acts as guest.
     pub guest_exe: PathBuf,
+    /// Run on a VM's virtio-fs shares instead of the FUSE mount.
+    pub vm: Option<Vm>,
+    /// Nonces of the mount self-test (below 2: the one-shot test a one-time refresh fools).
+    pub mount_check_rounds: usize,
 }
 
 impl Settings {
@@ -130,11 +167,24 @@ impl Settings {
             latency: true,
             delays_csv: None,
             guest_exe: guest_exe.to_path_buf(),
+            vm: None,
+            mount_check_rounds: airlock_sqlite_fs::host::MOUNT_CHECK_ROUNDS,
+        }
+    }
+
+    /// The VM share for `cache`, when running on a VM.
+    pub fn vm_share(&self, cache: CacheConfig) -> Result<Option<VmShare>, String> {
+        match &self.vm {
+            None => Ok(None),
+            Some(vm) => vm
+                .share(cache)
+                .map(Some)
+                .ok_or_else(|| format!("the VM has no share for {}", cache.label())),
         }
     }
 
     /// The run configuration of one case.
-    pub fn config(&self, case: &Case) -> RunConfig {
+    pub fn config(&self, case: &Case) -> Result<RunConfig, String> {
         let messages = if case.expect == Expect::Pass {
             self.messages
         } else {
@@ -154,10 +204,11 @@ impl Settings {
             poll_interval: self.poll_interval,
             settle: Duration::ZERO,
             guest_exe: self.guest_exe.clone(),
+            vm: self.vm_share(case.cache)?,
         };
         // Four times the stated bound, at least 3 s, at most 15 s: later is "lost".
         let settle = (cfg.bound() * 4).clamp(Duration::from_secs(3), Duration::from_secs(15));
-        RunConfig { settle, ..cfg }
+        Ok(RunConfig { settle, ..cfg })
     }
 }
 
@@ -185,7 +236,7 @@ impl CaseResult {
 
 /// Runs one case `runs` times.
 pub fn run_case(settings: &Settings, case: Case, runs: usize) -> Result<CaseResult, String> {
-    let cfg = settings.config(&case);
+    let cfg = settings.config(&case)?;
     let mut reports = Vec::new();
     let mut failures = Vec::new();
     for _ in 0..runs {
@@ -209,12 +260,27 @@ pub struct MountCheckResult {
     pub error: Option<String>,
 }
 
-/// Runs the mount self-test on `cache`: an earlier guest reads nonce A (so the
+/// Runs the mount self-test on `cache`: an earlier guest reads a nonce (so the
 /// mount caches it, as a VM's page cache outlives one container), the host
-/// prepares the session again (nonce B), and a new guest must see B.
+/// prepares the session again, and a new guest must see each of its
+/// nonces, the later ones written after it read the one before.
 pub fn mount_check(settings: &Settings, cache: CacheConfig) -> Result<MountCheckResult, String> {
-    let timeout = cache.ttl().min(Duration::from_secs(2)) + Duration::from_secs(2);
-    let error = crate::run::mount_check(&settings.guest_exe, cache, timeout)?;
+    mount_check_with(settings, cache, true)
+}
+
+/// [`mount_check`], with or without the earlier guest.
+pub fn mount_check_with(
+    settings: &Settings,
+    cache: CacheConfig,
+    earlier_reader: bool,
+) -> Result<MountCheckResult, String> {
+    let plan = MountCheckPlan {
+        earlier_reader,
+        rounds: settings.mount_check_rounds,
+        timeout: cache.ttl().min(Duration::from_secs(2)) + Duration::from_secs(2),
+    };
+    let vm = settings.vm_share(cache)?;
+    let error = crate::run::mount_check(&settings.guest_exe, vm.as_ref(), cache, plan)?;
     Ok(MountCheckResult {
         mount: cache.label(),
         error,
@@ -237,13 +303,26 @@ fn parse(args: &[String], exe: &Path) -> Result<Settings, String> {
             "--poll-ms" => s.poll_interval = Duration::from_millis(num("--poll-ms")?),
             "--write-ms" => s.write_interval = Duration::from_millis(num("--write-ms")?),
             "--no-latency" => s.latency = false,
+            "--mount-check-rounds" => s.mount_check_rounds = num("--mount-check-rounds")? as usize,
+            "--vm" => {
+                let mut path = || it.next().ok_or("--vm needs AGENT HOST_ROOT GUEST_ROOT");
+                let agent = path()?.clone();
+                let host_root = PathBuf::from(path()?);
+                let guest_root = PathBuf::from(path()?);
+                s.vm = Some(Vm {
+                    agent,
+                    host_root,
+                    guest_root,
+                });
+            }
             "--delays-csv" => {
                 s.delays_csv = Some(PathBuf::from(it.next().ok_or("--delays-csv needs a path")?))
             }
             "-h" | "--help" => {
                 return Err(
                     "usage: airlock-crossmount [run] [--messages N] [--control-messages N] \
-                            [--runs N] [--poll-ms N] [--write-ms N] [--no-latency] [--delays-csv PATH]"
+                            [--runs N] [--poll-ms N] [--write-ms N] [--no-latency] [--delays-csv PATH] \
+                            [--mount-check-rounds N] [--vm AGENT HOST_ROOT GUEST_ROOT]"
                         .into(),
                 );
             }
@@ -255,12 +334,14 @@ fn parse(args: &[String], exe: &Path) -> Result<Settings, String> {
 
 /// Entry point of the binary: runs the matrix, prints the table, fails on a broken verdict.
 pub fn main(args: &[String]) -> Result<(), String> {
-    if let Some(why) = crate::mount::fuse_unavailable() {
+    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+    let settings = parse(args, &exe)?;
+    if settings.vm.is_none()
+        && let Some(why) = crate::mount::fuse_unavailable()
+    {
         return Err(format!("FUSE is not available here: {why}"));
     }
     crate::mount::sweep_dead_mounts();
-    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
-    let settings = parse(args, &exe)?;
     println!(
         "crossmount: {} messages per airlock run, {} per control run x{}, write every {} ms, poll every {} ms",
         settings.messages,
@@ -269,6 +350,13 @@ pub fn main(args: &[String]) -> Result<(), String> {
         settings.write_interval.as_millis(),
         settings.poll_interval.as_millis()
     );
+    if let Some(vm) = &settings.vm {
+        println!(
+            "on real virtio-fs (agent {}): none = --cache=never, auto(1s) = --cache=auto, \
+             always(3600s) = --cache=always, +wb = --writeback",
+            vm.agent
+        );
+    }
     println!("{:<8} {}  verdict", "case", RunReport::header());
     let mut bad = Vec::new();
     let mut csv = String::from("case,mount,pattern,run,id,delay_ms\n");
@@ -319,7 +407,10 @@ pub fn main(args: &[String]) -> Result<(), String> {
         println!("per-message delays written to {}", path.display());
     }
     println!();
-    println!("mount self-test (nonce rewritten by the host after an earlier guest read it):");
+    println!(
+        "mount self-test ({} rounds; an earlier guest read a nonce first, the host rewrites after each ack):",
+        settings.mount_check_rounds
+    );
     for (cache, must_pass) in [
         (NONE, true),
         (AUTO, true),
@@ -331,7 +422,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         println!(
             "  {:<14} {}  {}",
             r.mount,
-            r.error.as_deref().unwrap_or("ok: fresh nonce seen"),
+            r.error.as_deref().unwrap_or("ok: every round seen"),
             if ok { "as expected" } else { "UNEXPECTED" }
         );
         if !ok {

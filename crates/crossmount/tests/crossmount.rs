@@ -177,6 +177,37 @@ fn mount_self_test_flags_cache_always_and_writeback_and_passes_auto() {
     assert!(err.contains("stale mount"), "{err}");
 }
 
+/// Without an earlier reader the first nonce is a fresh file that every
+/// mount shows, as a one-time refresh showed it on real virtio-fs: only the
+/// rewrite after the guest read it can catch `cache=always`.
+#[test]
+fn multi_round_self_test_flags_cache_always_without_an_earlier_reader() {
+    if !fuse_or_skip("multi_round_self_test") {
+        return;
+    }
+    let s = settings(1);
+    for cache in [AUTO, NONE] {
+        let r = suite::mount_check_with(&s, cache, false).unwrap();
+        assert_eq!(r.error, None, "{} must pass the self-test", r.mount);
+    }
+    let always = suite::mount_check_with(&s, ALWAYS, false).unwrap();
+    let err = always.error.expect("cache=always mount must be flagged");
+    assert!(
+        err.contains("stale mount") && err.contains("round 2 of"),
+        "{err}"
+    );
+    // The one-shot test of before cannot tell: it passes on the same mount.
+    let one_shot = Settings {
+        mount_check_rounds: 1,
+        ..settings(1)
+    };
+    let fooled = suite::mount_check_with(&one_shot, ALWAYS, false).unwrap();
+    assert_eq!(
+        fooled.error, None,
+        "one round on a fresh file passes anywhere"
+    );
+}
+
 #[test]
 fn passthrough_supports_the_file_operations_sqlite_needs() {
     if !fuse_or_skip("passthrough") {

@@ -12,6 +12,7 @@ mod create;
 mod inspect;
 pub(crate) mod lock;
 mod mount_nonce;
+pub mod mount_rounds;
 mod outbound;
 mod outbound_page;
 pub(crate) mod read;
@@ -24,7 +25,10 @@ use airlock_core::ContainerStatus;
 
 pub use content::{InboundContent, PlainContent};
 pub use inspect::MailboxReport;
-pub use mount_nonce::{MOUNT_NONCE_ENV, NONCE_FILE, SIZED_NONCE_FILE, write_mount_nonce};
+pub use mount_nonce::{
+    ACK_FILE, MOUNT_CHECK_ROUNDS, MOUNT_NONCE_ENV, NONCE_FILE, SIZED_NONCE_FILE, start_mount_check,
+    write_mount_nonce,
+};
 pub use outbound_page::{FileStamp, HostPage, PageLimits, file_stamp};
 pub use requeue::SeriesNext;
 pub use write::DeliveredMark;

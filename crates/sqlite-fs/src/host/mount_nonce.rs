@@ -1,10 +1,10 @@
-//! Host side of the mount self-test: a fresh nonce in the session folder for every guest start.
+//! Host side of the mount self-test: fresh nonces in the session folder for every guest start.
 //!
 //! Over VirtioFS-like mounts a guest can be stuck on a stale view (page
 //! cache kept across opens, `cache=always`; a cached file size, the FUSE
 //! writeback cache) and would then see no message ever. The host rewrites
 //! the nonce whenever it prepares the session for a guest and passes the
-//! value to it ([`MOUNT_NONCE_ENV`]); the guest checks it sees that value
+//! values to it ([`MOUNT_NONCE_ENV`]); the guest checks it sees them
 //! ([`crate::guest::check_mount`]) and reports a stale mount instead of
 //! waiting forever.
 //!
@@ -12,7 +12,15 @@
 //! fixed length (stale pages hide a same-size rewrite; a size change alone
 //! makes Linux FUSE drop cached pages), and one padded to a new length every
 //! time with the padding first (a stale cached size then cuts the nonce).
-
+//!
+//! One value is not enough: on real virtio-fs a read that fetched pages
+//! marks the inode's atime stale, so the next `stat` refreshes the
+//! attributes once and every new guest sees the fresh nonce once, then
+//! nothing more, even on `cache=always`. So a guest start has
+//! [`MOUNT_CHECK_ROUNDS`] nonces, and the host rewrites the files with the
+//! next one only after the guest said (in [`ACK_FILE`]) that it saw the
+//! current one and kept reading it: see [`crate::host::mount_rounds`] for
+//! the protocol and its bound.
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -24,8 +32,12 @@ use crate::host::HostMailbox;
 pub const NONCE_FILE: &str = ".airlock-nonce";
 /// Nonce file whose length changes on every write (padding of `.` first).
 pub const SIZED_NONCE_FILE: &str = ".airlock-nonce-sized";
-/// Environment variable that carries the expected nonce into the guest.
+/// Environment variable that carries the expected nonces (comma-separated, in order) into the guest.
 pub const MOUNT_NONCE_ENV: &str = "AIRLOCK_MOUNT_NONCE";
+/// File in which the guest acknowledges a round: `<round> <nonce>` (round from 1).
+pub const ACK_FILE: &str = ".airlock-nonce-ack";
+/// Nonces per guest start: the first, then two rewrites after the guest read the one before.
+pub const MOUNT_CHECK_ROUNDS: usize = 3;
 
 /// Rewrites `path` in place; the guest controls the folder, so no symlink
 /// is followed, a FIFO cannot block, and only a regular file is truncated.
@@ -51,28 +63,60 @@ fn rewrite_in_place(path: &Path, content: &[u8]) -> Result<()> {
     file.sync_all().map_err(io)
 }
 
-/// Writes a fresh random nonce into the session folder `dir` and returns it.
-pub fn write_mount_nonce(dir: &Path) -> Result<String> {
+/// A fresh random nonce (32 hex digits) and a padding seed.
+fn fresh_nonce(dir: &Path) -> Result<(String, u8)> {
     let mut raw = [0u8; 17];
     getrandom::fill(&mut raw)
         .map_err(|e| Error::io(dir, std::io::Error::other(format!("random nonce: {e}"))))?;
-    let nonce: String = raw[..16].iter().map(|b| format!("{b:02x}")).collect();
+    Ok((
+        raw[..16].iter().map(|b| format!("{b:02x}")).collect(),
+        raw[16],
+    ))
+}
+
+/// Writes `nonce` into both nonce files of `dir`; the sized one gets a new length.
+pub(super) fn write_nonce_files(dir: &Path, nonce: &str, seed: u8) -> Result<()> {
     let sized = dir.join(SIZED_NONCE_FILE);
     let old_len = std::fs::symlink_metadata(&sized)
         .map(|m| m.len())
         .unwrap_or(0);
-    let mut pad = usize::from(raw[16] % 32) + 1;
+    let mut pad = usize::from(seed % 32) + 1;
     if (nonce.len() + pad) as u64 == old_len {
         pad = if pad < 32 { pad + 1 } else { 1 };
     }
     rewrite_in_place(&dir.join(NONCE_FILE), nonce.as_bytes())?;
-    rewrite_in_place(&sized, format!("{}{nonce}", ".".repeat(pad)).as_bytes())?;
-    Ok(nonce)
+    rewrite_in_place(&sized, format!("{}{nonce}", ".".repeat(pad)).as_bytes())
+}
+
+/// Starts the mount self-test for the next guest of the session folder
+/// `dir`: writes the first of `rounds` fresh nonces, leaves a background
+/// thread to write the next ones as the guest acknowledges each (see
+/// [`crate::host::mount_rounds`]), and returns the value for
+/// [`MOUNT_NONCE_ENV`]. `rounds` below 2 gives the old one-shot test, which
+/// a one-time refresh can fool; it exists to show that.
+pub fn start_mount_check(dir: &Path, rounds: usize) -> Result<String> {
+    let mut nonces = Vec::new();
+    let mut seeds = Vec::new();
+    for _ in 0..rounds.max(1) {
+        let (nonce, seed) = fresh_nonce(dir)?;
+        nonces.push(nonce);
+        seeds.push(seed);
+    }
+    write_nonce_files(dir, &nonces[0], seeds[0])?;
+    let value = nonces.join(",");
+    super::mount_rounds::spawn(dir.to_path_buf(), nonces, seeds);
+    Ok(value)
+}
+
+/// [`start_mount_check`] with [`MOUNT_CHECK_ROUNDS`]: what a host calls before every guest start.
+pub fn write_mount_nonce(dir: &Path) -> Result<String> {
+    start_mount_check(dir, MOUNT_CHECK_ROUNDS)
 }
 
 impl HostMailbox {
-    /// Writes a fresh mount nonce for the next guest of this session and
-    /// returns it; pass it to the guest in [`MOUNT_NONCE_ENV`].
+    /// Starts the mount self-test for the next guest of this session
+    /// ([`write_mount_nonce`]) and returns the nonces; pass them to the guest
+    /// in [`MOUNT_NONCE_ENV`].
     pub fn write_mount_nonce(&self) -> Result<String> {
         write_mount_nonce(self.paths.dir())
     }
@@ -85,11 +129,11 @@ mod tests {
     #[test]
     fn nonce_changes_value_and_sized_length() {
         let dir = tempfile::tempdir().unwrap();
-        let a = write_mount_nonce(dir.path()).unwrap();
+        let a = start_mount_check(dir.path(), 1).unwrap();
         let len_a = std::fs::metadata(dir.path().join(SIZED_NONCE_FILE))
             .unwrap()
             .len();
-        let b = write_mount_nonce(dir.path()).unwrap();
+        let b = start_mount_check(dir.path(), 1).unwrap();
         let len_b = std::fs::metadata(dir.path().join(SIZED_NONCE_FILE))
             .unwrap()
             .len();
