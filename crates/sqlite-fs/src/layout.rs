@@ -197,14 +197,26 @@ impl HostSessionState {
 
 /// Both roots, as derived from one data dir.
 #[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// The fields are private so that every value went through [`MailboxRoots::new`]'s
+/// check (or is derived from one data dir), and a session's host state is
+/// always the one its lock and journal vetting use.
 pub struct MailboxRoots {
-    /// Session folders (mounted into guests).
-    pub sessions: SessionsRoot,
-    /// Host-only state.
-    pub host_state: HostStateRoot,
+    sessions: SessionsRoot,
+    host_state: HostStateRoot,
 }
 
 impl MailboxRoots {
+    /// Session folders (mounted into guests).
+    pub fn sessions(&self) -> &SessionsRoot {
+        &self.sessions
+    }
+
+    /// Host-only state.
+    pub fn host_state(&self) -> &HostStateRoot {
+        &self.host_state
+    }
+
     /// Explicit roots; refuses a host state root inside the sessions root
     /// (that folder is mounted into guests, and host-only state must not be).
     pub fn new(sessions: SessionsRoot, host_state: HostStateRoot) -> Result<Self> {

@@ -25,7 +25,7 @@ mod sqlite_util;
 
 pub use error::{Error, Result};
 pub use guest::GuestMailbox;
-pub use host::{GuestStopped, HostMailbox, InboundContent, MailboxReport, PlainContent};
+pub use host::{HostMailbox, InboundContent, MailboxReport, PlainContent};
 pub use host_state::TamperEvent;
 pub use layout::{HostSessionState, HostStateRoot, MailboxRoots, SessionPaths, SessionsRoot};
 pub use registry::{

@@ -16,16 +16,16 @@ use airlock_core::mailbox::{
     NewInboundMessage, OutboundMessage, Routing, SeqTarget, WrittenMessage,
 };
 use airlock_core::{
-    ContainerStatus, DeliveryOutcome, DynHostMailbox, GuestMailboxStore, GuestSetup,
-    HostMailboxStore, MailboxFactory, MessageId, OutboxFile, Reply, Seq, SessionRef, Timestamp,
-    ToolInFlight, WrittenReply, outbox_message_id, with_declared_files,
+    DeliveryOutcome, DynHostMailbox, GuestMailboxStore, GuestSetup, HostMailboxStore,
+    MailboxFactory, MessageId, OutboxFile, Reply, Seq, SessionRef, Timestamp, ToolInFlight,
+    WrittenReply, outbox_message_id, with_declared_files,
 };
 use async_trait::async_trait;
 
 use crate::attachments::{AttachmentLimits, InboundExtractor, SessionExtractor};
 use crate::error::{Error, Result};
 use crate::guest::GuestMailbox;
-use crate::host::{GuestStopped, HostMailbox};
+use crate::host::HostMailbox;
 use crate::layout::MailboxRoots;
 
 /// Runs blocking mailbox work off the async runtime, in the caller's span,
@@ -234,15 +234,12 @@ impl HostMailboxStore for SqliteHostMailbox {
 
     async fn recover_stopped_guest(
         &self,
-        _stopped: airlock_core::GuestStopped,
+        stopped: airlock_core::GuestStopped,
     ) -> airlock_core::Result<bool> {
-        // Core's proof came from a registry read; this crate's token is the
-        // same fact in the form `recover_outbound` takes.
-        let proof = GuestStopped::from_status(ContainerStatus::Stopped).ok_or_else(|| {
-            airlock_core::Error::invariant(None, "a stopped status gave no GuestStopped")
-        })?;
-        self.run("recovering outbound.db", move |m| m.recover_outbound(proof))
-            .await
+        self.run("recovering outbound.db", move |m| {
+            m.recover_outbound(stopped)
+        })
+        .await
     }
 }
 
@@ -323,7 +320,7 @@ impl GuestMailboxStore for SqliteGuestMailbox {
     }
 
     async fn lookup_seq(&self, seq: Seq) -> airlock_core::Result<Option<SeqTarget>> {
-        self.run("looking up a seq", move |m| m.lookup_seq(seq.get()))
+        self.run("looking up a seq", move |m| m.lookup_seq(seq))
             .await
     }
 

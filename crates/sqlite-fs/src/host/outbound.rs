@@ -5,14 +5,14 @@
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-use airlock_core::Timestamp;
 use airlock_core::mailbox::{
     ContainerState, HOST_OUTBOUND_KIND, Origin, OutboundMessage, ProcessingAck,
 };
+use airlock_core::{GuestStopped, Seq, Timestamp};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Row};
 
-use super::{GuestStopped, HostMailbox};
+use super::HostMailbox;
 use crate::error::{Error, Result};
 use crate::sqlite_util::{GuestDb, RetryPolicy, RetryStats, RetryStatsSnapshot, retry};
 
@@ -190,7 +190,7 @@ impl HostMailbox {
                 tracing::warn!(id = %airlock_core::escape_for_log(&msg.id), "guest message reuses a host message id; skipped");
                 continue;
             }
-            if msg.seq.rem_euclid(2) != 1 {
+            if !Seq::new(msg.seq).is_guest() {
                 tracing::warn!(
                     seq = msg.seq,
                     "guest message with an even seq (parity broken by the guest)"

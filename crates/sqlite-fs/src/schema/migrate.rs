@@ -45,8 +45,9 @@ fn add_missing(conn: &Connection, added: &[(&str, &str, &str)]) -> rusqlite::Res
 
 /// Brings `inbound.db` up to date; returns whether anything was changed.
 ///
-/// The caller must be the file's owner (the host) with its write guard held.
-pub fn migrate_inbound(conn: &mut Connection) -> rusqlite::Result<bool> {
+/// It writes, so the file must be one no guest can reach: crate-private, and
+/// called only on adoption's copy in host state (`host_state/adopt.rs`).
+pub(crate) fn migrate_inbound(conn: &mut Connection) -> rusqlite::Result<bool> {
     if user_version(conn)? >= INBOUND_VERSION {
         return Ok(false);
     }
