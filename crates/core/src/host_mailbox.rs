@@ -52,6 +52,13 @@ pub struct GuestSetup {
 /// from the session as it answered, so a caller cannot claim a guest is
 /// stopped without having asked: a hand-built [`Session`] proves nothing.
 ///
+/// ```compile_fail
+/// // Outside core the constructor cannot be named.
+/// fn forge(s: &airlock_core::Session) -> Option<airlock_core::GuestStopped> {
+///     airlock_core::GuestStopped::from_session(s)
+/// }
+/// ```
+///
 /// [`SessionStoreExt::guest_stopped`]: crate::SessionStoreExt::guest_stopped
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GuestStopped(());

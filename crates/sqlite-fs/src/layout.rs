@@ -201,6 +201,23 @@ impl HostSessionState {
 /// The fields are private so that every value went through [`MailboxRoots::new`]'s
 /// check (or is derived from one data dir), and a session's host state is
 /// always the one its lock and journal vetting use.
+///
+/// ```compile_fail
+/// use airlock_sqlite_fs::{HostStateRoot, MailboxRoots, SessionsRoot};
+/// // Host state inside the mounted folder, past `new`'s check: refused by the compiler.
+/// let roots = MailboxRoots {
+///     sessions: SessionsRoot::new("/data/v2-sessions"),
+///     host_state: HostStateRoot::new("/data/v2-sessions/x"),
+/// };
+/// ```
+///
+/// ```compile_fail
+/// use airlock_sqlite_fs::{HostMailbox, HostSessionState, SessionPaths};
+/// // Another session's host state for this folder: `HostMailbox::new` is crate-private.
+/// fn forge(paths: SessionPaths, state: HostSessionState) -> HostMailbox {
+///     HostMailbox::new(paths, state)
+/// }
+/// ```
 pub struct MailboxRoots {
     sessions: SessionsRoot,
     host_state: HostStateRoot,
@@ -242,6 +259,7 @@ impl MailboxRoots {
     }
 
     /// The host's handle on one session's mailbox (no I/O).
+    #[cfg(feature = "host")]
     pub fn host(&self, session: &SessionRef) -> crate::host::HostMailbox {
         crate::host::HostMailbox::new(
             self.sessions.session(session),
@@ -251,6 +269,7 @@ impl MailboxRoots {
 
     /// Creates the session's folder and both databases if needed (idempotent)
     /// and returns the host's handle on it.
+    #[cfg(feature = "host")]
     pub fn create_session(&self, session: &SessionRef) -> Result<crate::host::HostMailbox> {
         let mailbox = self.host(session);
         mailbox.create()?;

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::GuestMailbox;
 use crate::error::{Error, Result};
-use crate::host::read::{due_sql, inbound_row};
+use crate::schema::rows::{due_sql, inbound_row};
 use crate::schema::{self, InboundColumns, inbound_columns};
 use crate::sqlite_util::{
     FileState, JournalKind, OpenMode, RetryPolicy, check_regular_or_absent, open_file, read_header,

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::host::{MOUNT_NONCE_ENV, NONCE_FILE, SIZED_NONCE_FILE};
+use crate::mount::{MOUNT_NONCE_ENV, NONCE_FILE, SIZED_NONCE_FILE};
 
 /// Default wait for the nonce: VirtioFS's default 1 s attribute timeout, twice, plus slack.
 pub const DEFAULT_MOUNT_CHECK_TIMEOUT: Duration = Duration::from_secs(3);

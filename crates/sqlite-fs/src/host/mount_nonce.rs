@@ -20,12 +20,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::host::HostMailbox;
 
-/// Fixed-length nonce file in the session folder.
-pub const NONCE_FILE: &str = ".airlock-nonce";
-/// Nonce file whose length changes on every write (padding of `.` first).
-pub const SIZED_NONCE_FILE: &str = ".airlock-nonce-sized";
-/// Environment variable that carries the expected nonce into the guest.
-pub const MOUNT_NONCE_ENV: &str = "AIRLOCK_MOUNT_NONCE";
+pub use crate::mount::{MOUNT_NONCE_ENV, NONCE_FILE, SIZED_NONCE_FILE};
 
 /// Rewrites `path` in place; the guest controls the folder, so no symlink
 /// is followed, a FIFO cannot block, and only a regular file is truncated.

@@ -2,8 +2,11 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::{INBOUND_SCHEMA, INBOUND_VERSION, OUTBOUND_SCHEMA, OUTBOUND_VERSION};
+#[cfg(feature = "host")]
+use super::INBOUND_SCHEMA;
+use super::{INBOUND_VERSION, OUTBOUND_SCHEMA, OUTBOUND_VERSION};
 
+#[cfg(feature = "host")]
 /// Columns of `messages_in` / `delivered` that older `inbound.db` files lack.
 const INBOUND_ADDED: &[(&str, &str, &str)] = &[
     ("messages_in", "series_id", "TEXT"),
@@ -43,6 +46,7 @@ fn add_missing(conn: &Connection, added: &[(&str, &str, &str)]) -> rusqlite::Res
     Ok(())
 }
 
+#[cfg(feature = "host")]
 /// Brings `inbound.db` up to date; returns whether anything was changed.
 ///
 /// It writes, so the file must be one no guest can reach: crate-private, and

@@ -6,10 +6,12 @@
 //! (version 0, columns missing) are brought up to date by the file's owner.
 
 mod migrate;
+pub(crate) mod rows;
 
 use airlock_core::Seq;
 use rusqlite::Connection;
 
+#[cfg(feature = "host")]
 pub(crate) use migrate::migrate_inbound;
 pub use migrate::{InboundColumns, inbound_columns, migrate_outbound};
 
