@@ -638,3 +638,39 @@ fn syncing_acks_that_are_already_synced_writes_nothing() {
         ]
     );
 }
+
+#[test]
+fn an_ack_status_the_guest_made_up_is_skipped_where_it_is_read() {
+    let fx = Fixture::new();
+    for id in ["m1", "m2"] {
+        fx.host
+            .write_message(&msg(id, "{}"), &PlainContent)
+            .unwrap();
+    }
+    let guest = GuestMailbox::open(fx.session_dir()).unwrap();
+    guest.mark_completed(&["m1"]).unwrap();
+    let conn = rusqlite::Connection::open(fx.host.paths().outbound_db()).unwrap();
+    conn.execute(
+        "INSERT INTO processing_ack (message_id, status, status_changed) VALUES ('m2', 'COMPLETED', 'x')",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let acks = fx.host.processing_acks().unwrap();
+    assert_eq!(
+        acks.iter()
+            .map(|a| a.message_id.as_str())
+            .collect::<Vec<_>>(),
+        ["m1"],
+        "the made-up status is not passed on"
+    );
+    assert_eq!(fx.host.sync_acks().unwrap(), 1);
+    let statuses: Vec<String> = fx
+        .host
+        .list_inbound(10)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.status)
+        .collect();
+    assert_eq!(statuses, ["completed", "pending"]);
+}

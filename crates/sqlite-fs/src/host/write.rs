@@ -364,7 +364,7 @@ impl HostMailbox {
         let acks = self.processing_acks()?;
         let done: Vec<_> = acks
             .into_iter()
-            .filter(|a| a.status == "completed" || a.status == "failed")
+            .filter(|a| a.status.is_finished())
             .collect();
         if done.is_empty() {
             return Ok(0);
@@ -391,7 +391,7 @@ impl HostMailbox {
             let mut changed = 0;
             for ack in stale {
                 let n = stmt
-                    .execute(params![ack.message_id, ack.status, HOST_OUTBOUND_KIND])
+                    .execute(params![ack.message_id, ack.status.as_str(), HOST_OUTBOUND_KIND])
                     .map_err(|e| Error::sqlite(&tx.path, "syncing acks", e))?;
                 if n > 0 {
                     tx.changes.messages.insert(ack.message_id.clone());
@@ -412,7 +412,11 @@ fn acks_not_yet_synced<'a>(
     let mut stmt =
         conn.prepare("SELECT 1 FROM messages_in WHERE id = ?1 AND status != ?2 AND kind != ?3")?;
     for ack in acks {
-        if stmt.exists(params![ack.message_id, ack.status, HOST_OUTBOUND_KIND])? {
+        if stmt.exists(params![
+            ack.message_id,
+            ack.status.as_str(),
+            HOST_OUTBOUND_KIND
+        ])? {
             stale.push(ack);
         }
     }
