@@ -2,6 +2,59 @@
 
 use crate::util::{cargo, has_program, run_command};
 
+/// Crates a program that links only the guest half must not pull in.
+const NOT_IN_A_GUEST_BUILD: &[&str] = &["tokio", "sqlx", "airlock-postgres", "airlock-host"];
+
+/// The lines of a `cargo tree --prefix none` output that name a crate of
+/// [`NOT_IN_A_GUEST_BUILD`].
+fn forbidden_in_guest_tree(tree: &str) -> Vec<String> {
+    tree.lines()
+        .filter(|line| {
+            let name = line.split_whitespace().next().unwrap_or_default();
+            NOT_IN_A_GUEST_BUILD.contains(&name)
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The guest half of `airlock-sqlite-fs` (no default features) builds and
+/// lints on its own, and its dependency tree has no tokio, sqlx or host crate.
+fn check_guest_only_build() -> Result<(), String> {
+    let guest = [
+        "-p",
+        "airlock-sqlite-fs",
+        "--no-default-features",
+        "--locked",
+    ];
+    let mut clippy = cargo(&["clippy"]);
+    clippy.args(guest).args(["--", "-D", "warnings"]);
+    run_command(clippy)?;
+    let mut tree = cargo(&["tree", "-e", "normal", "--prefix", "none"]);
+    tree.args(guest);
+    let out = tree
+        .output()
+        .map_err(|e| format!("could not run cargo tree: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo tree of the guest-only build failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let found = forbidden_in_guest_tree(&String::from_utf8_lossy(&out.stdout));
+    if found.is_empty() {
+        eprintln!(
+            "guest-only build: no {}",
+            NOT_IN_A_GUEST_BUILD.join(", no ")
+        );
+        Ok(())
+    } else {
+        Err(format!(
+            "the guest-only build of airlock-sqlite-fs pulls in {}",
+            found.join(", ")
+        ))
+    }
+}
+
 /// Under CI every test must run: the PostgreSQL tests need their server
 /// (they are compiled ignored without `AIRLOCK_TEST_PG_URL`, and
 /// `AIRLOCK_REQUIRE_PG` turns a missing server into a failure, never a skip).
@@ -32,6 +85,7 @@ pub fn run_all() -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
+    check_guest_only_build()?;
     if !has_program("cargo-deny", &["--version"]) {
         run_command(cargo(&["install", "--locked", "cargo-deny"]))?;
     }
@@ -91,4 +145,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return Err(format!("`ci` takes no arguments, got {extra:?}"));
     }
     run_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guest_tree_with_tokio_or_sqlx_is_caught() {
+        let tree = "airlock-sqlite-fs v0.1.0 (/w)\nrusqlite v0.39.0\ntokio v1.47.0\nsqlx v0.9.0 (*)\ntokio-util v0.7.0\n";
+        assert_eq!(
+            forbidden_in_guest_tree(tree),
+            ["tokio v1.47.0", "sqlx v0.9.0 (*)"]
+        );
+        assert!(forbidden_in_guest_tree("airlock-core v0.1.0\nrusqlite v0.39.0\n").is_empty());
+    }
 }

@@ -47,15 +47,25 @@ pub struct GuestSetup {
 
 /// Proof that a session's guest is not running, taken from a registry read.
 ///
-/// Only [`GuestStopped::from_session`] makes one, from the session as the
-/// registry returned it, so a caller cannot claim a guest is stopped without
-/// having looked.
+/// Only the registry makes one ([`SessionStoreExt::guest_stopped`] and
+/// [`SessionStoreExt::mark_guest_stopped`](crate::SessionStoreExt::mark_guest_stopped)),
+/// from the session as it answered, so a caller cannot claim a guest is
+/// stopped without having asked: a hand-built [`Session`] proves nothing.
+///
+/// ```compile_fail
+/// // Outside core the constructor cannot be named.
+/// fn forge(s: &airlock_core::Session) -> Option<airlock_core::GuestStopped> {
+///     airlock_core::GuestStopped::from_session(s)
+/// }
+/// ```
+///
+/// [`SessionStoreExt::guest_stopped`]: crate::SessionStoreExt::guest_stopped
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GuestStopped(());
 
 impl GuestStopped {
     /// `Some` only when the registry says the container is `stopped`.
-    pub fn from_session(session: &Session) -> Option<GuestStopped> {
+    pub(crate) fn from_session(session: &Session) -> Option<GuestStopped> {
         (session.container_status == ContainerStatus::Stopped).then_some(GuestStopped(()))
     }
 }

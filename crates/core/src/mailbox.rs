@@ -274,6 +274,38 @@ impl AckStatus {
     }
 }
 
+/// A `processing_ack.status` text that is none of the three.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an ack status: {input:?} (expected processing, completed or failed)")]
+pub struct AckStatusParseError {
+    /// The text that was stored.
+    pub input: String,
+}
+
+impl std::str::FromStr for AckStatus {
+    type Err = AckStatusParseError;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        [
+            AckStatus::Processing,
+            AckStatus::Completed,
+            AckStatus::Failed,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == s)
+        .ok_or_else(|| AckStatusParseError {
+            input: s.to_owned(),
+        })
+    }
+}
+
+impl AckStatus {
+    /// Whether the guest is done with the message (`completed` or `failed`).
+    pub fn is_finished(self) -> bool {
+        matches!(self, AckStatus::Completed | AckStatus::Failed)
+    }
+}
+
 impl fmt::Display for AckStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -314,8 +346,8 @@ pub struct Routing {
 pub struct ProcessingAck {
     /// The inbound message id.
     pub message_id: String,
-    /// Stored status text.
-    pub status: String,
+    /// The status, parsed once where the row is read.
+    pub status: AckStatus,
     /// When the status changed (stored text).
     pub status_changed: String,
 }
@@ -355,4 +387,26 @@ pub struct SeqTarget {
     pub platform_message_id: Option<String>,
     /// Where the message came from: `Host` = inbound (even), `Guest` = outbound (odd).
     pub origin: Origin,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ack_statuses_parse_from_their_stored_spelling_only() {
+        for status in [
+            AckStatus::Processing,
+            AckStatus::Completed,
+            AckStatus::Failed,
+        ] {
+            assert_eq!(status.as_str().parse::<AckStatus>(), Ok(status));
+        }
+        let err = "COMPLETED".parse::<AckStatus>().unwrap_err();
+        assert_eq!(err.input, "COMPLETED");
+        assert!(err.to_string().contains("COMPLETED"), "{err}");
+        assert!("".parse::<AckStatus>().is_err());
+        assert!(AckStatus::Completed.is_finished() && AckStatus::Failed.is_finished());
+        assert!(!AckStatus::Processing.is_finished());
+    }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
+use crate::host_mailbox::GuestStopped;
 use crate::ids::{MessagingGroupId, SessionId};
 use crate::session::{
     ContainerStatus, MessagingGroup, NewMessagingGroup, ResolveRequest, Resolved, Session,
@@ -149,6 +150,25 @@ pub trait SessionStoreExt: SessionStore {
             },
         )
         .await
+    }
+
+    /// Marks the container stopped; returns the session as the registry
+    /// answered and, when that answer says `stopped`, the proof of it.
+    async fn mark_guest_stopped(
+        &self,
+        id: &SessionId,
+        now: Timestamp,
+    ) -> Result<(Session, Option<GuestStopped>)> {
+        let session = self
+            .set_container_status(id, ContainerStatus::Stopped, now)
+            .await?;
+        let proof = GuestStopped::from_session(&session);
+        Ok((session, proof))
+    }
+
+    /// The proof that the session's guest is stopped, if the registry says so now.
+    async fn guest_stopped(&self, id: &SessionId) -> Result<Option<GuestStopped>> {
+        Ok(GuestStopped::from_session(&self.session(id).await?))
     }
 
     /// Sets `last_active`.

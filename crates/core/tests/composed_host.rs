@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use airlock_core::mailbox::{AckStatus, NewInboundMessage, NewOutboundMessage, WriteOutcome};
 use airlock_core::{
-    AgentGroupId, GuestMailboxStore, GuestStopped, HostMailboxStoreExt, MailboxFactory,
-    MemoryMailboxes, MemorySessionStore, MessageId, NewMessagingGroup, Reply, ResolveRequest, Seq,
-    SessionMode, SessionRef, SessionStore, SessionStoreExt, Timestamp,
+    AgentGroupId, GuestMailboxStore, HostMailboxStoreExt, MailboxFactory, MemoryMailboxes,
+    MemorySessionStore, MessageId, NewMessagingGroup, Reply, ResolveRequest, Seq, SessionMode,
+    SessionRef, SessionStore, SessionStoreExt, Timestamp,
 };
 
 #[tokio::test]
@@ -80,17 +80,18 @@ async fn the_readme_flow_runs_over_the_seams_alone() {
     );
 
     // The guest stops; the proof comes from the registry's answer.
-    let stopped = store
-        .set_container_status(
-            &session.id,
-            airlock_core::ContainerStatus::Stopped,
-            Timestamp::now(),
-        )
+    let (stopped, proof) = store
+        .mark_guest_stopped(&session.id, Timestamp::now())
         .await
         .unwrap();
-    let proof = GuestStopped::from_session(&stopped).expect("the registry says stopped");
+    assert_eq!(
+        stopped.container_status,
+        airlock_core::ContainerStatus::Stopped
+    );
+    let proof = proof.expect("the registry says stopped");
+    assert_eq!(store.guest_stopped(&session.id).await.unwrap(), Some(proof));
     assert!(!host.recover_stopped_guest(proof).await.unwrap());
-    let running = store
+    store
         .set_container_status(
             &session.id,
             airlock_core::ContainerStatus::Running,
@@ -98,5 +99,5 @@ async fn the_readme_flow_runs_over_the_seams_alone() {
         )
         .await
         .unwrap();
-    assert_eq!(GuestStopped::from_session(&running), None);
+    assert_eq!(store.guest_stopped(&session.id).await.unwrap(), None);
 }

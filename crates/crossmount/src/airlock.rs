@@ -151,8 +151,3 @@ impl GuestSide for AirlockGuest {
         .collect()
     }
 }
-
-/// The next odd number above `n` (guest seqs are odd).
-pub fn next_odd(n: i64) -> i64 {
-    if n % 2 == 0 { n + 1 } else { n + 2 }
-}

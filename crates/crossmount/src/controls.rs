@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use airlock_core::Seq;
 use rusqlite::{Connection, params};
 
-use crate::airlock::next_odd;
 use crate::pattern::{GuestSide, HostSide, Seen, SideResult, reply_id};
 use crate::sql;
 
@@ -22,17 +22,20 @@ fn read_after(conn: &Connection, after: i64) -> rusqlite::Result<Vec<Seen>> {
     .collect()
 }
 
+fn max_seq(conn: &Connection, sql: &str) -> rusqlite::Result<Option<Seq>> {
+    let max: Option<i64> = conn.query_row(sql, [], |r| r.get(0))?;
+    Ok(max.map(Seq::new))
+}
+
 fn insert_reply(conn: &Connection, to: &Seen) -> rusqlite::Result<()> {
     let tx = conn.unchecked_transaction()?;
-    let max_out: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM messages_out", [], |r| {
-        r.get(0)
-    })?;
+    let max_out = max_seq(&tx, "SELECT MAX(seq) FROM messages_out")?;
     tx.execute(
         "INSERT INTO messages_out (id, seq, in_reply_to, timestamp, kind, content)
          VALUES (?1, ?2, ?3, ?4, 'chat', '{}')",
         params![
             reply_id(&to.id),
-            next_odd(max_out.max(to.seq)),
+            Seq::next_guest(max_out.max(Some(Seq::new(to.seq)))).get(),
             to.id,
             sql::now_text()
         ],
@@ -78,13 +81,16 @@ impl HostSide for WalHost {
     fn write(&mut self, dir: &Path, id: &str, body: &str) -> SideResult<()> {
         let path = dir.join("inbound.db");
         let conn = self.inbound.as_ref().ok_or("WAL host not initialised")?;
-        conn.execute(
-            "INSERT INTO messages_in (id, seq, kind, timestamp, series_id, content)
-             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 2 FROM messages_in), 'chat', ?2, ?1, ?3)",
-            params![id, sql::now_text(), body],
-        )
-        .map(|_| ())
-        .map_err(|e| sql::describe(&path, &e))
+        let insert = || {
+            // The one writer of this file: nothing moves the max between the two statements.
+            let seq = Seq::next_host(max_seq(conn, "SELECT MAX(seq) FROM messages_in")?);
+            conn.execute(
+                "INSERT INTO messages_in (id, seq, kind, timestamp, series_id, content)
+                 VALUES (?1, ?2, 'chat', ?3, ?1, ?4)",
+                params![id, seq.get(), sql::now_text(), body],
+            )
+        };
+        insert().map(|_| ()).map_err(|e| sql::describe(&path, &e))
     }
 
     fn replies(&mut self, dir: &Path) -> SideResult<Vec<String>> {

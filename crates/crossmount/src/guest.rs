@@ -85,7 +85,7 @@ fn self_replies(args: &GuestArgs, side: &mut dyn GuestSide, stop: &AtomicBool) {
         }
         let to = Seen {
             id: crate::pattern::message_id(n),
-            seq: 2 * n as i64 + 2,
+            seq: crate::pattern::message_seq(n),
         };
         match side.reply(&args.dir, &to) {
             Ok(()) => emit(&Event::Replied(to.id, now_ms())),

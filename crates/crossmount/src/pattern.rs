@@ -122,6 +122,12 @@ pub fn message_id(n: usize) -> String {
     format!("m{n:05}")
 }
 
+/// Seq the host gives the n-th test message: the next host seq after message n-1's.
+pub fn message_seq(n: usize) -> i64 {
+    let previous = i64::try_from(n).map_or(i64::MAX, |n| n.saturating_mul(2));
+    airlock_core::Seq::next_host(Some(airlock_core::Seq::new(previous))).get()
+}
+
 /// Id of the reply to message `id`.
 pub fn reply_id(id: &str) -> String {
     format!("r-{id}")

@@ -21,7 +21,7 @@ use airlock_core::{
 use airlock_sqlite_fs::attachments::{
     AttachmentLimits, InboundExtractor, SessionExtractor, clear_outbox, read_outbox_files,
 };
-use airlock_sqlite_fs::{GuestStopped, HostMailbox, MailboxRoots};
+use airlock_sqlite_fs::{HostMailbox, MailboxRoots};
 use tracing::Instrument;
 
 /// Where a [`SessionManager`] keeps its files.
@@ -381,8 +381,12 @@ impl SessionManager {
     /// guest may have left in `outbound.db` (the one moment the host may
     /// open that file read-write).
     pub async fn mark_container_stopped(&self, id: &SessionId) -> Result<Session> {
-        let session = self.set_container(id, ContainerStatus::Stopped).await?;
-        if let Some(stopped) = GuestStopped::from_status(session.container_status) {
+        let (session, stopped) = self
+            .store
+            .mark_guest_stopped(id, Timestamp::now())
+            .instrument(session_span!("set_container_status", id))
+            .await?;
+        if let Some(stopped) = stopped {
             let mailbox = self.mailbox(&session);
             let recovered = blocking(move || mailbox.recover_outbound(stopped))
                 .instrument(session_span!("recover_outbound", id))

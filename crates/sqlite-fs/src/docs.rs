@@ -20,8 +20,9 @@
 //!    on `<host_state>/sessions/<group>/<session>/inbound.lock`, so tasks and
 //!    host processes on one machine queue. The host opens `outbound.db`
 //!    read-only, except [`HostMailbox::recover_outbound`](crate::HostMailbox::recover_outbound),
-//!    which requires a [`GuestStopped`](crate::GuestStopped) proof, obtainable
-//!    only from a `stopped` container status.
+//!    which requires an [`airlock_core::GuestStopped`] proof, obtainable
+//!    only from the registry's answer that the container is `stopped`
+//!    (`SessionStoreExt::mark_guest_stopped` or `guest_stopped`).
 //!
 //! # Mounts the session folder may be shared through
 //!

@@ -11,7 +11,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use serde::Serialize;
 
-use airlock_core::escape_for_log;
+use airlock_core::{Seq, escape_for_log};
 
 use crate::error::Error;
 use crate::layout::{HostSessionState, SessionPaths};
@@ -314,7 +314,7 @@ fn check_parity(report: &mut Report<'_>, inbound: Option<&[i64]>, outbound: Opti
         .unwrap_or_default()
         .iter()
         .copied()
-        .filter(|s| s % 2 != 0)
+        .filter(|s| !Seq::new(*s).is_host())
         .collect();
     if !bad_in.is_empty() {
         report.add(
@@ -328,7 +328,7 @@ fn check_parity(report: &mut Report<'_>, inbound: Option<&[i64]>, outbound: Opti
         .unwrap_or_default()
         .iter()
         .copied()
-        .filter(|s| s % 2 == 0)
+        .filter(|s| !Seq::new(*s).is_guest())
         .collect();
     if !bad_out.is_empty() {
         report.add(

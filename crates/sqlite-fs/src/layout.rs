@@ -197,14 +197,43 @@ impl HostSessionState {
 
 /// Both roots, as derived from one data dir.
 #[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// The fields are private so that every value went through [`MailboxRoots::new`]'s
+/// check (or is derived from one data dir), and a session's host state is
+/// always the one its lock and journal vetting use.
+///
+/// ```compile_fail
+/// use airlock_sqlite_fs::{HostStateRoot, MailboxRoots, SessionsRoot};
+/// // Host state inside the mounted folder, past `new`'s check: refused by the compiler.
+/// let roots = MailboxRoots {
+///     sessions: SessionsRoot::new("/data/v2-sessions"),
+///     host_state: HostStateRoot::new("/data/v2-sessions/x"),
+/// };
+/// ```
+///
+/// ```compile_fail
+/// use airlock_sqlite_fs::{HostMailbox, HostSessionState, SessionPaths};
+/// // Another session's host state for this folder: `HostMailbox::new` is crate-private.
+/// fn forge(paths: SessionPaths, state: HostSessionState) -> HostMailbox {
+///     HostMailbox::new(paths, state)
+/// }
+/// ```
 pub struct MailboxRoots {
-    /// Session folders (mounted into guests).
-    pub sessions: SessionsRoot,
-    /// Host-only state.
-    pub host_state: HostStateRoot,
+    sessions: SessionsRoot,
+    host_state: HostStateRoot,
 }
 
 impl MailboxRoots {
+    /// Session folders (mounted into guests).
+    pub fn sessions(&self) -> &SessionsRoot {
+        &self.sessions
+    }
+
+    /// Host-only state.
+    pub fn host_state(&self) -> &HostStateRoot {
+        &self.host_state
+    }
+
     /// Explicit roots; refuses a host state root inside the sessions root
     /// (that folder is mounted into guests, and host-only state must not be).
     pub fn new(sessions: SessionsRoot, host_state: HostStateRoot) -> Result<Self> {
@@ -230,6 +259,7 @@ impl MailboxRoots {
     }
 
     /// The host's handle on one session's mailbox (no I/O).
+    #[cfg(feature = "host")]
     pub fn host(&self, session: &SessionRef) -> crate::host::HostMailbox {
         crate::host::HostMailbox::new(
             self.sessions.session(session),
@@ -239,6 +269,7 @@ impl MailboxRoots {
 
     /// Creates the session's folder and both databases if needed (idempotent)
     /// and returns the host's handle on it.
+    #[cfg(feature = "host")]
     pub fn create_session(&self, session: &SessionRef) -> Result<crate::host::HostMailbox> {
         let mailbox = self.host(session);
         mailbox.create()?;

@@ -4,8 +4,8 @@
 //! An adapter only: each method runs one call of [`HostMailbox`] or
 //! [`GuestMailbox`] on tokio's blocking pool and maps the error into core's
 //! once, here. The invariants stay where they are enforced today, in the
-//! synchronous types (see [`crate::docs`]). The one protocol that lives here
-//! is the guest's reply with files, which had no library home before.
+//! synchronous types (see [`crate::docs`]), the guest's reply with files
+//! included ([`GuestMailbox::write_reply`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,16 +16,16 @@ use airlock_core::mailbox::{
     NewInboundMessage, OutboundMessage, Routing, SeqTarget, WrittenMessage,
 };
 use airlock_core::{
-    ContainerStatus, DeliveryOutcome, DynHostMailbox, GuestMailboxStore, GuestSetup,
-    HostMailboxStore, MailboxFactory, MessageId, OutboxFile, Reply, Seq, SessionRef, Timestamp,
-    ToolInFlight, WrittenReply, outbox_message_id, with_declared_files,
+    DeliveryOutcome, DynHostMailbox, GuestMailboxStore, GuestSetup, HostMailboxStore,
+    MailboxFactory, OutboxFile, Reply, Seq, SessionRef, Timestamp, ToolInFlight, WrittenReply,
+    outbox_message_id,
 };
 use async_trait::async_trait;
 
 use crate::attachments::{AttachmentLimits, InboundExtractor, SessionExtractor};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::guest::GuestMailbox;
-use crate::host::{GuestStopped, HostMailbox};
+use crate::host::HostMailbox;
 use crate::layout::MailboxRoots;
 
 /// Runs blocking mailbox work off the async runtime, in the caller's span,
@@ -234,15 +234,12 @@ impl HostMailboxStore for SqliteHostMailbox {
 
     async fn recover_stopped_guest(
         &self,
-        _stopped: airlock_core::GuestStopped,
+        stopped: airlock_core::GuestStopped,
     ) -> airlock_core::Result<bool> {
-        // Core's proof came from a registry read; this crate's token is the
-        // same fact in the form `recover_outbound` takes.
-        let proof = GuestStopped::from_status(ContainerStatus::Stopped).ok_or_else(|| {
-            airlock_core::Error::invariant(None, "a stopped status gave no GuestStopped")
-        })?;
-        self.run("recovering outbound.db", move |m| m.recover_outbound(proof))
-            .await
+        self.run("recovering outbound.db", move |m| {
+            m.recover_outbound(stopped)
+        })
+        .await
     }
 }
 
@@ -305,25 +302,12 @@ impl GuestMailboxStore for SqliteGuestMailbox {
     }
 
     async fn write_reply(&self, reply: Reply) -> airlock_core::Result<WrittenReply> {
-        let names = reply.checked_names()?;
-        let mut message = reply.message;
-        message.content = with_declared_files(&message.content, &names)?;
-        let files = reply.files;
-        let id = message.id.clone();
-        let seq = self
-            .run("writing a reply", move |m| {
-                write_reply_files_first(m, &message, &files)
-            })
-            .await?;
-        Ok(WrittenReply {
-            id,
-            seq,
-            files: names,
-        })
+        self.run("writing a reply", move |m| m.write_reply(&reply))
+            .await
     }
 
     async fn lookup_seq(&self, seq: Seq) -> airlock_core::Result<Option<SeqTarget>> {
-        self.run("looking up a seq", move |m| m.lookup_seq(seq.get()))
+        self.run("looking up a seq", move |m| m.lookup_seq(seq))
             .await
     }
 
@@ -351,59 +335,4 @@ impl GuestMailboxStore for SqliteGuestMailbox {
         self.run("touching the heartbeat", |m| m.touch_heartbeat())
             .await
     }
-}
-
-/// The guest's reply protocol: the files reach `outbox/<id>/` whole before
-/// the row exists (the host may read the row at once), and a reply whose row
-/// cannot be stored leaves none of its files behind.
-///
-/// The files are written into a staging folder that is renamed to
-/// `outbox/<id>` in one step. If that folder already exists, this is a
-/// retry of a reply whose files are there: the staged copy is dropped, and
-/// the existing folder is never removed (it is not this call's).
-fn write_reply_files_first(
-    mailbox: &GuestMailbox,
-    message: &airlock_core::mailbox::NewOutboundMessage,
-    files: &[OutboxFile],
-) -> Result<Seq> {
-    if files.is_empty() {
-        return mailbox.write_message_out(message).map(Seq::new);
-    }
-    let outbox = mailbox.paths().outbox();
-    let target = mailbox.paths().outbox_message(&message.id);
-    let staging = outbox.join(format!(".staging-{}", MessageId::generate("reply")?));
-    let placed =
-        stage_files(&staging, files).and_then(|()| match std::fs::rename(&staging, &target) {
-            Ok(()) => Ok(true),
-            Err(e) if target.is_dir() => {
-                tracing::debug!(error = %e, "outbox folder already there: a retried reply");
-                Ok(false)
-            }
-            Err(e) => Err(Error::io(&target, e)),
-        });
-    let _ = std::fs::remove_dir_all(&staging);
-    let ours = placed?;
-    mailbox
-        .write_message_out(message)
-        .map(Seq::new)
-        .inspect_err(|_| {
-            if ours {
-                let _ = std::fs::remove_dir_all(&target);
-            }
-        })
-}
-
-fn stage_files(staging: &Path, files: &[OutboxFile]) -> Result<()> {
-    std::fs::create_dir_all(staging).map_err(|e| Error::io(staging, e))?;
-    for file in files {
-        let path = staging.join(&file.name);
-        let written = std::fs::File::create_new(&path)
-            .and_then(|mut f| {
-                std::io::Write::write_all(&mut f, &file.data)?;
-                f.sync_all()
-            })
-            .map_err(|e| Error::io(&path, e));
-        written?;
-    }
-    Ok(())
 }

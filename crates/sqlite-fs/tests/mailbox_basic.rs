@@ -2,8 +2,8 @@
 
 mod mailbox_common;
 
-use airlock_core::Timestamp;
 use airlock_core::mailbox::{Origin, WriteOutcome};
+use airlock_core::{Seq, Timestamp};
 use airlock_sqlite_fs::{GuestMailbox, PlainContent};
 use mailbox_common::{Fixture, msg, reply};
 
@@ -51,11 +51,11 @@ fn host_writes_guest_polls_and_replies() {
     assert_eq!(rows[0].status, "completed");
     assert_eq!(rows[1].status, "pending");
 
-    let target = guest.lookup_seq(5).unwrap().unwrap();
+    let target = guest.lookup_seq(Seq::new(5)).unwrap().unwrap();
     assert_eq!(target.platform_message_id.as_deref(), Some("P-1"));
-    let target = guest.lookup_seq(4).unwrap().unwrap();
+    let target = guest.lookup_seq(Seq::new(4)).unwrap().unwrap();
     assert_eq!(target.platform_message_id.as_deref(), Some("m2"));
-    assert!(guest.lookup_seq(99).unwrap().is_none());
+    assert!(guest.lookup_seq(Seq::new(99)).unwrap().is_none());
     fx.assert_no_wal();
 }
 
@@ -64,8 +64,8 @@ use std::time::Duration;
 
 use airlock_core::mailbox::{Destination, NewHostMessage, Routing};
 use airlock_core::{AttachmentOutcome, ContainerStatus, ExtractedContent, MessageId};
-use airlock_sqlite_fs::{GuestStopped, InboundContent};
-use mailbox_common::integrity;
+use airlock_sqlite_fs::InboundContent;
+use mailbox_common::{integrity, registry_proof};
 
 #[test]
 fn retries_are_no_ops_and_reused_ids_are_renamed() {
@@ -521,7 +521,7 @@ fn guest_state_tools_heartbeat_and_seq_parity() {
         .map(|m| m.seq)
         .collect();
     assert_eq!(listed, [5, 7]);
-    assert!(GuestStopped::from_status(ContainerStatus::Idle).is_none());
+    assert!(registry_proof(ContainerStatus::Idle).is_none());
     assert_eq!(integrity(&fx.host.paths().outbound_db()), "ok");
     fx.assert_no_wal();
 }
@@ -637,4 +637,40 @@ fn syncing_acks_that_are_already_synced_writes_nothing() {
             ("m2".into(), "failed".into())
         ]
     );
+}
+
+#[test]
+fn an_ack_status_the_guest_made_up_is_skipped_where_it_is_read() {
+    let fx = Fixture::new();
+    for id in ["m1", "m2"] {
+        fx.host
+            .write_message(&msg(id, "{}"), &PlainContent)
+            .unwrap();
+    }
+    let guest = GuestMailbox::open(fx.session_dir()).unwrap();
+    guest.mark_completed(&["m1"]).unwrap();
+    let conn = rusqlite::Connection::open(fx.host.paths().outbound_db()).unwrap();
+    conn.execute(
+        "INSERT INTO processing_ack (message_id, status, status_changed) VALUES ('m2', 'COMPLETED', 'x')",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let acks = fx.host.processing_acks().unwrap();
+    assert_eq!(
+        acks.iter()
+            .map(|a| a.message_id.as_str())
+            .collect::<Vec<_>>(),
+        ["m1"],
+        "the made-up status is not passed on"
+    );
+    assert_eq!(fx.host.sync_acks().unwrap(), 1);
+    let statuses: Vec<String> = fx
+        .host
+        .list_inbound(10)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.status)
+        .collect();
+    assert_eq!(statuses, ["completed", "pending"]);
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use airlock_core::{ContainerStatus, Timestamp};
 use airlock_sqlite_fs::doctor::check_session;
-use airlock_sqlite_fs::{Error, GuestMailbox, GuestStopped};
-use mailbox_common::{Fixture, bulky, reply, temp_dir};
+use airlock_sqlite_fs::{Error, GuestMailbox};
+use mailbox_common::{Fixture, bulky, registry_proof, reply, temp_dir};
 use rusqlite::Connection;
 
 /// Runs `f` on a thread; a call that blocks (a FIFO opened for reading
@@ -204,7 +204,7 @@ fn reads_leave_no_link_behind_and_never_change_the_guest_file() {
 fn recovery_refuses_a_hard_linked_or_fifo_journal() {
     let fx = Fixture::new();
     guest_with_replies(&fx, 1);
-    let stopped = GuestStopped::from_status(ContainerStatus::Stopped).unwrap();
+    let stopped = registry_proof(ContainerStatus::Stopped).unwrap();
     let journal = fx.host.paths().outbound_journal();
     mkfifo(&journal);
     let host = fx.host.clone();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use airlock_core::ContainerStatus;
 use airlock_core::Timestamp;
 use airlock_core::mailbox::Origin;
-use airlock_sqlite_fs::{Error, GuestMailbox, GuestStopped, MailboxRoots, PlainContent};
+use airlock_sqlite_fs::{Error, GuestMailbox, MailboxRoots, PlainContent};
 use mailbox_common::*;
 
 fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
@@ -423,8 +423,8 @@ fn guest_killed_mid_commit_is_recovered_once_stopped() {
     // Read-only, the host cannot use the file, and says why.
     let err = fx.host.due_outbound(Timestamp::now()).unwrap_err();
     assert!(matches!(err, Error::GuestMayBeRunning { .. }), "{err}");
-    assert!(GuestStopped::from_status(ContainerStatus::Running).is_none());
-    let stopped = GuestStopped::from_status(ContainerStatus::Stopped).unwrap();
+    assert!(registry_proof(ContainerStatus::Running).is_none());
+    let stopped = registry_proof(ContainerStatus::Stopped).unwrap();
     assert!(fx.host.recover_outbound(stopped).unwrap());
     assert!(!fx.host.paths().outbound_journal().exists());
     let due = fx.host.due_outbound(Timestamp::now()).unwrap();

@@ -3,7 +3,7 @@
 mod mailbox_common;
 
 use airlock_core::mailbox::NewOutboundMessage;
-use airlock_core::{AgentGroupId, MessageId, SessionId, SessionRef};
+use airlock_core::{AgentGroupId, MessageId, Seq, SessionId, SessionRef};
 use airlock_sqlite_fs::{Error, GuestMailbox, MailboxRoots, PlainContent};
 use mailbox_common::{Fixture, assert_no_wal, msg};
 use rusqlite::Connection;
@@ -60,7 +60,7 @@ fn create_session_is_idempotent_and_keeps_rows() {
     }
     let host_state = fx.dir.path().join("host-state");
     assert!(
-        !host_state.starts_with(fx.roots.sessions.path()),
+        !host_state.starts_with(fx.roots.sessions().path()),
         "host state must be outside the sessions root"
     );
     assert!(
@@ -110,7 +110,7 @@ fn legacy_session() -> (tempfile::TempDir, MailboxRoots, SessionRef) {
         AgentGroupId::new("ag").unwrap(),
         SessionId::new("sess-old").unwrap(),
     );
-    let paths = roots.sessions.session(&session);
+    let paths = roots.sessions().session(&session);
     std::fs::create_dir_all(paths.dir()).unwrap();
     Connection::open(paths.inbound_db())
         .unwrap()
@@ -137,7 +137,7 @@ fn columns(path: &std::path::Path, table: &str) -> Vec<String> {
 #[test]
 fn guest_reads_an_unmigrated_inbound_file() {
     let (dir, roots, session) = legacy_session();
-    let paths = roots.sessions.session(&session);
+    let paths = roots.sessions().session(&session);
     let guest = GuestMailbox::open(paths.dir()).unwrap();
     let pending = guest.pending(10).unwrap();
     assert_eq!(pending.len(), 2);
@@ -148,7 +148,7 @@ fn guest_reads_an_unmigrated_inbound_file() {
     assert!(!columns(&paths.inbound_db(), "messages_in").contains(&"on_wake".to_string()));
     assert_eq!(user_version(&paths.inbound_db()), 0);
     // Odd look-up against a delivered table without platform_message_id.
-    let target = guest.lookup_seq(3).unwrap().unwrap();
+    let target = guest.lookup_seq(Seq::new(3)).unwrap().unwrap();
     assert_eq!(
         (target.message_id.as_str(), target.platform_message_id),
         ("r-1", None)

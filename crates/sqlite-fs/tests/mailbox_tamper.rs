@@ -274,7 +274,7 @@ fn forged_wal_beside_a_legacy_wal_inbound_is_never_replayed() {
     let dir = temp_dir();
     let roots = MailboxRoots::in_data_dir(dir.path());
     let session = mailbox_common::fixture_session();
-    let paths = roots.sessions.session(&session);
+    let paths = roots.sessions().session(&session);
     std::fs::create_dir_all(paths.dir()).unwrap();
     let db = paths.inbound_db();
     {
@@ -316,7 +316,7 @@ fn forged_wal_beside_a_legacy_wal_inbound_is_never_replayed() {
 fn legacy_folder(dir: &Path) -> (MailboxRoots, airlock_core::SessionRef) {
     let roots = MailboxRoots::in_data_dir(dir);
     let session = mailbox_common::fixture_session();
-    let paths = roots.sessions.session(&session);
+    let paths = roots.sessions().session(&session);
     std::fs::create_dir_all(paths.dir()).unwrap();
     Connection::open(paths.inbound_db())
         .unwrap()

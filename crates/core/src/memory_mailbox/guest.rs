@@ -26,7 +26,7 @@ impl MemoryGuestMailbox {
     pub(super) fn start(shared: Shared) -> Self {
         lock(&shared)
             .acks
-            .retain(|_, ack| ack.status != AckStatus::Processing.as_str());
+            .retain(|_, ack| ack.status != AckStatus::Processing);
         Self {
             shared,
             first_poll: AtomicBool::new(true),
@@ -61,7 +61,7 @@ impl GuestMailboxStore for MemoryGuestMailbox {
                 id.clone(),
                 ProcessingAck {
                     message_id: id.clone(),
-                    status: status.as_str().to_owned(),
+                    status,
                     status_changed: now.clone(),
                 },
             );

@@ -229,18 +229,15 @@ impl HostMailboxStore for MemoryHostMailbox {
         self.with(|state| {
             let mut changed = 0;
             for ack in state.acks.values() {
-                let finished = [AckStatus::Completed, AckStatus::Failed]
-                    .iter()
-                    .any(|s| s.as_str() == ack.status);
-                if !finished {
+                if !ack.status.is_finished() {
                     continue;
                 }
                 for row in state.inbound.iter_mut() {
                     if row.id == ack.message_id
-                        && row.status != ack.status
+                        && row.status != ack.status.as_str()
                         && row.kind != HOST_OUTBOUND_KIND
                     {
-                        row.status = ack.status.clone();
+                        row.status = ack.status.as_str().to_owned();
                         changed += 1;
                     }
                 }
@@ -281,7 +278,7 @@ impl HostMailboxStore for MemoryHostMailbox {
             Ok(state
                 .acks
                 .values()
-                .filter(|a| a.status == AckStatus::Processing.as_str())
+                .filter(|a| a.status == AckStatus::Processing)
                 .map(|a| a.message_id.clone())
                 .collect())
         })

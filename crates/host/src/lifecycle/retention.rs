@@ -130,7 +130,7 @@ impl Retention {
     }
 
     fn intents_dir(&self) -> PathBuf {
-        self.manager.roots().host_state.path().join("prune")
+        self.manager.roots().host_state().path().join("prune")
     }
 
     /// Sets `status='archived'`: never resolved again, prunable later.
@@ -179,8 +179,8 @@ impl Retention {
                 continue;
             };
             let roots = self.manager.roots();
-            if !item.folder.starts_with(roots.sessions.path())
-                || !item.host_state.starts_with(roots.host_state.path())
+            if !item.folder.starts_with(roots.sessions().path())
+                || !item.host_state.starts_with(roots.host_state().path())
             {
                 tracing::warn!(path = %path.display(), "ignoring a prune intent that names paths outside the roots");
                 continue;

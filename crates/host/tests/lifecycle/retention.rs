@@ -120,7 +120,7 @@ async fn the_dry_run_lists_exactly_what_prune_removes_and_never_an_active_sessio
     let removed = retention.prune(cutoff).await.unwrap();
     assert_eq!(removed, plan);
     assert_eq!(registry(&rig).await, ids(&kept));
-    assert_eq!(folders(rig.manager.roots().sessions.path()), ids(&kept));
+    assert_eq!(folders(rig.manager.roots().sessions().path()), ids(&kept));
     assert!(states.iter().all(|p| !p.exists()));
     for s in &kept {
         assert_eq!(rig.inbound(s, "m1").id, "m1");
@@ -146,7 +146,7 @@ async fn a_prune_killed_at_any_step_is_finished_by_the_next_run() {
         let plan = retention.plan(cutoff).await.unwrap();
         let removed = retention.prune(cutoff).await.unwrap();
         assert_eq!(removed, plan, "trial {trial}");
-        let root = rig.manager.roots().sessions.path().to_path_buf();
+        let root = rig.manager.roots().sessions().path().to_path_buf();
         assert_eq!(
             registry(&rig).await,
             ids(&kept),

@@ -4,14 +4,14 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use airlock_core::Timestamp;
 use airlock_core::mailbox::{InboundMessage, Origin, SeqTarget};
+use airlock_core::{Parity, Seq, Timestamp};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::GuestMailbox;
 use crate::error::{Error, Result};
-use crate::host::read::{due_sql, inbound_row};
-use crate::schema::{InboundColumns, inbound_columns};
+use crate::schema::rows::{due_sql, inbound_row};
+use crate::schema::{self, InboundColumns, inbound_columns};
 use crate::sqlite_util::{
     FileState, JournalKind, OpenMode, RetryPolicy, check_regular_or_absent, open_file, read_header,
     retry,
@@ -109,19 +109,17 @@ impl GuestMailbox {
         Ok(rows)
     }
 
-    /// The largest seq in `messages_in` (0 when empty).
-    pub(super) fn max_inbound_seq(&self) -> Result<i64> {
-        self.read_inbound("reading the largest inbound seq", |conn| {
-            conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM messages_in", [], |r| {
-                r.get(0)
-            })
-        })
+    /// The largest seq in `messages_in` (`None` when empty).
+    pub(super) fn max_inbound_seq(&self) -> Result<Option<Seq>> {
+        self.read_inbound("reading the largest inbound seq", schema::max_inbound_seq)
     }
 
     /// What `seq` refers to: even → `messages_in` (its id is the platform
     /// message id), odd → `messages_out` plus `delivered.platform_message_id`.
-    pub fn lookup_seq(&self, seq: i64) -> Result<Option<SeqTarget>> {
-        if seq.rem_euclid(2) == 0 {
+    pub fn lookup_seq(&self, seq: Seq) -> Result<Option<SeqTarget>> {
+        let parity = seq.parity();
+        let seq = seq.get();
+        if parity == Parity::Host {
             let id: Option<String> = self.read_inbound("looking up an inbound seq", |conn| {
                 conn.query_row("SELECT id FROM messages_in WHERE seq = ?1", [seq], |r| {
                     r.get(0)

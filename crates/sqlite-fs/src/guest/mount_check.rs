@@ -9,7 +9,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::host::{ACK_FILE, MOUNT_NONCE_ENV, NONCE_FILE, SIZED_NONCE_FILE};
+use crate::mount::{ACK_FILE, MOUNT_NONCE_ENV, NONCE_FILE, SIZED_NONCE_FILE};
 
 /// Default wait for each round's nonce: VirtioFS's default 1 s attribute timeout, twice, plus slack.
 pub const DEFAULT_MOUNT_CHECK_TIMEOUT: Duration = Duration::from_secs(3);

@@ -3,28 +3,19 @@
 
 use std::time::Duration;
 
-use airlock_core::Timestamp;
 use airlock_core::mailbox::{AckStatus, NewOutboundMessage};
+use airlock_core::{Seq, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::GuestMailbox;
 use crate::error::{Error, Result};
-use crate::schema::migrate_outbound;
+use crate::schema::{max_outbound_seq, migrate_outbound};
 use crate::sqlite_util::{
     FileState, JournalKind, OpenMode, RetryPolicy, check_regular_or_absent, open_file, read_header,
     retry,
 };
 
 const GUEST_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The next odd seq above `max` (1 on empty tables).
-pub(crate) fn next_odd(max: i64) -> i64 {
-    if max <= 0 {
-        1
-    } else {
-        max + 1 + max.rem_euclid(2)
-    }
-}
 
 impl GuestMailbox {
     /// Creates `outbound.db` if missing, converts a WAL file (the guest owns
@@ -118,8 +109,7 @@ impl GuestMailbox {
             {
                 return Ok(seq);
             }
-            let max_out: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM messages_out", [], |r| r.get(0))?;
-            let seq = next_odd(max_in.max(max_out));
+            let seq = Seq::next_guest(max_in.max(max_outbound_seq(tx)?)).get();
             tx.execute(
                 "INSERT INTO messages_out (id, seq, in_reply_to, timestamp, deliver_after, recurrence, kind,
                    platform_id, channel_type, thread_id, content)

@@ -21,8 +21,6 @@ mod write;
 
 use std::path::PathBuf;
 
-use airlock_core::ContainerStatus;
-
 pub use content::{InboundContent, PlainContent};
 pub use inspect::MailboxReport;
 pub use mount_nonce::{
@@ -44,7 +42,10 @@ pub struct HostMailbox {
 
 impl HostMailbox {
     /// A handle on the session folder `paths` with host-only state `state` (no I/O).
-    pub fn new(paths: SessionPaths, state: HostSessionState) -> Self {
+    ///
+    /// Crate-private: outside callers go through [`MailboxRoots::host`](crate::MailboxRoots::host),
+    /// so `state` is always the session's own (its lock and journal vetting).
+    pub(crate) fn new(paths: SessionPaths, state: HostSessionState) -> Self {
         Self { paths, state }
     }
 
@@ -91,17 +92,5 @@ impl HostMailbox {
         let mut out: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         out.sort();
         Ok(out)
-    }
-}
-
-/// Proof that the session's guest is not running, so the host may open
-/// `outbound.db` read-write (to roll back a dead guest's hot journal).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GuestStopped(());
-
-impl GuestStopped {
-    /// Obtained from the registry's container status: `Some` only for `stopped`.
-    pub fn from_status(status: ContainerStatus) -> Option<GuestStopped> {
-        (status == ContainerStatus::Stopped).then_some(GuestStopped(()))
     }
 }

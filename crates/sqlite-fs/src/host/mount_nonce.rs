@@ -28,16 +28,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::host::HostMailbox;
 
-/// Fixed-length nonce file in the session folder.
-pub const NONCE_FILE: &str = ".airlock-nonce";
-/// Nonce file whose length changes on every write (padding of `.` first).
-pub const SIZED_NONCE_FILE: &str = ".airlock-nonce-sized";
-/// Environment variable that carries the expected nonces (comma-separated, in order) into the guest.
-pub const MOUNT_NONCE_ENV: &str = "AIRLOCK_MOUNT_NONCE";
-/// File in which the guest acknowledges a round: `<round> <nonce>` (round from 1).
-pub const ACK_FILE: &str = ".airlock-nonce-ack";
-/// Nonces per guest start: the first, then two rewrites after the guest read the one before.
-pub const MOUNT_CHECK_ROUNDS: usize = 3;
+pub use crate::mount::{ACK_FILE, MOUNT_CHECK_ROUNDS, MOUNT_NONCE_ENV, NONCE_FILE, SIZED_NONCE_FILE};
 
 /// Rewrites `path` in place; the guest controls the folder, so no symlink
 /// is followed, a FIFO cannot block, and only a regular file is truncated.

@@ -5,14 +5,14 @@
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-use airlock_core::Timestamp;
 use airlock_core::mailbox::{
-    ContainerState, HOST_OUTBOUND_KIND, Origin, OutboundMessage, ProcessingAck,
+    AckStatus, ContainerState, HOST_OUTBOUND_KIND, Origin, OutboundMessage, ProcessingAck,
 };
+use airlock_core::{GuestStopped, Seq, Timestamp};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Row};
 
-use super::{GuestStopped, HostMailbox};
+use super::HostMailbox;
 use crate::error::{Error, Result};
 use crate::sqlite_util::{GuestDb, RetryPolicy, RetryStats, RetryStatsSnapshot, retry};
 
@@ -190,7 +190,7 @@ impl HostMailbox {
                 tracing::warn!(id = %airlock_core::escape_for_log(&msg.id), "guest message reuses a host message id; skipped");
                 continue;
             }
-            if msg.seq.rem_euclid(2) != 1 {
+            if !Seq::new(msg.seq).is_guest() {
                 tracing::warn!(
                     seq = msg.seq,
                     "guest message with an even seq (parity broken by the guest)"
@@ -239,16 +239,31 @@ impl HostMailbox {
                 let mut stmt =
                     conn.prepare("SELECT message_id, status, status_changed FROM processing_ack")?;
                 let rows = stmt.query_map([], |r| {
-                    Ok(ProcessingAck {
-                        message_id: text(r, 0)?.unwrap_or_default(),
-                        status: text(r, 1)?.unwrap_or_default(),
-                        status_changed: text(r, 2)?.unwrap_or_default(),
-                    })
+                    Ok((
+                        text(r, 0)?.unwrap_or_default(),
+                        text(r, 1)?.unwrap_or_default(),
+                        text(r, 2)?.unwrap_or_default(),
+                    ))
                 })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
             })?
             .unwrap_or_default();
-        Ok(rows)
+        // The guest writes this table: a status that is none of the three
+        // means nothing to the host, so the row is skipped, once, here.
+        Ok(rows
+            .into_iter()
+            .filter_map(|(message_id, status, status_changed)| match status.parse() {
+                Ok(status) => Some(ProcessingAck {
+                    message_id,
+                    status,
+                    status_changed,
+                }),
+                Err(e) => {
+                    tracing::warn!(id = %airlock_core::escape_for_log(&message_id), error = %e, "processing_ack row skipped");
+                    None
+                }
+            })
+            .collect())
     }
 
     /// Ids the guest has claimed (`processing`) and not finished.
@@ -256,7 +271,7 @@ impl HostMailbox {
         Ok(self
             .processing_acks()?
             .into_iter()
-            .filter(|a| a.status == "processing")
+            .filter(|a| a.status == AckStatus::Processing)
             .map(|a| a.message_id)
             .collect())
     }

@@ -99,12 +99,7 @@ impl HostMailbox {
     pub fn continue_series(&self, done: &str, next: &SeriesNext<'_>) -> Result<bool> {
         batch::commit(&self.paths, &self.state, |tx| {
             let err = |e| Error::sqlite(&tx.path, "continuing a recurring series", e);
-            let max: i64 = tx
-                .conn
-                .query_row("SELECT COALESCE(MAX(seq), 0) FROM messages_in", [], |r| {
-                    r.get(0)
-                })
-                .map_err(err)?;
+            let seq = super::write::next_inbound_seq(tx.conn).map_err(err)?;
             let inserted = tx
                 .conn
                 .execute(
@@ -118,7 +113,7 @@ impl HostMailbox {
                     params![
                         done,
                         next.id,
-                        super::write::next_even(max),
+                        seq,
                         Timestamp::now().to_iso(),
                         next.process_after.to_iso(),
                         next.recurrence,

@@ -5,27 +5,18 @@ use airlock_core::mailbox::{
     Destination, HOST_OUTBOUND_KIND, NewHostMessage, NewInboundMessage, ProcessingAck, Routing,
     WriteOutcome, WrittenMessage,
 };
-use airlock_core::{MessageId, Timestamp};
+use airlock_core::{MessageId, Seq, Timestamp};
 use rusqlite::{OptionalExtension, params};
 
 use super::HostMailbox;
 use super::content::InboundContent;
 use crate::error::{Error, Result};
 use crate::host_state::{self, batch, batch::Tx};
+use crate::schema::max_inbound_seq;
 
-/// The next even seq above `max` (2 on an empty table).
-pub(crate) fn next_even(max: i64) -> i64 {
-    if max <= 0 {
-        2
-    } else {
-        max + 2 - max.rem_euclid(2)
-    }
-}
-
-fn max_inbound_seq(tx: &rusqlite::Connection) -> rusqlite::Result<i64> {
-    tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM messages_in", [], |r| {
-        r.get(0)
-    })
+/// The seq of the next `messages_in` row: the next even one above the table's largest.
+pub(super) fn next_inbound_seq(tx: &rusqlite::Connection) -> rusqlite::Result<i64> {
+    Ok(Seq::next_host(max_inbound_seq(tx)?).get())
 }
 
 /// The longest suffix [`derive_id`] appends: `#` and the 20 digits of `u64::MAX`.
@@ -153,7 +144,7 @@ fn insert_message(
     // Files first (staged and synced by the hook), the row after.
     let prepared = content.prepare(&id, &msg.content)?;
     let seq = (|| {
-        let seq = next_even(max_inbound_seq(tx.conn)?);
+        let seq = next_inbound_seq(tx.conn)?;
         tx.conn.execute(
             "INSERT INTO messages_in (id, seq, kind, timestamp, status, process_after, recurrence,
                series_id, tries, trigger, platform_id, channel_type, thread_id, content,
@@ -243,7 +234,7 @@ impl HostMailbox {
                 return Ok(seq);
             }
             let seq = (|| {
-                let seq = next_even(max_inbound_seq(tx.conn)?);
+                let seq = next_inbound_seq(tx.conn)?;
                 tx.conn.execute(
                     "INSERT INTO messages_in (id, seq, kind, timestamp, status, process_after, series_id,
                        tries, trigger, platform_id, channel_type, thread_id, content, on_wake)
@@ -398,7 +389,7 @@ impl HostMailbox {
         let acks = self.processing_acks()?;
         let done: Vec<_> = acks
             .into_iter()
-            .filter(|a| a.status == "completed" || a.status == "failed")
+            .filter(|a| a.status.is_finished())
             .collect();
         if done.is_empty() {
             return Ok(0);
@@ -425,7 +416,7 @@ impl HostMailbox {
             let mut changed = 0;
             for ack in stale {
                 let n = stmt
-                    .execute(params![ack.message_id, ack.status, HOST_OUTBOUND_KIND])
+                    .execute(params![ack.message_id, ack.status.as_str(), HOST_OUTBOUND_KIND])
                     .map_err(|e| Error::sqlite(&tx.path, "syncing acks", e))?;
                 if n > 0 {
                     tx.changes.messages.insert(ack.message_id.clone());
@@ -468,7 +459,11 @@ fn acks_not_yet_synced<'a>(
     let mut stmt =
         conn.prepare("SELECT 1 FROM messages_in WHERE id = ?1 AND status != ?2 AND kind != ?3")?;
     for ack in acks {
-        if stmt.exists(params![ack.message_id, ack.status, HOST_OUTBOUND_KIND])? {
+        if stmt.exists(params![
+            ack.message_id,
+            ack.status.as_str(),
+            HOST_OUTBOUND_KIND
+        ])? {
             stale.push(ack);
         }
     }
@@ -478,14 +473,6 @@ fn acks_not_yet_synced<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn even_seqs() {
-        assert_eq!(next_even(0), 2);
-        assert_eq!(next_even(2), 4);
-        assert_eq!(next_even(5), 6);
-        assert_eq!(next_even(-3), 2);
-    }
 
     #[test]
     fn derived_numbers() {

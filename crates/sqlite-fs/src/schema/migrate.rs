@@ -2,8 +2,11 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::{INBOUND_SCHEMA, INBOUND_VERSION, OUTBOUND_SCHEMA, OUTBOUND_VERSION};
+#[cfg(feature = "host")]
+use super::INBOUND_SCHEMA;
+use super::{INBOUND_VERSION, OUTBOUND_SCHEMA, OUTBOUND_VERSION};
 
+#[cfg(feature = "host")]
 /// Columns of `messages_in` / `delivered` that older `inbound.db` files lack.
 const INBOUND_ADDED: &[(&str, &str, &str)] = &[
     ("messages_in", "series_id", "TEXT"),
@@ -43,10 +46,12 @@ fn add_missing(conn: &Connection, added: &[(&str, &str, &str)]) -> rusqlite::Res
     Ok(())
 }
 
+#[cfg(feature = "host")]
 /// Brings `inbound.db` up to date; returns whether anything was changed.
 ///
-/// The caller must be the file's owner (the host) with its write guard held.
-pub fn migrate_inbound(conn: &mut Connection) -> rusqlite::Result<bool> {
+/// It writes, so the file must be one no guest can reach: crate-private, and
+/// called only on adoption's copy in host state (`host_state/adopt.rs`).
+pub(crate) fn migrate_inbound(conn: &mut Connection) -> rusqlite::Result<bool> {
     if user_version(conn)? >= INBOUND_VERSION {
         return Ok(false);
     }

@@ -6,8 +6,29 @@
 //! (version 0, columns missing) are brought up to date by the file's owner.
 
 mod migrate;
+pub(crate) mod rows;
 
-pub use migrate::{InboundColumns, inbound_columns, migrate_inbound, migrate_outbound};
+use airlock_core::Seq;
+use rusqlite::Connection;
+
+#[cfg(feature = "host")]
+pub(crate) use migrate::migrate_inbound;
+pub use migrate::{InboundColumns, inbound_columns, migrate_outbound};
+
+/// The largest seq in `messages_in` (`None` on an empty table).
+pub(crate) fn max_inbound_seq(conn: &Connection) -> rusqlite::Result<Option<Seq>> {
+    max_seq(conn, "SELECT MAX(seq) FROM messages_in")
+}
+
+/// The largest seq in `messages_out` (`None` on an empty table).
+pub(crate) fn max_outbound_seq(conn: &Connection) -> rusqlite::Result<Option<Seq>> {
+    max_seq(conn, "SELECT MAX(seq) FROM messages_out")
+}
+
+fn max_seq(conn: &Connection, sql: &str) -> rusqlite::Result<Option<Seq>> {
+    let max: Option<i64> = conn.query_row(sql, [], |r| r.get(0))?;
+    Ok(max.map(Seq::new))
+}
 
 /// `user_version` of an up-to-date `inbound.db`.
 pub const INBOUND_VERSION: i64 = 1;

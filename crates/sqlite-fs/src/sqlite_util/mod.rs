@@ -2,13 +2,17 @@
 //! safe opens, and the retry policy for transient cross-mount errors.
 
 mod files;
+#[cfg(feature = "host")]
 mod guest_db;
 mod header;
 mod open;
 mod retry;
 
 pub use files::{FileState, canonical_dir, check_regular_or_absent, is_read_only};
+#[cfg(feature = "host")]
 pub use guest_db::{GuestDb, uri_path};
 pub use header::{DbHeader, JournalKind, read_header};
-pub use open::{OpenMode, open_file, open_read_only_wal};
+#[cfg(feature = "host")]
+pub use open::open_read_only_wal;
+pub use open::{OpenMode, open_file};
 pub use retry::{RetryPolicy, RetryStats, RetryStatsSnapshot, retry};

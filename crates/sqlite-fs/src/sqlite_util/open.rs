@@ -2,8 +2,11 @@
 //! and with hard bounds when the file comes from the untrusted guest.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "host")]
+use std::time::Instant;
 
+#[cfg(feature = "host")]
 use rusqlite::limits::Limit;
 use rusqlite::{Connection, OpenFlags};
 
@@ -24,6 +27,7 @@ pub enum OpenMode {
 /// holds every commit. With a `-wal` a writer may be live (a read-only bind
 /// mount of a running host's data dir), so it is opened `mode=ro`, which
 /// reads the WAL through the existing `-shm` and sees every commit.
+#[cfg(feature = "host")]
 pub fn open_read_only_wal(path: &Path, busy: Duration) -> rusqlite::Result<Connection> {
     let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
     let live = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
@@ -58,9 +62,11 @@ pub fn open_file(path: &Path, mode: OpenMode, busy: Duration) -> rusqlite::Resul
     Ok(conn)
 }
 
+#[cfg(feature = "host")]
 /// Time budget of one host read of a guest-written file.
 pub const UNTRUSTED_TIME_BUDGET: Duration = Duration::from_millis(1500);
 
+#[cfg(feature = "host")]
 /// Applies SQLite's advice for files from an untrusted party: no trusted
 /// schema, cell size checks, small limits, a bounded page cache and a
 /// progress handler that interrupts after `budget`.

@@ -68,6 +68,7 @@ impl RetryPolicy {
         max_backoff: Duration::from_millis(250),
         malformed_is_transient: false,
     };
+    #[cfg(feature = "host")]
     /// The host reading `outbound.db` while the guest may commit: about 2 s
     /// in the worst case, because a guest's commit through a slow mount on a
     /// loaded machine can hold its journal for over a second, and a reply

@@ -8,6 +8,32 @@ use airlock_core::mailbox::{NewInboundMessage, NewOutboundMessage};
 use airlock_core::{AgentGroupId, MessageId, SessionId, SessionRef};
 use airlock_sqlite_fs::{HostMailbox, MailboxRoots};
 
+/// Asks a registry (in memory) for a session's guest-stopped proof after
+/// setting its container to `status`: the only way a caller gets one.
+pub fn registry_proof(status: airlock_core::ContainerStatus) -> Option<airlock_core::GuestStopped> {
+    use airlock_core::{
+        MemorySessionStore, ResolveRequest, SessionMode, SessionStore, SessionStoreExt, Timestamp,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let registry = MemorySessionStore::new();
+        let request = ResolveRequest::new(
+            AgentGroupId::new("ag-1").unwrap(),
+            None,
+            None,
+            SessionMode::AgentShared,
+        );
+        let session = registry.resolve_session(request).await.unwrap().session;
+        registry
+            .set_container_status(&session.id, status, Timestamp::now())
+            .await
+            .unwrap();
+        registry.guest_stopped(&session.id).await.unwrap()
+    })
+}
+
 /// A data dir with one created session.
 pub struct Fixture {
     pub dir: tempfile::TempDir,

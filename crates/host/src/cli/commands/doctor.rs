@@ -33,8 +33,8 @@ pub async fn run(settings: &Settings, only: Option<&SessionId>, ack: bool) -> Re
     let mut reports = Vec::new();
     for session in &sessions {
         let session_ref = SessionRef::from(session);
-        let paths = manager.roots().sessions.session(&session_ref);
-        let state = manager.roots().host_state.session(&session_ref);
+        let paths = manager.roots().sessions().session(&session_ref);
+        let state = manager.roots().host_state().session(&session_ref);
         let mailbox = manager.mailbox(session);
         let (findings, tamper_events) = tokio::task::spawn_blocking(move || {
             // The folder as found, then the full comparison with host

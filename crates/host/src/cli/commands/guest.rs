@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use airlock_core::mailbox::{InboundMessage, NewOutboundMessage};
-use airlock_core::{Error, MessageId, Result};
+use airlock_core::{Error, MessageId, OutboxFile, Reply, Result};
 use airlock_sqlite_fs::GuestMailbox;
 use airlock_sqlite_fs::guest::{DEFAULT_MOUNT_CHECK_TIMEOUT, check_mount_from_env};
 use serde::Serialize;
@@ -71,28 +71,22 @@ struct Replied {
     files: Vec<String>,
 }
 
-/// Copies `files` into the `outbox` folder; returns their names. Every
-/// file is read (never blocking on a FIFO) before the folder is created,
-/// so a bad `--file` leaves nothing behind.
-fn copy_files(outbox: &Path, files: &[PathBuf]) -> Result<Vec<String>> {
-    let mut read = Vec::new();
-    for file in files {
-        let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| {
-                Error::InvalidInput(format!("--file {} has no file name", file.display()))
-            })?;
-        read.push((name, crate::cli::context::read_input(file, "--file")?));
-    }
-    let mut names = Vec::new();
-    for (name, bytes) in read {
-        std::fs::create_dir_all(outbox).map_err(|e| Error::io(outbox, e))?;
-        let target = outbox.join(&name);
-        std::fs::write(&target, bytes).map_err(|e| Error::io(&target, e))?;
-        names.push(name);
-    }
-    Ok(names)
+/// Reads every `--file` (never blocking on a FIFO) before anything is
+/// written, so a bad one leaves nothing behind.
+fn read_files(files: &[PathBuf]) -> Result<Vec<OutboxFile>> {
+    files
+        .iter()
+        .map(|file| {
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| {
+                    Error::InvalidInput(format!("--file {} has no file name", file.display()))
+                })?;
+            let data = crate::cli::context::read_input(file, "--file")?;
+            Ok(OutboxFile { name, data })
+        })
+        .collect()
 }
 
 /// Writes a reply to the session's default routing; see [`reply_to`].
@@ -105,8 +99,8 @@ pub fn reply_with(
     reply_to(mailbox, in_reply_to, text, files, None)
 }
 
-/// Writes a reply: files into `outbox/<id>/` first, then the row, then the
-/// ack. `to` names a destination; without it the reply gets the session's
+/// Writes a reply with [`GuestMailbox::write_reply`] (files into
+/// `outbox/<id>/` first, then the row), then the ack. `to` names a destination; without it the reply gets the session's
 /// `session_routing`.
 pub fn reply_to(
     mailbox: &GuestMailbox,
@@ -119,30 +113,20 @@ pub fn reply_to(
     let routing = to
         .map(|name| mailbox.destination_routing(name))
         .transpose()?;
+    let files = read_files(files)?;
     let id = MessageId::generate("out")?;
-    let outbox = mailbox.paths().outbox_message(&id);
-    // The id is fresh, so the folder is ours: if the reply is not stored,
-    // leave no orphaned files behind.
-    let stored = copy_files(&outbox, files).and_then(|names| {
-        let mut content = json!({ "text": text });
-        if !names.is_empty() {
-            content["files"] = json!(names);
-        }
-        let mut message = NewOutboundMessage::new(id.clone(), "chat", content.to_string());
-        message.in_reply_to = Some(in_reply_to.to_string());
-        if let Some(routing) = routing {
-            message.channel_type = routing.channel_type;
-            message.platform_id = routing.platform_id;
-            message.thread_id = routing.thread_id;
-        }
-        let seq = mailbox.write_message_out(&message)?;
-        Ok((seq, names))
-    });
-    let (seq, names) = stored.inspect_err(|_| {
-        let _ = std::fs::remove_dir_all(&outbox);
-    })?;
+    let content = json!({ "text": text }).to_string();
+    let mut message = NewOutboundMessage::new(id.clone(), "chat", content);
+    message.in_reply_to = Some(in_reply_to.to_string());
+    if let Some(routing) = routing {
+        message.channel_type = routing.channel_type;
+        message.platform_id = routing.platform_id;
+        message.thread_id = routing.thread_id;
+    }
+    // The library's protocol: files first, then the row; no files left behind.
+    let written = mailbox.write_reply(&Reply { message, files })?;
     mailbox.mark_completed(&[in_reply_to.as_str()])?;
-    Ok((id, seq, names))
+    Ok((id, written.seq.get(), written.files))
 }
 
 /// Runs `guest reply`.
@@ -172,6 +156,37 @@ mod tests {
     use super::*;
     use airlock_core::{AgentGroupId, SessionId, SessionRef};
     use airlock_sqlite_fs::MailboxRoots;
+
+    #[test]
+    fn two_files_of_one_name_are_refused_before_anything_is_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let session = SessionRef::new(
+            AgentGroupId::new("ag").unwrap(),
+            SessionId::new("sess").unwrap(),
+        );
+        let host = MailboxRoots::in_data_dir(tmp.path())
+            .create_session(&session)
+            .unwrap();
+        let dir = host.paths().dir().to_path_buf();
+        let mailbox = GuestMailbox::open(&dir).unwrap();
+        let files: Vec<PathBuf> = ["a", "b"]
+            .iter()
+            .map(|sub| {
+                let file = tmp.path().join(sub).join("report.txt");
+                std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+                std::fs::write(&file, sub.as_bytes()).unwrap();
+                file
+            })
+            .collect();
+        let to = MessageId::new("in-1").unwrap();
+        let err = reply_with(&mailbox, &to, "ok", &files).unwrap_err();
+        assert!(err.to_string().contains("report.txt"), "{err}");
+        assert!(host.list_outbound(10).unwrap().is_empty(), "no reply row");
+        let left = std::fs::read_dir(dir.join("outbox"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(left, 0, "no outbox folder for the refused reply");
+    }
 
     #[test]
     fn a_reply_that_cannot_be_stored_leaves_no_files_in_the_outbox() {
