@@ -48,8 +48,8 @@ pub struct SendRouting {
 pub enum SendContent {
     /// Text plus files to encode into a JSON content, as a bridge does.
     Text {
-        /// The text.
-        text: String,
+        /// The text (none for a message of attachments only).
+        text: Option<String>,
         /// Files to attach.
         attach: Vec<PathBuf>,
     },
@@ -225,26 +225,77 @@ fn chat(raw: RawChat) -> Result<Option<ChatSettings>, String> {
     }
 }
 
-fn registry_location(data_dir: &std::path::Path, raw: Option<String>) -> RegistryLocation {
-    match raw {
-        None => RegistryLocation::Sqlite(data_dir.join(airlock_sqlite_fs::REGISTRY_FILE)),
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            RegistryLocation::Postgres(url)
-        }
-        Some(path) => RegistryLocation::Sqlite(PathBuf::from(
-            path.strip_prefix("sqlite://").unwrap_or(&path),
-        )),
+/// The default data dir, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "./airlock-data";
+
+/// A flag's value, else its environment variable's when set and not empty.
+fn flag_or_env(flag: Option<String>, var: &str) -> Option<String> {
+    flag.or_else(|| std::env::var(var).ok().filter(|v| !v.is_empty()))
+}
+
+fn registry_location(
+    data_dir: &std::path::Path,
+    raw: Option<String>,
+) -> Result<RegistryLocation, String> {
+    let Some(raw) = raw else {
+        return Ok(RegistryLocation::Sqlite(
+            data_dir.join(airlock_sqlite_fs::REGISTRY_FILE),
+        ));
+    };
+    if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        return Ok(RegistryLocation::Postgres(raw));
+    }
+    if let Some(path) = raw.strip_prefix("sqlite://") {
+        return Ok(RegistryLocation::Sqlite(PathBuf::from(path)));
+    }
+    // Anything else that looks like a URL is a mistake, not a file name.
+    if let Some((scheme, _)) = raw.split_once("://")
+        && !scheme.is_empty()
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    {
+        return Err(format!(
+            "--registry: unsupported scheme `{scheme}://` (expected a SQLite file path, \
+             sqlite://PATH, or a postgres:// URL)"
+        ));
+    }
+    Ok(RegistryLocation::Sqlite(PathBuf::from(raw)))
+}
+
+impl Command {
+    /// Whether the command may create the data dir (and the registry):
+    /// only those that create sessions. The others refuse a data dir or
+    /// registry that does not exist, so a mistyped `--data-dir` is an error.
+    pub fn creates_data_dir(&self) -> bool {
+        matches!(
+            self,
+            Command::Resolve { .. } | Command::Import { .. } | Command::Demo
+        )
+    }
+
+    /// Whether the command reads the data dir at all (`guest` commands
+    /// only see their session folder).
+    pub fn uses_data_dir(&self) -> bool {
+        !matches!(
+            self,
+            Command::GuestPoll { .. } | Command::GuestReply { .. } | Command::DemoAgent { .. }
+        )
     }
 }
 
 impl TryFrom<RawCli> for Settings {
     type Error = String;
 
-    fn try_from(mut raw: RawCli) -> Result<Self, String> {
+    fn try_from(raw: RawCli) -> Result<Self, String> {
+        let data_dir = raw
+            .data_dir
+            .or_else(|| flag_or_env(None, "AIRLOCK_DATA_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         // Resolved once: symlinks in the data dir's own path are the user's
         // choice; below it nothing is followed.
-        raw.data_dir = airlock_sqlite_fs::canonical_dir(&raw.data_dir);
-        let registry = registry_location(&raw.data_dir, raw.registry);
+        let data_dir = airlock_sqlite_fs::canonical_dir(&data_dir);
+        let registry = registry_location(&data_dir, flag_or_env(raw.registry, "AIRLOCK_REGISTRY"))?;
         let output = if raw.json {
             OutputFormat::Json
         } else {
@@ -262,13 +313,13 @@ impl TryFrom<RawCli> for Settings {
             },
             RawCommand::Send(s) => Command::Send {
                 session: parse("--session", SessionId::new(s.session))?,
-                content: match (s.text, s.content_file) {
-                    (Some(text), None) => SendContent::Text {
+                content: match (s.text, s.content_file, s.attach.is_empty()) {
+                    (None, Some(file), true) => SendContent::File(file),
+                    (text, None, no_files) if text.is_some() || !no_files => SendContent::Text {
                         text,
                         attach: s.attach,
                     },
-                    (None, Some(file)) => SendContent::File(file),
-                    _ => return Err("give exactly one of --text or --content-file".into()),
+                    _ => return Err("give --text and/or --attach, or --content-file alone".into()),
                 },
                 kind: if s.kind.trim().is_empty() {
                     return Err("--kind must not be empty".into());
@@ -366,7 +417,7 @@ impl TryFrom<RawCli> for Settings {
             },
         };
         Ok(Settings {
-            data_dir: raw.data_dir,
+            data_dir,
             registry,
             output,
             command,
@@ -376,13 +427,12 @@ impl TryFrom<RawCli> for Settings {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
 
     fn settings(args: &[&str]) -> Result<Settings, String> {
-        let raw = RawCli::try_parse_from(std::iter::once("airlock").chain(args.iter().copied()))
-            .map_err(|e| e.to_string())?;
+        let raw =
+            crate::cli::args::parse_from(std::iter::once("airlock").chain(args.iter().copied()))
+                .map_err(|e| e.to_string())?;
         Settings::try_from(raw)
     }
 

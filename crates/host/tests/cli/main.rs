@@ -8,4 +8,5 @@ mod import;
 mod output;
 mod routing;
 mod script;
+mod usage;
 mod util;
