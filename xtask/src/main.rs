@@ -1,6 +1,6 @@
 //! `cargo xtask`: the one entry point for airlock's automation.
 //!
-//! Commands: `ci` (everything CI runs), `bench`, `crossmount`, `fuzz`. Each command lives in its own module.
+//! Commands: `ci` (everything CI runs), `bench`, `crossmount`, `fuzz`, `man`. Each command lives in its own module.
 
 mod bench;
 mod bench_child;
@@ -10,6 +10,7 @@ mod bench_summary;
 mod ci;
 mod crossmount;
 mod fuzz;
+mod man;
 mod util;
 
 use std::process::ExitCode;
@@ -33,6 +34,9 @@ commands:
                 the cross-mount harness: airlock's access pattern and four
                 negative controls through FUSE mounts that behave like
                 VirtioFS (needs root and /dev/fuse); see crates/crossmount
+  man [--out DIR]
+                the airlock CLI's man pages (airlock.1, one per command),
+                generated from its clap definition; default target/man
   fuzz [--seconds N]
                 every cargo-fuzz target for N seconds (default 60); prints
                 SKIP when nightly or cargo-fuzz is missing";
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("crossmount") => crossmount::run(&args[1..]),
         Some("fuzz") => parse_seconds(&args[1..]).and_then(fuzz::run),
+        Some("man") => man::run(&args[1..]),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())

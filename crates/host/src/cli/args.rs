@@ -138,6 +138,21 @@ pub enum RawCommand {
         /// The session id.
         session: String,
     },
+    /// Print a shell completion script (e.g. `airlock completions bash >
+    /// /etc/bash_completion.d/airlock`).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (airlock.1 and one per command) into a folder;
+    /// `cargo xtask man` runs it.
+    #[command(hide = true)]
+    Man {
+        /// The folder to write them into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Replace a session's `destinations` with the rows of a JSON file.
     Destinations {
         /// The session id.

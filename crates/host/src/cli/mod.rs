@@ -6,6 +6,7 @@ pub mod args;
 pub mod commands;
 mod context;
 pub mod output;
+mod progress;
 pub mod settings;
 
 use std::process::ExitCode;

@@ -183,6 +183,16 @@ pub enum Command {
         /// The session.
         session: SessionId,
     },
+    /// `completions`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// `man` (hidden; `cargo xtask man`).
+    Man {
+        /// Output folder.
+        out: PathBuf,
+    },
     /// `destinations`.
     Destinations {
         /// The session.
@@ -279,7 +289,11 @@ impl Command {
     pub fn uses_data_dir(&self) -> bool {
         !matches!(
             self,
-            Command::GuestPoll { .. } | Command::GuestReply { .. } | Command::DemoAgent { .. }
+            Command::GuestPoll { .. }
+                | Command::GuestReply { .. }
+                | Command::DemoAgent { .. }
+                | Command::Completions { .. }
+                | Command::Man { .. }
         )
     }
 }
@@ -411,6 +425,8 @@ impl TryFrom<RawCli> for Settings {
             RawCommand::Routing { session } => Command::Routing {
                 session: parse("session", SessionId::new(session))?,
             },
+            RawCommand::Completions { shell } => Command::Completions { shell },
+            RawCommand::Man { out } => Command::Man { out },
             RawCommand::Destinations { session, file } => Command::Destinations {
                 session: parse("session", SessionId::new(session))?,
                 file,

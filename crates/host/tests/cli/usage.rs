@@ -136,3 +136,98 @@ fn postgres_errors_do_not_end_with_the_servers_source_line() {
     assert!(line.contains("does not exist"), "{line}");
     assert!(!line.contains(" at line "), "{line}");
 }
+
+#[test]
+fn completions_cover_every_command_and_load_in_bash() {
+    let env = TestDir::new();
+    let bash = env.ok(&["completions", "bash"]);
+    for word in [
+        "resolve",
+        "deliver",
+        "guest",
+        "--agent-group",
+        "--in-reply-to",
+    ] {
+        assert!(bash.contains(word), "bash completions lack {word}");
+    }
+    let script = env.file("airlock.bash", bash.as_bytes());
+    let loaded = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source '{}' && complete -p airlock",
+            script.display()
+        ))
+        .output()
+        .expect("running bash");
+    assert!(
+        loaded.status.success() && String::from_utf8_lossy(&loaded.stdout).contains("airlock"),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let out = env.ok(&["completions", shell]);
+        assert!(out.contains("resolve"), "{shell}: {out}");
+    }
+    let run = env.cmd(&["completions", "tcsh"]).run();
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+}
+
+#[test]
+fn man_pages_are_generated_for_the_tool_and_each_command() {
+    let env = TestDir::new();
+    let out = env.root().join("man");
+    env.cmd(&["man", "--out"]).path(&out).run().success();
+    let page = |name: &str| {
+        std::fs::read_to_string(out.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let main = page("airlock.1");
+    assert!(main.contains(".TH airlock 1"), "{main}");
+    assert!(main.contains("resolve"), "{main}");
+    let resolve = page("airlock-resolve.1");
+    assert!(resolve.contains("agent\\-group"), "{resolve}");
+    let poll = page("airlock-guest-poll.1");
+    assert!(!poll.contains("data\\-dir"), "{poll}");
+    assert!(
+        !out.join("airlock-man.1").exists(),
+        "the hidden command has no page"
+    );
+}
+
+/// Runs `airlock ARGS` on a pseudo-terminal (util-linux `script`), as a
+/// person at a terminal would; returns everything the terminal showed.
+fn on_a_terminal(env: &TestDir, args: &[&str]) -> String {
+    let mut line = format!(
+        "'{}' --data-dir '{}'",
+        env!("CARGO_BIN_EXE_airlock"),
+        env.data_dir().display()
+    );
+    for arg in args {
+        line.push_str(&format!(" '{arg}'"));
+    }
+    let out = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("AIRLOCK_DATA_DIR")
+        .output()
+        .expect("running script(1) from util-linux");
+    assert!(out.status.success(), "{line}: {:?}", out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn doctor_shows_progress_on_a_terminal_only() {
+    let env = TestDir::new();
+    for n in 0..3 {
+        env.session(&format!("progress-{n}"));
+    }
+    let shown = on_a_terminal(&env, &["doctor"]);
+    assert!(shown.contains("checking sessions"), "{shown:?}");
+    assert!(shown.contains("3 session(s) checked"), "{shown:?}");
+    let json = on_a_terminal(&env, &["--json", "doctor"]);
+    assert!(!json.contains("checking sessions"), "{json:?}");
+    // Not a terminal: nothing but the report (`ok` asserts an empty stderr).
+    let piped = env.ok(&["doctor"]);
+    assert!(
+        !piped.contains("checking sessions") && !piped.contains('\u{1b}'),
+        "{piped:?}"
+    );
+}

@@ -1,5 +1,6 @@
 //! One handler per `airlock` command.
 
+pub mod completions;
 pub mod deliver;
 pub mod demo;
 pub mod destinations;
@@ -70,5 +71,7 @@ pub async fn dispatch(settings: &Settings) -> Result<()> {
         Command::Import { from, dry_run } => import::run(settings, created, from, *dry_run).await,
         Command::Routing { session } => routing::run(settings, session).await,
         Command::Destinations { session, file } => destinations::run(settings, session, file).await,
+        Command::Completions { shell } => completions::completions(*shell),
+        Command::Man { out } => completions::man_pages(out),
     }
 }
