@@ -238,9 +238,9 @@ fn chat(raw: RawChat) -> Result<Option<ChatSettings>, String> {
 /// The default data dir, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "./airlock-data";
 
-/// A flag's value, else its environment variable's when set and not empty.
-fn flag_or_env(flag: Option<String>, var: &str) -> Option<String> {
-    flag.or_else(|| std::env::var(var).ok().filter(|v| !v.is_empty()))
+/// An environment variable's value when it is set and not empty.
+fn env_value(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.is_empty())
 }
 
 fn registry_location(
@@ -304,12 +304,15 @@ impl TryFrom<RawCli> for Settings {
     fn try_from(raw: RawCli) -> Result<Self, String> {
         let data_dir = raw
             .data_dir
-            .or_else(|| flag_or_env(None, "AIRLOCK_DATA_DIR").map(PathBuf::from))
+            .or_else(|| env_value("AIRLOCK_DATA_DIR").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         // Resolved once: symlinks in the data dir's own path are the user's
         // choice; below it nothing is followed.
         let data_dir = airlock_sqlite_fs::canonical_dir(&data_dir);
-        let registry = registry_location(&data_dir, flag_or_env(raw.registry, "AIRLOCK_REGISTRY"))?;
+        let registry = registry_location(
+            &data_dir,
+            raw.registry.or_else(|| env_value("AIRLOCK_REGISTRY")),
+        )?;
         let output = if raw.json {
             OutputFormat::Json
         } else {
@@ -476,6 +479,13 @@ mod tests {
         assert_eq!(
             s.registry,
             RegistryLocation::Postgres("postgres://u@h/db".into())
+        );
+        let err = settings(&["--registry", "mysql://x/y", "sessions"]).unwrap_err();
+        assert!(err.contains("unsupported scheme `mysql://`"), "{err}");
+        let s = settings(&["--registry", "./not:a/url", "sessions"]).unwrap();
+        assert_eq!(
+            s.registry,
+            RegistryLocation::Sqlite(PathBuf::from("./not:a/url"))
         );
         let s = settings(&["--registry", "sqlite:///tmp/r.db", "sessions"]).unwrap();
         assert_eq!(
