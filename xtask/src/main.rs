@@ -1,6 +1,6 @@
 //! `cargo xtask`: the one entry point for airlock's automation.
 //!
-//! Commands: `ci` (everything CI runs), `bench`, `crossmount`, `virtiofs`, `fuzz`. Each command lives in its own module.
+//! Commands: `ci` (everything CI runs), `bench`, `crossmount`, `virtiofs`, `fuzz`, `man`. Each command lives in its own module.
 
 mod bench;
 mod bench_child;
@@ -10,6 +10,7 @@ mod bench_summary;
 mod ci;
 mod crossmount;
 mod fuzz;
+mod man;
 mod util;
 mod virtiofs;
 
@@ -38,6 +39,9 @@ commands:
                 the same suite on real virtio-fs: a QEMU VM (Debian kernel,
                 busybox, virtiofsd from crates.io; cached in
                 ~/.cache/airlock/virtiofs) runs the guest; --short is CI's form
+  man [--out DIR]
+                the airlock CLI's man pages (airlock.1, one per command),
+                generated from its clap definition; default target/man
   fuzz [--seconds N]
                 every cargo-fuzz target for N seconds (default 60); prints
                 SKIP when nightly or cargo-fuzz is missing";
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         Some("crossmount") => crossmount::run(&args[1..]),
         Some("virtiofs") => virtiofs::run(&args[1..]),
         Some("fuzz") => parse_seconds(&args[1..]).and_then(fuzz::run),
+        Some("man") => man::run(&args[1..]),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())

@@ -10,13 +10,13 @@ use crate::time::Timestamp;
 
 /// A string that is not one of an enum's spellings.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {kind} {value:?}: expected one of {expected}")]
+#[error("invalid {kind} {value:?}: expected one of {}", expected.trim_end_matches(", "))]
 pub struct ParseEnumError {
     /// Which enum was being parsed.
     pub kind: &'static str,
     /// The refused text.
     pub value: String,
-    /// The accepted spellings, comma-separated.
+    /// The accepted spellings, each followed by `", "` (the message drops the last).
     pub expected: &'static str,
 }
 

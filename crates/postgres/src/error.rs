@@ -15,7 +15,7 @@ pub enum OpenError {
     InvalidOptions(String),
 
     /// PostgreSQL could not be reached or refused the connection.
-    #[error("cannot connect to PostgreSQL at {target}: {source}")]
+    #[error("cannot connect to PostgreSQL at {target}: {}", DbError::show(source))]
     Connect {
         /// `host:port/database` (never the password).
         target: String,
@@ -88,7 +88,47 @@ impl ErrorMapper {
                 self.target
             ));
         }
-        Error::backend(crate::BACKEND, context, error)
+        Error::backend(crate::BACKEND, context, DbError(error))
+    }
+}
+
+/// A sqlx error shown without the server's source line. PostgreSQL reports
+/// which line of its own C source raised an error and sqlx appends it
+/// ("… at line 948"), which tells a user nothing; the SQLSTATE, detail and
+/// hint do.
+#[derive(Debug)]
+pub(crate) struct DbError(pub(crate) sqlx::Error);
+
+impl DbError {
+    /// The text of `error` as [`DbError`] shows it.
+    pub(crate) fn show(error: &sqlx::Error) -> String {
+        let sqlx::Error::Database(db) = error else {
+            return error.to_string();
+        };
+        let mut text = format!("error returned from database: {}", db.message());
+        if let Some(code) = db.code() {
+            text.push_str(&format!(" (SQLSTATE {code})"));
+        }
+        if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+            for (label, value) in [("detail", pg.detail()), ("hint", pg.hint())] {
+                if let Some(value) = value {
+                    text.push_str(&format!("; {label}: {value}"));
+                }
+            }
+        }
+        text
+    }
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&Self::show(&self.0))
+    }
+}
+
+impl std::error::Error for DbError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.0)
     }
 }
 

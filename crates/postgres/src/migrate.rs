@@ -36,7 +36,7 @@ pub(crate) async fn run(conn: &mut PgConnection, schema: &str) -> Result<(), Ope
         .bind(schema)
         .execute(&mut *conn)
         .await
-        .map_err(|e| fail(e.into()))?;
+        .map_err(|e| fail(Box::new(crate::error::DbError(e))))?;
     let result = migrate_locked(conn, schema).await.map_err(fail);
     let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
         .bind(LOCK_CLASS)
@@ -44,7 +44,7 @@ pub(crate) async fn run(conn: &mut PgConnection, schema: &str) -> Result<(), Ope
         .execute(&mut *conn)
         .await;
     result?;
-    unlocked.map_err(|e| fail(e.into()))?;
+    unlocked.map_err(|e| fail(Box::new(crate::error::DbError(e))))?;
     Ok(())
 }
 
@@ -58,14 +58,16 @@ async fn migrate_locked(
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
             .bind(schema)
             .fetch_one(&mut *conn)
-            .await?;
+            .await
+            .map_err(crate::error::DbError)?;
     if !exists {
         // `schema` passed validate_schema: plain lower-case identifier.
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "CREATE SCHEMA IF NOT EXISTS {schema}"
         )))
         .execute(&mut *conn)
-        .await?;
+        .await
+        .map_err(crate::error::DbError)?;
     }
     let mut migrator = Migrator::with_migrations(MIGRATOR.iter().cloned().collect());
     migrator.dangerous_set_table_name(format!("{schema}.{MIGRATIONS_TABLE}"));

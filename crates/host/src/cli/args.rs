@@ -2,23 +2,24 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-/// airlock: the session layer of AI-agent hosts.
+/// Run the session layer of an AI-agent host: resolve chats to sessions,
+/// exchange messages with sandboxed agents, deliver their replies, check the
+/// invariants on disk.
 #[derive(Debug, Parser)]
-#[command(name = "airlock", version, about, max_term_width = 100)]
+#[command(name = "airlock", version, max_term_width = 100)]
 pub struct RawCli {
-    /// Where the registry, sessions and host state live.
-    #[arg(
-        long,
-        global = true,
-        env = "AIRLOCK_DATA_DIR",
-        default_value = "./airlock-data"
-    )]
-    pub data_dir: PathBuf,
+    // The environment is read in `settings`, not by clap: clap counts a value
+    // from the environment as given, and prints it in every usage error as
+    // if it were required.
+    /// Where the registry, sessions and host state live [env: AIRLOCK_DATA_DIR]
+    /// [default: ./airlock-data]. Only resolve, import and demo create it.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Session registry: a SQLite file path or `sqlite://PATH` (default
-    /// `<data-dir>/airlock.db`), or a `postgres://…` URL.
-    #[arg(long, global = true, env = "AIRLOCK_REGISTRY")]
+    /// `<data-dir>/airlock.db`), or a `postgres://…` URL [env: AIRLOCK_REGISTRY].
+    #[arg(long, global = true, value_name = "URL")]
     pub registry: Option<String>,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
@@ -26,6 +27,34 @@ pub struct RawCli {
     /// The command to run.
     #[command(subcommand)]
     pub command: RawCommand,
+}
+
+/// The command-line definition: [`RawCli`], with the host's global options
+/// hidden under `guest`, which never reads them (a sandbox has no registry).
+/// Completions and the man page are generated from it too.
+pub fn command() -> clap::Command {
+    let cli = RawCli::command();
+    let host_only: Vec<clap::Arg> = cli
+        .get_arguments()
+        .filter(|a| matches!(a.get_id().as_str(), "data_dir" | "registry"))
+        .map(|a| a.clone().hide(true))
+        .collect();
+    // A subcommand that already has an argument keeps it when the globals
+    // are propagated, so these hidden copies stand in for the shown ones.
+    cli.mut_subcommand("guest", |guest| {
+        host_only.iter().cloned().fold(guest, clap::Command::arg)
+    })
+}
+
+/// Parses `args` (the program name first) with [`command`].
+pub fn parse_from<I, T>(args: I) -> Result<RawCli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let mut cmd = command();
+    let matches = cmd.try_get_matches_from_mut(args)?;
+    RawCli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
 }
 
 /// Every `airlock` command.
@@ -136,6 +165,21 @@ pub enum RawCommand {
         /// The session id.
         session: String,
     },
+    /// Print a shell completion script (e.g. `airlock completions bash >
+    /// /etc/bash_completion.d/airlock`).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (airlock.1 and one per command) into a folder;
+    /// `cargo xtask man` runs it.
+    #[command(hide = true)]
+    Man {
+        /// The folder to write them into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Replace a session's `destinations` with the rows of a JSON file.
     Destinations {
         /// The session id.
@@ -181,15 +225,15 @@ pub struct RawSend {
     /// The session id.
     #[arg(long)]
     pub session: String,
-    /// The message text.
+    /// The message text (optional when files are attached).
     #[arg(
         long,
         conflicts_with = "content_file",
-        required_unless_present = "content_file"
+        required_unless_present_any = ["content_file", "attach"]
     )]
     pub text: Option<String>,
     /// A file to attach (base64-encoded into the content, as a chat bridge does).
-    #[arg(long = "attach", requires = "text")]
+    #[arg(long = "attach", conflicts_with = "content_file")]
     pub attach: Vec<PathBuf>,
     /// A file whose bytes are the content exactly as a bridge delivered it.
     #[arg(long)]

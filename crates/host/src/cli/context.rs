@@ -1,5 +1,6 @@
 //! Opening what a command needs: the registry and the session manager.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use airlock_core::{Error, Result, SessionStore};
@@ -16,6 +17,50 @@ pub fn read_input(path: &std::path::Path, flag: &str) -> Result<Vec<u8>> {
     airlock_sqlite_fs::attachments::open_named_file(path)
         .and_then(|file| file.read_capped(limit))
         .map_err(|e| Error::InvalidInput(format!("cannot read {flag} {e}")))
+}
+
+/// Checks that the data dir (and a SQLite registry) a command reads exist,
+/// or creates the data dir for a command that creates sessions. Returns
+/// the data dir when this call created it, so the command can say where.
+pub fn prepare_data_dir(settings: &Settings) -> Result<Option<PathBuf>> {
+    if !settings.command.uses_data_dir() {
+        return Ok(None);
+    }
+    let dir = &settings.data_dir;
+    let creates = settings.command.creates_data_dir();
+    let mut created = None;
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::InvalidInput(format!(
+                "data dir {} is not a directory",
+                dir.display()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && creates => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            created = Some(dir.clone());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::InvalidInput(format!(
+                "data dir {} does not exist (check --data-dir or AIRLOCK_DATA_DIR; \
+                 only resolve, import and demo create one)",
+                dir.display()
+            )));
+        }
+        Err(e) => return Err(Error::io(dir, e)),
+    }
+    if let RegistryLocation::Sqlite(path) = &settings.registry
+        && !creates
+        && !path.is_file()
+    {
+        return Err(Error::InvalidInput(format!(
+            "no registry at {} (check --data-dir or --registry; only resolve, import and \
+             demo create one)",
+            path.display()
+        )));
+    }
+    Ok(created)
 }
 
 /// Opens the registry named by the settings.

@@ -6,15 +6,14 @@ pub mod args;
 pub mod commands;
 mod context;
 pub mod output;
+mod progress;
 pub mod settings;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// Runs the CLI with the process's arguments; errors print one line.
 pub fn main() -> ExitCode {
-    let raw = match args::RawCli::try_parse() {
+    let raw = match args::parse_from(std::env::args_os()) {
         Ok(raw) => raw,
         Err(e) => {
             // Help and version are not errors; usage errors exit 2 as clap does.

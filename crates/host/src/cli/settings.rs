@@ -48,8 +48,8 @@ pub struct SendRouting {
 pub enum SendContent {
     /// Text plus files to encode into a JSON content, as a bridge does.
     Text {
-        /// The text.
-        text: String,
+        /// The text (none for a message of attachments only).
+        text: Option<String>,
         /// Files to attach.
         attach: Vec<PathBuf>,
     },
@@ -204,6 +204,16 @@ pub enum Command {
         /// The session.
         session: SessionId,
     },
+    /// `completions`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// `man` (hidden; `cargo xtask man`).
+    Man {
+        /// Output folder.
+        out: PathBuf,
+    },
     /// `destinations`.
     Destinations {
         /// The session.
@@ -246,26 +256,84 @@ fn chat(raw: RawChat) -> Result<Option<ChatSettings>, String> {
     }
 }
 
-fn registry_location(data_dir: &std::path::Path, raw: Option<String>) -> RegistryLocation {
-    match raw {
-        None => RegistryLocation::Sqlite(data_dir.join(airlock_sqlite_fs::REGISTRY_FILE)),
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            RegistryLocation::Postgres(url)
-        }
-        Some(path) => RegistryLocation::Sqlite(PathBuf::from(
-            path.strip_prefix("sqlite://").unwrap_or(&path),
-        )),
+/// The default data dir, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "./airlock-data";
+
+/// An environment variable's value when it is set and not empty.
+fn env_value(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.is_empty())
+}
+
+fn registry_location(
+    data_dir: &std::path::Path,
+    raw: Option<String>,
+) -> Result<RegistryLocation, String> {
+    let Some(raw) = raw else {
+        return Ok(RegistryLocation::Sqlite(
+            data_dir.join(airlock_sqlite_fs::REGISTRY_FILE),
+        ));
+    };
+    if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        return Ok(RegistryLocation::Postgres(raw));
+    }
+    if let Some(path) = raw.strip_prefix("sqlite://") {
+        return Ok(RegistryLocation::Sqlite(PathBuf::from(path)));
+    }
+    // Anything else that looks like a URL is a mistake, not a file name.
+    if let Some((scheme, _)) = raw.split_once("://")
+        && !scheme.is_empty()
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    {
+        return Err(format!(
+            "--registry: unsupported scheme `{scheme}://` (expected a SQLite file path, \
+             sqlite://PATH, or a postgres:// URL)"
+        ));
+    }
+    Ok(RegistryLocation::Sqlite(PathBuf::from(raw)))
+}
+
+impl Command {
+    /// Whether the command may create the data dir (and the registry):
+    /// only those that create sessions. The others refuse a data dir or
+    /// registry that does not exist, so a mistyped `--data-dir` is an error.
+    pub fn creates_data_dir(&self) -> bool {
+        matches!(
+            self,
+            Command::Resolve { .. } | Command::Import { .. } | Command::Demo | Command::Run { .. }
+        )
+    }
+
+    /// Whether the command reads the data dir at all (`guest` commands
+    /// only see their session folder).
+    pub fn uses_data_dir(&self) -> bool {
+        !matches!(
+            self,
+            Command::GuestPoll { .. }
+                | Command::GuestReply { .. }
+                | Command::DemoAgent { .. }
+                | Command::Completions { .. }
+                | Command::Man { .. }
+        )
     }
 }
 
 impl TryFrom<RawCli> for Settings {
     type Error = String;
 
-    fn try_from(mut raw: RawCli) -> Result<Self, String> {
+    fn try_from(raw: RawCli) -> Result<Self, String> {
+        let data_dir = raw
+            .data_dir
+            .or_else(|| env_value("AIRLOCK_DATA_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         // Resolved once: symlinks in the data dir's own path are the user's
         // choice; below it nothing is followed.
-        raw.data_dir = airlock_sqlite_fs::canonical_dir(&raw.data_dir);
-        let registry = registry_location(&raw.data_dir, raw.registry);
+        let data_dir = airlock_sqlite_fs::canonical_dir(&data_dir);
+        let registry = registry_location(
+            &data_dir,
+            raw.registry.or_else(|| env_value("AIRLOCK_REGISTRY")),
+        )?;
         let output = if raw.json {
             OutputFormat::Json
         } else {
@@ -283,13 +351,13 @@ impl TryFrom<RawCli> for Settings {
             },
             RawCommand::Send(s) => Command::Send {
                 session: parse("--session", SessionId::new(s.session))?,
-                content: match (s.text, s.content_file) {
-                    (Some(text), None) => SendContent::Text {
+                content: match (s.text, s.content_file, s.attach.is_empty()) {
+                    (None, Some(file), true) => SendContent::File(file),
+                    (text, None, no_files) if text.is_some() || !no_files => SendContent::Text {
                         text,
                         attach: s.attach,
                     },
-                    (None, Some(file)) => SendContent::File(file),
-                    _ => return Err("give exactly one of --text or --content-file".into()),
+                    _ => return Err("give --text and/or --attach, or --content-file alone".into()),
                 },
                 kind: if s.kind.trim().is_empty() {
                     return Err("--kind must not be empty".into());
@@ -404,13 +472,15 @@ impl TryFrom<RawCli> for Settings {
             RawCommand::Routing { session } => Command::Routing {
                 session: parse("session", SessionId::new(session))?,
             },
+            RawCommand::Completions { shell } => Command::Completions { shell },
+            RawCommand::Man { out } => Command::Man { out },
             RawCommand::Destinations { session, file } => Command::Destinations {
                 session: parse("session", SessionId::new(session))?,
                 file,
             },
         };
         Ok(Settings {
-            data_dir: raw.data_dir,
+            data_dir,
             registry,
             output,
             command,
@@ -420,13 +490,12 @@ impl TryFrom<RawCli> for Settings {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
 
     fn settings(args: &[&str]) -> Result<Settings, String> {
-        let raw = RawCli::try_parse_from(std::iter::once("airlock").chain(args.iter().copied()))
-            .map_err(|e| e.to_string())?;
+        let raw =
+            crate::cli::args::parse_from(std::iter::once("airlock").chain(args.iter().copied()))
+                .map_err(|e| e.to_string())?;
         Settings::try_from(raw)
     }
 
@@ -454,6 +523,13 @@ mod tests {
         assert_eq!(
             s.registry,
             RegistryLocation::Postgres("postgres://u@h/db".into())
+        );
+        let err = settings(&["--registry", "mysql://x/y", "sessions"]).unwrap_err();
+        assert!(err.contains("unsupported scheme `mysql://`"), "{err}");
+        let s = settings(&["--registry", "./not:a/url", "sessions"]).unwrap();
+        assert_eq!(
+            s.registry,
+            RegistryLocation::Sqlite(PathBuf::from("./not:a/url"))
         );
         let s = settings(&["--registry", "sqlite:///tmp/r.db", "sessions"]).unwrap();
         assert_eq!(

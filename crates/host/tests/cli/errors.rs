@@ -20,7 +20,8 @@ fn bad_input_fails_with_one_line_naming_the_problem() {
     std::fs::create_dir_all(&not_a_session).unwrap();
     let not_a_session = not_a_session.to_str().unwrap();
     let ghost = "sess-1700000000000-0123456789abcdef";
-    let in_reply = "msg-1";
+    let sent = env.json(&["send", "--session", id, "--text", "to answer"]);
+    let in_reply = sent["id"].as_str().unwrap();
 
     // (arguments, text the error line must contain)
     let cases: Vec<(Vec<&str>, &str)> = vec![
@@ -48,6 +49,27 @@ fn bad_input_fails_with_one_line_naming_the_problem() {
         (
             vec!["resolve", "--agent-group", "ok", "--mode", "sideways"],
             "--mode",
+        ),
+        // The list of modes ends with the last one, not a comma.
+        (
+            vec!["resolve", "--agent-group", "ok", "--mode", "sideways"],
+            "per-thread, agent-shared\n",
+        ),
+        (
+            vec!["--registry", "mysql://x/y", "sessions"],
+            "--registry: unsupported scheme `mysql://`",
+        ),
+        (
+            vec![
+                "--registry",
+                "mysql://x/y",
+                "resolve",
+                "--agent-group",
+                "a",
+                "--mode",
+                "shared",
+            ],
+            "--registry: unsupported scheme `mysql://`",
         ),
         // send
         (vec!["send", "--session", ghost, "--text", "hi"], ghost),
@@ -143,6 +165,20 @@ fn bad_input_fails_with_one_line_naming_the_problem() {
             ],
             "--in-reply-to",
         ),
+        // An id that is safe but names no inbound message.
+        (
+            vec![
+                "guest",
+                "reply",
+                "--session-dir",
+                &dir,
+                "--in-reply-to",
+                "msg-never-sent",
+                "--text",
+                "x",
+            ],
+            "--in-reply-to: no inbound message msg-never-sent",
+        ),
         (
             vec![
                 "guest",
@@ -177,11 +213,13 @@ fn bad_input_fails_with_one_line_naming_the_problem() {
     let mut problems = Vec::new();
     for (args, expected) in &cases {
         for json in [false, true] {
-            let mut cmd = env.cmd(args);
+            // From the root, so a URL taken as a relative path would show there.
+            let mut cmd = env.cmd(args).current_dir(env.root());
             if json {
                 cmd = cmd.json();
             }
-            let line = cmd.run().failure();
+            // The newline marks the end of the line, for endings that matter.
+            let line = cmd.run().failure() + "\n";
             if !line.starts_with("airlock: error: ") || !line.contains(expected) {
                 problems.push(format!(
                     "{args:?} (json: {json}): {line:?} lacks {expected:?}"
@@ -191,10 +229,13 @@ fn bad_input_fails_with_one_line_naming_the_problem() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 
-    // None of the failures wrote anything: the mailbox is still empty and sound.
+    // None of the failures wrote anything: the mailbox holds only the message
+    // sent above, still pending (no ack), and is sound.
     let listed = env.json(&["messages", id]);
-    assert_eq!(listed["in"], serde_json::json!([]), "{listed}");
+    assert_eq!(listed["in"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["in"][0]["status"], "pending", "{listed}");
     assert_eq!(listed["out"], serde_json::json!([]), "{listed}");
+    assert!(!env.root().join("mysql:").exists(), "a URL taken as a path");
     env.ok(&["doctor"]);
 }
 
@@ -392,6 +433,103 @@ fn usage_errors_exit_2_with_clap_help_and_no_panic() {
     ] {
         assert!(help.contains(command), "--help lacks {command}: {help}");
     }
+}
+
+#[test]
+fn a_guest_given_a_nonce_in_a_folder_the_host_never_prepared_says_so() {
+    use airlock_sqlite_fs::host::MOUNT_NONCE_ENV;
+    let env = TestDir::new();
+    let (_, dir) = env.session("ag-no-nonce");
+    let dir_arg = dir.display().to_string();
+    for args in [
+        &["guest", "poll", "--session-dir", &dir_arg][..],
+        &[
+            "guest",
+            "reply",
+            "--session-dir",
+            &dir_arg,
+            "--in-reply-to",
+            "m",
+            "--text",
+            "x",
+        ],
+    ] {
+        let line = env
+            .cmd(args)
+            .env(MOUNT_NONCE_ENV, std::path::Path::new("0123456789abcdef"))
+            .run()
+            .failure();
+        assert!(
+            line.contains("no nonce was written") && line.contains(".airlock-nonce"),
+            "{args:?}: {line}"
+        );
+        assert!(!line.contains("stale mount"), "{line}");
+    }
+}
+
+#[test]
+fn read_commands_on_a_data_dir_that_does_not_exist_fail_and_create_nothing() {
+    let env = TestDir::new();
+    let ghost = "sess-1700000000000-0123456789abcdef";
+    let typo = env.root().join("data-typo");
+    let registry = env.root().join("no-such.db");
+    let sqlite_url = format!("sqlite://{}", registry.display());
+    let reads: [&[&str]; 9] = [
+        &["sessions"],
+        &["show", ghost],
+        &["messages", ghost],
+        &["send", "--session", ghost, "--text", "x"],
+        &["deliver", "--once"],
+        &["failures"],
+        &["doctor"],
+        &["routing", ghost],
+        &["destinations", ghost, "--file", "x.json"],
+    ];
+    for args in reads {
+        let line = crate::util::TestCommand::new(typo.clone())
+            .args(args)
+            .run()
+            .failure();
+        assert!(
+            line.contains("data dir") && line.contains("does not exist"),
+            "{args:?}: {line}"
+        );
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+        // The data dir exists but holds no registry: refused the same way.
+        std::fs::create_dir_all(env.data_dir()).unwrap();
+        for registry_args in [&[][..], &["--registry", &sqlite_url]] {
+            let line = env.cmd(registry_args).args(args).run().failure();
+            assert!(line.contains("no registry at"), "{args:?}: {line}");
+        }
+        assert!(!env.data_dir().join("airlock.db").exists(), "{args:?}");
+        assert!(!registry.exists(), "{args:?}");
+    }
+    // A command that creates sessions creates the data dir and says where.
+    let out = crate::util::TestCommand::new(typo.clone())
+        .args(&["resolve", "--agent-group", "a", "--mode", "shared"])
+        .run()
+        .success();
+    let canonical = std::fs::canonicalize(&typo).unwrap();
+    assert!(
+        out.starts_with(&format!("created data dir {}\n", canonical.display())),
+        "{out}"
+    );
+    let again = crate::util::TestCommand::new(typo.clone())
+        .args(&[
+            "--json",
+            "resolve",
+            "--agent-group",
+            "a",
+            "--mode",
+            "shared",
+        ])
+        .run()
+        .success();
+    assert!(!again.contains("created_data_dir"), "{again}");
+    crate::util::TestCommand::new(typo)
+        .args(&["sessions"])
+        .run()
+        .success();
 }
 
 #[test]

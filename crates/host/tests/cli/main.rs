@@ -10,4 +10,5 @@ mod retention;
 mod routing;
 mod run;
 mod script;
+mod usage;
 mod util;

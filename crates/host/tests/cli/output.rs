@@ -93,6 +93,17 @@ fn resolve_human_and_json() {
     let v = env.json(&["resolve", "--agent-group", "ag3", "--mode", "agent-shared"]);
     assert_keys(&v, &["id", "created", "dir"]);
     assert_eq!(v["created"], true);
+    // `resolve --json` names every field of a session as `sessions --json` does.
+    let listed = env.json(&["sessions"]);
+    let listed = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == v["id"])
+        .expect("the resolved session is listed");
+    for (key, value) in listed.as_object().unwrap() {
+        assert_eq!(&v[key], value, "resolve --json differs in {key:?}: {v}");
+    }
     let dir = std::path::PathBuf::from(str_field(&v, "dir"));
     assert!(dir.is_absolute(), "dir must be absolute: {}", dir.display());
     assert!(
@@ -190,7 +201,6 @@ fn send_with_attachments_human_and_json() {
 #[test]
 fn sessions_and_show_human_and_json() {
     let env = TestDir::new();
-    let empty = transcript(&env, &[&["sessions"], &["--json", "sessions"]]);
     let (id, dir, _) = session_with_message(&env);
     let text = transcript(
         &env,
@@ -198,11 +208,12 @@ fn sessions_and_show_human_and_json() {
             &["sessions"],
             &["--json", "sessions"],
             &["sessions", "--status", "archived"],
+            &["--json", "sessions", "--status", "archived"],
             &["show", &id],
             &["--json", "show", &id],
         ],
     );
-    snap(&env, "sessions_show", &format!("{empty}{text}"));
+    snap(&env, "sessions_show", &text);
 
     let listed = env.json(&["sessions"]);
     let listed = listed.as_array().expect("sessions --json is an array");

@@ -114,6 +114,14 @@ impl GuestMailbox {
         self.read_inbound("reading the largest inbound seq", schema::max_inbound_seq)
     }
 
+    /// Whether `messages_in` holds a message with this id (a reply must answer one).
+    pub fn has_inbound(&self, id: &str) -> Result<bool> {
+        self.read_inbound("looking up an inbound id", |conn| {
+            conn.prepare_cached("SELECT 1 FROM messages_in WHERE id = ?1")?
+                .exists([id])
+        })
+    }
+
     /// What `seq` refers to: even → `messages_in` (its id is the platform
     /// message id), odd → `messages_out` plus `delivered.platform_message_id`.
     pub fn lookup_seq(&self, seq: Seq) -> Result<Option<SeqTarget>> {

@@ -7,7 +7,9 @@
 mod inbound;
 mod mount_check;
 pub use inbound::DEFAULT_POLL_LIMIT;
-pub use mount_check::{DEFAULT_MOUNT_CHECK_TIMEOUT, StaleMount, check_mount, check_mount_from_env};
+pub use mount_check::{
+    DEFAULT_MOUNT_CHECK_TIMEOUT, MountCheckError, StaleMount, check_mount, check_mount_from_env,
+};
 mod outbound;
 mod reply;
 mod routing;

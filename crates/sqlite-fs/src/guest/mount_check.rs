@@ -167,10 +167,56 @@ pub fn check_mount(dir: &Path, expected: &str, timeout: Duration) -> Result<(), 
 
 /// [`check_mount`] with the nonce from [`MOUNT_NONCE_ENV`]; `Ok(false)` when
 /// the variable is not set (a host that does not write nonces).
-pub fn check_mount_from_env(dir: &Path, timeout: Duration) -> Result<bool, StaleMount> {
+pub fn check_mount_from_env(dir: &Path, timeout: Duration) -> Result<bool, MountCheckError> {
     match std::env::var(MOUNT_NONCE_ENV) {
-        Ok(expected) if !expected.is_empty() => check_mount(dir, &expected, timeout).map(|()| true),
+        Ok(expected) if !expected.is_empty() => check_mount(dir, &expected, timeout)
+            .map(|()| true)
+            .map_err(MountCheckError::from_stale),
         _ => Ok(false),
+    }
+}
+
+/// Why [`check_mount_from_env`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MountCheckError {
+    /// The mount shows an old or wrong nonce.
+    #[error(transparent)]
+    Stale(#[from] StaleMount),
+    /// No nonce file exists at all: the host did not prepare this folder,
+    /// which a stale mount would not explain.
+    #[error(
+        "no nonce was written: {MOUNT_NONCE_ENV} is set but {} does not exist (waited {:.1} s); \
+         the host writes it (SessionManager::prepare_guest) just before starting the sandbox, so \
+         either it was not called for this folder or this is not the folder it prepared",
+        path.display(),
+        waited.as_secs_f64()
+    )]
+    NoNonce {
+        /// The nonce file that does not exist.
+        path: PathBuf,
+        /// How long the guest waited for it.
+        waited: Duration,
+    },
+}
+
+impl MountCheckError {
+    /// Tells a nonce file that is absent (never written) from one that is stale.
+    fn from_stale(stale: StaleMount) -> Self {
+        match std::fs::symlink_metadata(&stale.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => MountCheckError::NoNonce {
+                path: stale.path,
+                waited: stale.waited,
+            },
+            _ => MountCheckError::Stale(stale),
+        }
+    }
+
+    /// The nonce file concerned.
+    pub fn path(&self) -> &Path {
+        match self {
+            MountCheckError::Stale(stale) => &stale.path,
+            MountCheckError::NoNonce { path, .. } => path,
+        }
     }
 }
 
@@ -233,6 +279,20 @@ mod tests {
         assert!(err.path.ends_with(SIZED_NONCE_FILE));
         std::fs::write(&sized, format!("..{nonce}\0\0")).unwrap();
         assert!(check_mount(dir.path(), &nonce, Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn a_folder_without_a_nonce_says_none_was_written_not_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = check_mount(dir.path(), "x", Duration::ZERO).unwrap_err();
+        let err = MountCheckError::from_stale(stale);
+        assert!(err.to_string().starts_with("no nonce was written"), "{err}");
+        assert!(err.path().ends_with(NONCE_FILE));
+        let old = write_mount_nonce(dir.path()).unwrap();
+        let _new = write_mount_nonce(dir.path()).unwrap();
+        let stale = check_mount(dir.path(), &old, Duration::ZERO).unwrap_err();
+        let err = MountCheckError::from_stale(stale);
+        assert!(err.to_string().starts_with("stale mount"), "{err}");
     }
 
     #[test]

@@ -106,8 +106,11 @@ fn say(settings: &Settings, text: &str) {
     }
 }
 
-/// Runs `demo` (the host side).
-pub async fn run(settings: &Settings) -> Result<()> {
+/// Runs `demo` (the host side); `created_data_dir` is the data dir when this run made it.
+pub async fn run(settings: &Settings, created_data_dir: Option<&Path>) -> Result<()> {
+    if let Some(dir) = created_data_dir {
+        say(settings, &format!("created data dir {}", absolute(dir)));
+    }
     let mut timeline = Timeline::new();
     let manager = context::manager(settings).await?;
     let chat = manager

@@ -31,7 +31,9 @@ pub async fn run(settings: &Settings, only: Option<&SessionId>, ack: bool) -> Re
         }
     };
     let mut reports = Vec::new();
+    let progress = crate::cli::progress::bar(settings, sessions.len(), "checking sessions");
     for session in &sessions {
+        progress.inc(1);
         let session_ref = SessionRef::from(session);
         let paths = manager.roots().sessions().session(&session_ref);
         let state = manager.roots().host_state().session(&session_ref);
@@ -71,6 +73,7 @@ pub async fn run(settings: &Settings, only: Option<&SessionId>, ack: bool) -> Re
             tamper_events,
         });
     }
+    progress.finish_and_clear();
     let total: usize = reports.iter().map(|r| r.findings.len()).sum();
     let open: usize = reports
         .iter()

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use airlock_core::mailbox::{InboundMessage, NewOutboundMessage};
 use airlock_core::{Error, MessageId, OutboxFile, Reply, Result};
 use airlock_sqlite_fs::GuestMailbox;
-use airlock_sqlite_fs::guest::{DEFAULT_MOUNT_CHECK_TIMEOUT, check_mount_from_env};
+use airlock_sqlite_fs::guest::{
+    DEFAULT_MOUNT_CHECK_TIMEOUT, MountCheckError, check_mount_from_env,
+};
 use serde::Serialize;
 use serde_json::json;
 
@@ -19,8 +21,10 @@ pub(crate) fn open(session_dir: &Path) -> Result<GuestMailbox> {
     if !session_dir.join("inbound.db").is_file() {
         return Err(Error::not_found("session folder", session_dir.display()));
     }
-    check_mount_from_env(session_dir, DEFAULT_MOUNT_CHECK_TIMEOUT)
-        .map_err(airlock_sqlite_fs::Error::from)?;
+    check_mount_from_env(session_dir, DEFAULT_MOUNT_CHECK_TIMEOUT).map_err(|e| match e {
+        MountCheckError::Stale(stale) => Error::from(airlock_sqlite_fs::Error::from(stale)),
+        other => Error::invariant(Some(other.path().to_path_buf()), other.to_string()),
+    })?;
     Ok(GuestMailbox::open(session_dir)?)
 }
 
@@ -139,6 +143,13 @@ pub fn reply(
     to: Option<&str>,
 ) -> Result<()> {
     let mailbox = open(session_dir)?;
+    // An ack for a message that does not exist would be recorded silently.
+    if !mailbox.has_inbound(in_reply_to.as_str())? {
+        return Err(Error::InvalidInput(format!(
+            "--in-reply-to: no inbound message {in_reply_to} in {} (`airlock guest poll` lists them)",
+            mailbox.paths().inbound_db().display()
+        )));
+    }
     let (id, seq, files) = reply_to(&mailbox, in_reply_to, text, files, to)?;
     let replied = Replied {
         id: id.to_string(),

@@ -6,9 +6,10 @@ use airlock_core::{Error, Result};
 use airlock_sqlite_fs::SessionsRoot;
 use airlock_sqlite_fs::import::{Action, ImportOptions, ImportReport, import_reference};
 
+use super::resolve::absolute;
 use crate::cli::context;
-use crate::cli::output::{emit, or_dash};
-use crate::cli::settings::Settings;
+use crate::cli::output::{emit, or_dash, print_line};
+use crate::cli::settings::{OutputFormat, Settings};
 
 fn action(a: Action) -> &'static str {
     match a {
@@ -71,7 +72,15 @@ fn human(report: &ImportReport) -> String {
 
 /// Runs `import`; fails (after printing the report) when a session could
 /// not be adopted.
-pub async fn run(settings: &Settings, from: &Path, dry_run: bool) -> Result<()> {
+pub async fn run(
+    settings: &Settings,
+    created_data_dir: Option<&Path>,
+    from: &Path,
+    dry_run: bool,
+) -> Result<()> {
+    if let (Some(dir), OutputFormat::Human) = (created_data_dir, settings.output) {
+        print_line(&format!("created data dir {}", absolute(dir)));
+    }
     let store = context::open_registry(settings).await?;
     let options = ImportOptions {
         from: from.to_path_buf(),

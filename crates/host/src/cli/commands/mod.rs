@@ -1,5 +1,6 @@
 //! One handler per `airlock` command.
 
+pub mod completions;
 pub mod deliver;
 pub mod demo;
 pub mod destinations;
@@ -21,13 +22,18 @@ use super::settings::{Command, Settings};
 
 /// Runs the command of `settings`.
 pub async fn dispatch(settings: &Settings) -> Result<()> {
+    let created = super::context::prepare_data_dir(settings)?;
+    let created = created.as_deref();
     match &settings.command {
         Command::Resolve {
             agent_group,
             chat,
             thread,
             mode,
-        } => resolve::run(settings, agent_group, chat.as_ref(), thread.as_ref(), *mode).await,
+        } => {
+            let (chat, thread) = (chat.as_ref(), thread.as_ref());
+            resolve::run(settings, created, agent_group, chat, thread, *mode).await
+        }
         Command::Send {
             session,
             content,
@@ -45,7 +51,13 @@ pub async fn dispatch(settings: &Settings) -> Result<()> {
         Command::Run {
             guest_cmd,
             interval,
-        } => run::run(settings, guest_cmd, *interval).await,
+        } => {
+            // stdout carries the delivered messages; say it on stderr.
+            if let Some(dir) = created {
+                eprintln!("created data dir {}", dir.display());
+            }
+            run::run(settings, guest_cmd, *interval).await
+        }
         Command::Show { session } => sessions::show(settings, session).await,
         Command::Messages {
             session,
@@ -72,10 +84,12 @@ pub async fn dispatch(settings: &Settings) -> Result<()> {
         Command::Failures { session, action } => {
             failures::run(settings, session.as_ref(), *action).await
         }
-        Command::Demo => demo::run(settings).await,
+        Command::Demo => demo::run(settings, created).await,
         Command::DemoAgent { session_dir } => demo::agent(session_dir),
-        Command::Import { from, dry_run } => import::run(settings, from, *dry_run).await,
+        Command::Import { from, dry_run } => import::run(settings, created, from, *dry_run).await,
         Command::Routing { session } => routing::run(settings, session).await,
         Command::Destinations { session, file } => destinations::run(settings, session, file).await,
+        Command::Completions { shell } => completions::completions(*shell),
+        Command::Man { out } => completions::man_pages(out),
     }
 }

@@ -1,7 +1,10 @@
 //! `airlock resolve`: find or create the session for a chat.
 
+use std::path::Path;
+
 use airlock_core::{
-    AgentGroupId, NewMessagingGroup, ResolveRequest, Result, SessionMode, SessionStoreExt, ThreadId,
+    AgentGroupId, NewMessagingGroup, ResolveRequest, Result, Session, SessionMode, SessionStoreExt,
+    ThreadId,
 };
 use serde::Serialize;
 
@@ -9,20 +12,22 @@ use crate::cli::context;
 use crate::cli::output::{emit, or_dash};
 use crate::cli::settings::{ChatSettings, Settings};
 
+/// The session as `sessions --json` lists it, plus what this call did.
 #[derive(Serialize)]
 struct Resolved {
-    id: String,
+    #[serde(flatten)]
+    session: Session,
     created: bool,
     dir: String,
-    agent_group: String,
-    messaging_group: Option<String>,
-    thread: Option<String>,
-    mode: String,
+    /// Set when this call created the data dir.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_data_dir: Option<String>,
 }
 
-/// Runs `resolve`.
+/// Runs `resolve`; `created_data_dir` is the data dir when this run made it.
 pub async fn run(
     settings: &Settings,
+    created_data_dir: Option<&Path>,
     agent_group: &AgentGroupId,
     chat: Option<&ChatSettings>,
     thread: Option<&ThreadId>,
@@ -44,26 +49,26 @@ pub async fn run(
     };
     let request = ResolveRequest::new(agent_group.clone(), messaging_group, thread.cloned(), mode);
     let resolved = manager.resolve_session(request).await?;
-    let session = &resolved.session;
     let out = Resolved {
-        id: session.id.to_string(),
+        dir: absolute(&manager.session_dir(&resolved.session)),
+        session: resolved.session,
         created: resolved.created,
-        dir: absolute(&manager.session_dir(session)),
-        agent_group: session.agent_group_id.to_string(),
-        messaging_group: session.messaging_group_id.as_ref().map(|m| m.to_string()),
-        thread: session.thread_id.as_ref().map(|t| t.to_string()),
-        mode: session.mode.to_string(),
+        created_data_dir: created_data_dir.map(absolute),
     };
     emit(settings.output, &out, |r| {
+        let s = &r.session;
         format!(
-            "{} {}\n  dir:     {}\n  agent:   {}\n  chat:    {}\n  thread:  {}\n  mode:    {}",
+            "{}{} {}\n  dir:     {}\n  agent:   {}\n  chat:    {}\n  thread:  {}\n  mode:    {}",
+            r.created_data_dir
+                .as_ref()
+                .map_or_else(String::new, |d| format!("created data dir {d}\n")),
             if r.created { "created" } else { "found" },
-            r.id,
+            s.id,
             r.dir,
-            r.agent_group,
-            or_dash(r.messaging_group.as_ref()),
-            or_dash(r.thread.as_ref()),
-            r.mode
+            s.agent_group_id,
+            or_dash(s.messaging_group_id.as_ref()),
+            or_dash(s.thread_id.as_ref()),
+            s.mode
         )
     });
     Ok(())

@@ -54,7 +54,7 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
 }
 
 /// The content a bridge would deliver: text plus base64 attachments.
-fn bridge_content(text: &str, attach: &[PathBuf]) -> Result<String> {
+fn bridge_content(text: Option<&str>, attach: &[PathBuf]) -> Result<String> {
     let mut attachments = Vec::new();
     for path in attach {
         let bytes = read(path, "attachment")?;
@@ -66,7 +66,10 @@ fn bridge_content(text: &str, attach: &[PathBuf]) -> Result<String> {
             "data": base64::engine::general_purpose::STANDARD.encode(&bytes),
         }));
     }
-    let mut content = json!({ "text": text });
+    let mut content = json!({});
+    if let Some(text) = text {
+        content["text"] = json!(text);
+    }
     if !attachments.is_empty() {
         content["attachments"] = serde_json::Value::Array(attachments);
     }
@@ -83,7 +86,7 @@ pub async fn run(
     routing: &SendRouting,
 ) -> Result<()> {
     let content = match content {
-        SendContent::Text { text, attach } => bridge_content(text, attach)?,
+        SendContent::Text { text, attach } => bridge_content(text.as_deref(), attach)?,
         SendContent::File(path) => {
             String::from_utf8(read(path, "content file")?).map_err(|_| {
                 Error::InvalidInput(format!("content file {} is not UTF-8 text", path.display()))
