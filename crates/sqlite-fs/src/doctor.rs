@@ -272,12 +272,13 @@ fn check_version(
         // 0: never stamped, as every file the reference writes (or an
         // adopted folder before airlock's first write); the owner migrates
         // it on its next open, so it is not a finding.
-        Ok(v) if *v == expected || *v == 0 => {}
+        // Older versions are brought up to date by the owner's next write.
+        Ok(v) if (0..=expected).contains(v) => {}
         Ok(v) => report.add(
             Severity::Warning,
             "schema_version",
             path.to_path_buf(),
-            format!("schema version {v}, expected {expected} (migrated on the owner's next open)"),
+            format!("schema version {v}, newer than the {expected} this airlock knows"),
         ),
         Err(e) => report.add(
             Severity::Error,

@@ -48,6 +48,32 @@ fn outbound_schema_matches_spec() {
 }
 
 #[test]
+fn an_existing_host_db_gets_the_pending_index_on_its_next_write() {
+    let fx = Fixture::new();
+    fx.host
+        .write_message(&msg("m1", "{}"), &PlainContent)
+        .unwrap();
+    let host_db = fx
+        .dir
+        .path()
+        .join("host-state/sessions/ag-1/sess-1/host.db");
+    let indexed = || schema_of(&host_db).contains("idx_messages_in_pending");
+    assert!(indexed(), "a new host.db has the index");
+    // As an airlock from before the index left it.
+    Connection::open(&host_db)
+        .unwrap()
+        .execute_batch("DROP INDEX idx_messages_in_pending; PRAGMA user_version = 0;")
+        .unwrap();
+    assert!(!indexed());
+    fx.host
+        .write_message(&msg("m2", "{}"), &PlainContent)
+        .unwrap();
+    assert!(indexed(), "added by the next write");
+    assert_eq!(user_version(&host_db), 1);
+    assert_eq!(fx.host.list_inbound(10).unwrap().len(), 2);
+}
+
+#[test]
 fn create_session_is_idempotent_and_keeps_rows() {
     let fx = Fixture::new();
     fx.host
@@ -68,7 +94,7 @@ fn create_session_is_idempotent_and_keeps_rows() {
             .join("sessions/ag-1/sess-1/inbound.lock")
             .exists()
     );
-    assert_eq!(user_version(&fx.host.paths().inbound_db()), 1);
+    assert_eq!(user_version(&fx.host.paths().inbound_db()), 2);
     fx.assert_no_wal();
 }
 
@@ -203,7 +229,8 @@ fn host_migrates_legacy_inbound_idempotently() {
             "{col}"
         );
     }
-    assert_eq!(user_version(&path), 1);
+    assert_eq!(user_version(&path), 2);
+    assert!(schema_of(&path).contains("idx_messages_in_pending"));
     let before = schema_of(&path);
     // Idempotent: a second open (and create) changes nothing, rows intact.
     roots.create_session(&session).unwrap();

@@ -84,15 +84,10 @@ impl GuestMailbox {
         let first = self.first_poll.load(Ordering::SeqCst);
         let now_text = now.to_iso();
         let mut rows = self.read_inbound("polling messages_in", |conn| {
-            let mut acked = acks.prepare_cached("SELECT 1 FROM processing_ack WHERE message_id = ?1")?;
+            let mut acked =
+                acks.prepare_cached("SELECT 1 FROM processing_ack WHERE message_id = ?1")?;
             let cols = inbound_columns(conn)?;
-            let wake = if first || !cols.on_wake { "" } else { " AND on_wake = 0" };
-            let sql = format!(
-                "SELECT {} FROM messages_in WHERE status = 'pending' AND {}{wake} ORDER BY seq DESC",
-                select_list(cols),
-                due_sql("process_after"),
-            );
-            let mut stmt = conn.prepare(&sql)?;
+            let mut stmt = conn.prepare(&pending_sql(cols, first))?;
             let mut iter = stmt.query_map([&now_text], inbound_row)?;
             let mut out = Vec::new();
             while out.len() < limit {
@@ -167,4 +162,20 @@ impl GuestMailbox {
             origin: Origin::Guest,
         }))
     }
+}
+
+/// The guest's poll: pending, due rows, newest first (`on_wake` rows only
+/// on a first poll); `?1` is now. Reads only pending rows through
+/// `idx_messages_in_pending` (see [`crate::schema::INBOUND_INDEXES`]).
+pub(crate) fn pending_sql(cols: InboundColumns, first: bool) -> String {
+    let wake = if first || !cols.on_wake {
+        ""
+    } else {
+        " AND on_wake = 0"
+    };
+    format!(
+        "SELECT {} FROM messages_in WHERE status = 'pending' AND {}{wake} ORDER BY seq DESC",
+        select_list(cols),
+        due_sql("process_after"),
+    )
 }

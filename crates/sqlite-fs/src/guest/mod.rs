@@ -4,7 +4,7 @@
 //! No function here can open `inbound.db` read-write: across a lock-less
 //! mount such an open "rolls back" the host's committed transactions.
 
-mod inbound;
+pub(crate) mod inbound;
 mod mount_check;
 pub use inbound::DEFAULT_POLL_LIMIT;
 pub use mount_check::{

@@ -29,14 +29,7 @@ impl HostMailbox {
     /// Pending, `trigger=1`, due messages: whether to wake a guest.
     pub fn count_due(&self, now: Timestamp) -> Result<u64> {
         let n = host_state::read(&self.paths, &self.state, "counting due messages", |conn| {
-            conn.query_row(
-                &format!(
-                    "SELECT count(*) FROM messages_in WHERE status = 'pending' AND trigger = 1 AND {}",
-                    due_sql("process_after")
-                ),
-                [now.to_iso()],
-                |r| r.get::<_, i64>(0),
-            )
+            conn.query_row(&count_due_sql(), [now.to_iso()], |r| r.get::<_, i64>(0))
         })?;
         Ok(n.max(0) as u64)
     }
@@ -80,4 +73,13 @@ impl HostMailbox {
         let now = SystemTime::UNIX_EPOCH + Duration::from_millis(now.as_millis().max(0) as u64);
         Ok(Some(now.duration_since(mtime).unwrap_or(Duration::ZERO)))
     }
+}
+
+/// Pending, waking, due rows (`?1` is now), read through
+/// `idx_messages_in_pending` (see [`crate::schema::INBOUND_INDEXES`]).
+pub(crate) fn count_due_sql() -> String {
+    format!(
+        "SELECT count(*) FROM messages_in WHERE status = 'pending' AND trigger = 1 AND {}",
+        due_sql("process_after")
+    )
 }

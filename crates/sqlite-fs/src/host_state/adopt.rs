@@ -8,11 +8,11 @@ use std::io::Write;
 use rusqlite::Connection;
 
 use super::folder::{Entry, Folder, INBOUND};
-use super::{HOST_SCHEMA, record};
+use super::{HOST_DB_VERSION, HOST_SCHEMA, record};
 use crate::error::{Error, Result};
 use crate::host::read::INBOUND_COLUMNS;
 use crate::layout::HostSessionState;
-use crate::schema::{INBOUND_SCHEMA, migrate_inbound};
+use crate::schema::{INBOUND_INDEXES, INBOUND_SCHEMA, migrate_inbound};
 use crate::sqlite_util::{OpenMode, open_file};
 
 /// Files of the intent-marker design that `host.db` replaces.
@@ -54,7 +54,9 @@ pub(crate) fn adopt(conn: &Connection, folder: &Folder, state: &HostSessionState
         }
         conn.execute_batch("BEGIN IMMEDIATE")?;
         conn.execute_batch(INBOUND_SCHEMA)?;
+        conn.execute_batch(INBOUND_INDEXES)?;
         conn.execute_batch(HOST_SCHEMA)?;
+        conn.pragma_update(None, "user_version", HOST_DB_VERSION)?;
         if source.is_some() {
             for (table, cols) in [
                 ("messages_in", INBOUND_COLUMNS),

@@ -9,7 +9,7 @@ use super::{batch, open_host_db, record};
 use crate::error::{Error, Result};
 use crate::host::read::INBOUND_COLUMNS;
 use crate::layout::{HostSessionState, SessionPaths};
-use crate::schema::INBOUND_VERSION;
+use crate::schema::INBOUND_COLUMNS_VERSION;
 use crate::sqlite_util::{OpenMode, open_file};
 
 /// Rows that differ between the published file and `host.db` (both ways).
@@ -20,7 +20,7 @@ fn differing_rows(state: &HostSessionState) -> rusqlite::Result<Option<i64>> {
         Duration::from_secs(2),
     )?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version < INBOUND_VERSION {
+    if version < INBOUND_COLUMNS_VERSION {
         // An adopted older shape, rebuilt by the first write: nothing to compare yet.
         return Ok(None);
     }

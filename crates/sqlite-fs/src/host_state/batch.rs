@@ -17,7 +17,9 @@ use rusqlite::Connection;
 
 use super::folder::Folder;
 use super::tamper::{self, TamperEvent};
-use super::{Changes, adopt, generation, give_back, publish, record, take_host_db, verify};
+use super::{
+    Changes, adopt, generation, give_back, publish, record, take_host_db, upgrade_host_db, verify,
+};
 use crate::error::{Error, Result};
 use crate::host::lock::FileLock;
 use crate::layout::{HostSessionState, SessionPaths};
@@ -368,7 +370,10 @@ fn prepare(paths: &SessionPaths, state: &HostSessionState) -> Result<Prepared> {
     let conn = take_host_db(state)?;
     let path = state.host_db();
     let generation = match generation(&conn, &path)? {
-        Some(g) => g,
+        Some(g) => {
+            upgrade_host_db(&conn, &path)?;
+            g
+        }
         None => {
             adopt::adopt(&conn, &folder, state)?;
             0

@@ -24,6 +24,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::error::{Error, Result};
 use crate::layout::HostSessionState;
+use crate::schema::INBOUND_INDEXES;
 
 pub use tamper::TamperEvent;
 
@@ -36,6 +37,22 @@ CREATE TABLE IF NOT EXISTS tamper_events (
   id INTEGER PRIMARY KEY, at TEXT NOT NULL, file TEXT NOT NULL, reason TEXT NOT NULL,
   moved_to TEXT, repair TEXT NOT NULL, acknowledged INTEGER NOT NULL DEFAULT 0);
 ";
+
+/// `user_version` of an up-to-date `host.db`: 1 has [`INBOUND_INDEXES`].
+const HOST_DB_VERSION: i64 = 1;
+
+/// Brings an existing `host.db` up to date (under the session's file lock).
+pub(crate) fn upgrade_host_db(conn: &Connection, path: &Path) -> Result<()> {
+    let upgrade = || -> rusqlite::Result<()> {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version < HOST_DB_VERSION {
+            conn.execute_batch(INBOUND_INDEXES)?;
+            conn.pragma_update(None, "user_version", HOST_DB_VERSION)?;
+        }
+        Ok(())
+    };
+    upgrade().map_err(|e| Error::sqlite(path, "adding host.db's indexes", e))
+}
 
 /// Host writers wait this long for another host process's `host.db` write.
 const BUSY: Duration = Duration::from_secs(10);

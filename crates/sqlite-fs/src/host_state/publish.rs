@@ -17,7 +17,7 @@ use super::tamper::TamperEvent;
 use crate::error::{Error, Result};
 use crate::host::read::INBOUND_COLUMNS;
 use crate::layout::HostSessionState;
-use crate::schema::{INBOUND_SCHEMA, INBOUND_VERSION};
+use crate::schema::{INBOUND_INDEXES, INBOUND_SCHEMA, INBOUND_VERSION};
 use crate::sqlite_util::{JournalKind, OpenMode, open_file, read_header};
 
 const DELIVERED_COLUMNS: &str = "message_out_id, platform_message_id, status, delivered_at";
@@ -125,6 +125,7 @@ pub(crate) fn rebuild(folder: &Folder, state: &HostSessionState) -> Result<()> {
     let build = || -> rusqlite::Result<()> {
         let conn = open_published(&tmp, OpenMode::Create, "OFF")?;
         conn.execute_batch(INBOUND_SCHEMA)?;
+        conn.execute_batch(INBOUND_INDEXES)?;
         conn.pragma_update(None, "user_version", INBOUND_VERSION)?;
         attach_host(&conn, state)?;
         conn.execute_batch("BEGIN IMMEDIATE")?;

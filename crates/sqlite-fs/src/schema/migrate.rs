@@ -3,8 +3,8 @@
 use rusqlite::{Connection, TransactionBehavior};
 
 #[cfg(feature = "host")]
-use super::INBOUND_SCHEMA;
-use super::{INBOUND_VERSION, OUTBOUND_SCHEMA, OUTBOUND_VERSION};
+use super::{INBOUND_INDEXES, INBOUND_SCHEMA, INBOUND_VERSION};
+use super::{OUTBOUND_SCHEMA, OUTBOUND_VERSION};
 
 #[cfg(feature = "host")]
 /// Columns of `messages_in` / `delivered` that older `inbound.db` files lack.
@@ -61,6 +61,7 @@ pub(crate) fn migrate_inbound(conn: &mut Connection) -> rusqlite::Result<bool> {
     }
     add_missing(&tx, INBOUND_ADDED)?;
     tx.execute_batch(INBOUND_SCHEMA)?;
+    tx.execute_batch(INBOUND_INDEXES)?;
     tx.execute(
         "UPDATE messages_in SET series_id = id WHERE series_id IS NULL",
         [],
@@ -119,7 +120,7 @@ impl InboundColumns {
 
 /// Discovers the columns of `inbound.db`; one pragma read when it is up to date.
 pub fn inbound_columns(conn: &Connection) -> rusqlite::Result<InboundColumns> {
-    if user_version(conn)? >= INBOUND_VERSION {
+    if user_version(conn)? >= super::INBOUND_COLUMNS_VERSION {
         return Ok(InboundColumns::ALL);
     }
     let m = columns(conn, "messages_in")?;

@@ -30,8 +30,21 @@ fn max_seq(conn: &Connection, sql: &str) -> rusqlite::Result<Option<Seq>> {
     Ok(max.map(Seq::new))
 }
 
-/// `user_version` of an up-to-date `inbound.db`.
-pub const INBOUND_VERSION: i64 = 1;
+/// `user_version` of an up-to-date `inbound.db`: 1 has every column of
+/// SPEC's schema, 2 also [`INBOUND_INDEXES`].
+pub const INBOUND_VERSION: i64 = 2;
+/// The first `inbound.db` version with every column (rows compare as is).
+pub const INBOUND_COLUMNS_VERSION: i64 = 1;
+
+/// Indexes airlock adds to SPEC's `inbound.db` schema, so the guest's
+/// pending poll and the host's `count_due` read only pending rows, in seq
+/// order, however long the history. Additive: a reader that does not know
+/// them (the reference's guest) is unaffected; both queries name
+/// `status = 'pending'`, which lets SQLite use the partial index.
+pub const INBOUND_INDEXES: &str = "\
+CREATE INDEX IF NOT EXISTS idx_messages_in_pending ON messages_in(seq) WHERE status = 'pending';
+";
+
 /// `user_version` of an up-to-date `outbound.db`.
 pub const OUTBOUND_VERSION: i64 = 1;
 
@@ -71,3 +84,6 @@ CREATE TABLE IF NOT EXISTS container_state (
   id INTEGER PRIMARY KEY CHECK (id = 1), current_tool TEXT,
   tool_declared_timeout_ms INTEGER, tool_started_at TEXT, updated_at TEXT NOT NULL);
 ";
+
+#[cfg(all(test, feature = "host"))]
+mod plan_tests;
