@@ -12,4 +12,5 @@ pub const MOUNT_NONCE_ENV: &str = "AIRLOCK_MOUNT_NONCE";
 /// File in which the guest acknowledges a round: `<round> <nonce>` (round from 1).
 pub const ACK_FILE: &str = ".airlock-nonce-ack";
 /// Nonces per guest start: the first, then two rewrites after the guest read the one before.
+#[cfg(feature = "host")]
 pub const MOUNT_CHECK_ROUNDS: usize = 3;
