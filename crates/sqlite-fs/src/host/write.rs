@@ -12,6 +12,7 @@ use super::HostMailbox;
 use super::content::InboundContent;
 use crate::error::{Error, Result};
 use crate::host_state::{self, batch, batch::Tx};
+use crate::layout::HostSessionState;
 
 /// The next even seq above `max` (2 on an empty table).
 pub(crate) fn next_even(max: i64) -> i64 {
@@ -94,9 +95,53 @@ fn quarantined_journal(tx: &Tx<'_>) -> Option<std::path::PathBuf> {
         .map(|e| e.moved_to.clone().unwrap_or_else(|| e.file.clone().into()))
 }
 
+/// The host-state file naming the message whose files are being staged: a
+/// writer killed while staging leaves it, and the session's next write
+/// removes what that staging left in the folder. Not synced: after a kill
+/// the page cache keeps it; after a power loss `doctor` still reports leftovers.
+fn staging_marker(state: &HostSessionState) -> std::path::PathBuf {
+    state.dir().join("staging")
+}
+
+/// Cleans up after a writer killed while staging files, if one was.
+fn clean_killed_staging(state: &HostSessionState, content: &dyn InboundContent) -> Result<()> {
+    let marker = staging_marker(state);
+    let stale = match std::fs::read_to_string(&marker) {
+        Ok(stale) => stale,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(&marker, e)),
+    };
+    if let Ok(id) = MessageId::new(stale.trim_end()) {
+        content.clean_after_kill(&id)?;
+    }
+    std::fs::remove_file(&marker).map_err(|e| Error::io(&marker, e))
+}
+
+/// Runs `content.prepare` for `id` inside the staging marker.
+fn prepare_marked(
+    state: &HostSessionState,
+    content: &dyn InboundContent,
+    id: &MessageId,
+    raw: &str,
+) -> Result<airlock_core::ExtractedContent> {
+    if !content.stages_files() {
+        return content.prepare(id, raw);
+    }
+    clean_killed_staging(state, content)?;
+    let marker = staging_marker(state);
+    // Best effort: without the marker only this clean-up is lost, not the write.
+    if let Err(e) = std::fs::write(&marker, id.as_str()) {
+        tracing::debug!(marker = %marker.display(), error = %e, "could not write the staging marker");
+    }
+    let prepared = content.prepare(id, raw);
+    let _ = std::fs::remove_file(&marker);
+    prepared
+}
+
 /// One inbound message inside a group commit: retry, rename or insert.
 fn insert_message(
     tx: &mut Tx<'_>,
+    state: &HostSessionState,
     msg: &NewInboundMessage,
     content: &dyn InboundContent,
 ) -> Result<WrittenMessage> {
@@ -125,7 +170,7 @@ fn insert_message(
         }
     };
     // Files first (staged and synced by the hook), the row after.
-    let prepared = content.prepare(&id, &msg.content)?;
+    let prepared = prepare_marked(state, content, &id, &msg.content)?;
     let seq = (|| {
         let seq = next_even(max_inbound_seq(tx.conn)?);
         tx.conn.execute(
@@ -182,7 +227,7 @@ impl HostMailbox {
         msg: &NewInboundMessage,
         content: &dyn InboundContent,
     ) -> Result<WrittenMessage> {
-        self.commit(|tx| insert_message(tx, msg, content))
+        self.commit(|tx| insert_message(tx, &self.state, msg, content))
     }
 
     /// Stores several inbound messages in one commit, in order (retries and
@@ -195,7 +240,7 @@ impl HostMailbox {
     ) -> Result<Vec<WrittenMessage>> {
         self.commit(|tx| {
             msgs.iter()
-                .map(|m| insert_message(tx, m, content))
+                .map(|m| insert_message(tx, &self.state, m, content))
                 .collect()
         })
     }
