@@ -19,7 +19,8 @@ fn require_every_test() -> Result<bool, String> {
     }
 }
 
-/// Runs formatting, lints, the whole test suite and cargo-deny.
+/// Runs formatting, lints, the whole test suite, cargo-deny and the short
+/// fault campaign.
 pub fn run_all() -> Result<(), String> {
     let strict = require_every_test()?;
     run_command(cargo(&["fmt", "--all", "--check"]))?;
@@ -60,15 +61,19 @@ pub fn run_all() -> Result<(), String> {
             // A PostgreSQL test that cannot find its server fails, never skips.
             nextest.env("AIRLOCK_REQUIRE_PG", "1");
         }
-        run_command(nextest)
+        run_command(nextest)?;
     } else {
         let mut test = cargo(&["test", "--workspace", "--locked", "--no-fail-fast"]);
         if strict {
             test.env("AIRLOCK_REQUIRE_PG", "1");
             test.args(["--", "--include-ignored"]);
         }
-        run_command(test)
+        run_command(test)?;
     }
+    crate::faults::run_with(&crate::faults::Options {
+        trials: crate::faults::CI_TRIALS,
+        scenario: None,
+    })
 }
 
 /// Entry point: `cargo xtask ci`.

@@ -1,6 +1,6 @@
 //! `cargo xtask`: the one entry point for airlock's automation.
 //!
-//! Commands: `ci` (everything CI runs), `bench`, `crossmount`, `fuzz`. Each command lives in its own module.
+//! Commands: `ci` (everything CI runs), `bench`, `crossmount`, `faults`, `fuzz`. Each command lives in its own module.
 
 mod bench;
 mod bench_child;
@@ -9,6 +9,7 @@ mod bench_plan;
 mod bench_summary;
 mod ci;
 mod crossmount;
+mod faults;
 mod fuzz;
 mod util;
 
@@ -33,6 +34,10 @@ commands:
                 the cross-mount harness: airlock's access pattern and four
                 negative controls through FUSE mounts that behave like
                 VirtioFS (needs root and /dev/fuse); see crates/crossmount
+  faults [--trials N] [--scenario NAME]
+                issue 15's fault campaign: sends and delivery runs killed at
+                random points, I/O errors (libfiu's fiu-run), each with a
+                negative control; one line per scenario (default 200 trials)
   fuzz [--seconds N]
                 every cargo-fuzz target for N seconds (default 60); prints
                 SKIP when nightly or cargo-fuzz is missing";
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("crossmount") => crossmount::run(&args[1..]),
+        Some("faults") => faults::run(&args[1..]),
         Some("fuzz") => parse_seconds(&args[1..]).and_then(fuzz::run),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
