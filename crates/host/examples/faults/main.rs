@@ -106,7 +106,10 @@ fn parse(args: &[String]) -> Result<(Campaign, Option<String>), String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // The unsafe writers of the negative controls run as roles of this binary.
-    if let Some(code) = send_kill::unsafe_role(&args).or_else(|| deliver_kill::unsafe_role(&args)) {
+    if let Some(code) = send_kill::unsafe_role(&args)
+        .or_else(|| deliver_kill::unsafe_role(&args))
+        .or_else(|| io_errors::unsafe_role(&args))
+    {
         return code;
     }
     let (campaign, only) = match parse(&args) {

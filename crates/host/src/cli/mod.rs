@@ -8,6 +8,7 @@ mod context;
 pub mod output;
 pub mod settings;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -44,7 +45,9 @@ pub fn main() -> ExitCode {
 fn fail(message: &str) -> ExitCode {
     // One line, and no guest-written byte may drive the terminal.
     let line = output::clean(message);
-    eprintln!("airlock: error: {line}");
+    // eprintln! panics when stderr fails (a full disk, a closed pipe): the
+    // exit code still tells the caller, so the line is best effort.
+    let _ = writeln!(std::io::stderr(), "airlock: error: {line}");
     ExitCode::FAILURE
 }
 
