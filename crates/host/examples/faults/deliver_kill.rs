@@ -121,7 +121,13 @@ fn campaign(
             .spawn()
             .map_err(|e| format!("starting the delivery run: {e}"))
     };
+    // A session that stops delivering (every run fails) must end the loop.
+    let mut runs = 0;
     while done < kills {
+        runs += 1;
+        if runs > 20 * kills {
+            return Err(format!("delivery stalled: {done} kills in {runs} runs"));
+        }
         if next - delivered.len() < LOW_WATER {
             top_up(&guest, &mut history, &mut next, 2 * LOW_WATER)?;
         }
