@@ -101,6 +101,15 @@ fn delivered_lines(
     Ok((keys, killed))
 }
 
+/// The texts of complete JSON lines.
+pub fn texts(out: &[u8]) -> Vec<String> {
+    out.split_inclusive(|b| *b == b'\n')
+        .filter(|l| l.ends_with(b"\n"))
+        .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["content"]["text"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// Kills `kills` delivery runs at random points, then lets one finish.
 fn campaign(
     a: &Airlock,
@@ -123,12 +132,15 @@ fn campaign(
     };
     // A session that stops delivering (every run fails) must end the loop.
     let mut runs = 0;
+    let mut idle = false;
     while done < kills {
         runs += 1;
         if runs > 20 * kills {
             return Err(format!("delivery stalled: {done} kills in {runs} runs"));
         }
-        if next - delivered.len() < LOW_WATER {
+        // Replies in flight at a kill back off (the engine counts the kill as
+        // a failed attempt): fresh ones keep the runs busy meanwhile.
+        if next - delivered.len() < LOW_WATER || idle {
             top_up(&guest, &mut history, &mut next, 2 * LOW_WATER)?;
         }
         let delay = Duration::from_micros(rng.below(window.as_micros() as u64 + 1));
@@ -148,17 +160,23 @@ fn campaign(
         } else if !killed {
             window = window.mul_f32(0.7).max(Duration::from_millis(1));
         }
+        idle = keys.is_empty() && !killed;
         delivered.extend(keys.iter().cloned());
         history.run(keys, in_flight);
     }
-    // Restarted one last time, unharmed: whatever is left must come out.
-    for _ in 0..3 {
-        let (keys, _) = delivered_lines(spawn()?, None)?;
-        let empty = keys.is_empty();
-        history.run(keys, Vec::<String>::new());
-        if empty {
+    // Restarted, unharmed, until nothing is left (`--once` exits 0): what
+    // backs off after a kill comes out within its back-off (seconds).
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let mut child = spawn()?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let out = std::io::read_to_string(stdout).map_err(|e| e.to_string())?;
+        let status = child.wait().map_err(|e| e.to_string())?;
+        history.run(texts(out.as_bytes()), Vec::<String>::new());
+        if status.success() || std::time::Instant::now() > deadline {
             break;
         }
+        std::thread::sleep(Duration::from_millis(500));
     }
     Ok(history.check())
 }

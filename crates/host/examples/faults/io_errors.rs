@@ -286,7 +286,7 @@ fn deliveries(c: &Campaign, p: f64) -> Result<Outcome, String> {
         runs += 1;
         let keys = run
             .as_ref()
-            .map(|(_, out, _)| lines(out))
+            .map(|(_, out, _)| crate::deliver_kill::texts(out))
             .unwrap_or_default();
         let done = exits.record(&run);
         let in_flight: Vec<String> = if done {
@@ -304,7 +304,10 @@ fn deliveries(c: &Campaign, p: f64) -> Result<Outcome, String> {
         .stderr(Stdio::null())
         .output()
         .map_err(|e| e.to_string())?;
-    history.run(lines(&out.stdout), Vec::<String>::new());
+    history.run(
+        crate::deliver_kill::texts(&out.stdout),
+        Vec::<String>::new(),
+    );
     let report = history.check();
     let integrity = a.integrity_failures();
     let ok = report.is_ok() && exits.panics == 0 && integrity.is_empty() && out.status.success();
@@ -318,16 +321,6 @@ fn deliveries(c: &Campaign, p: f64) -> Result<Outcome, String> {
         figures: format!("{exits}; {report}; integrity failures {}", integrity.len()),
         ok,
     })
-}
-
-/// The texts of the complete JSON lines a delivery run printed.
-fn lines(stdout: &[u8]) -> Vec<String> {
-    stdout
-        .split_inclusive(|b| *b == b'\n')
-        .filter(|l| l.ends_with(b"\n"))
-        .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
-        .filter_map(|v| v["content"]["text"].as_str().map(str::to_owned))
-        .collect()
 }
 
 const PANICKY_ROLE: &str = "--panicky-writer";
