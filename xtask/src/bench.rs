@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::bench_child::{self, ChildRun};
 use crate::bench_plan::{self, WORKLOADS, Workload};
 use crate::bench_summary::{self, Samples};
-use crate::util::{cargo, project_root, run_command};
+use crate::util::{cargo, run_command, target_dir};
 
 /// What the command line asked for.
 struct Settings {
@@ -212,14 +212,6 @@ fn record_peak(samples: &mut Samples, args: &[&str], run: &ChildRun) -> Result<f
     samples.add("w2b.peak_rss_mib", peak);
     samples.add("w2b.peak_rss_over_input", peak / mib);
     Ok(peak)
-}
-
-/// Where cargo puts build output.
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => project_root().join(dir),
-        None => project_root().join("target"),
-    }
 }
 
 fn load_average() -> String {

@@ -72,7 +72,8 @@ fn require_every_test() -> Result<bool, String> {
     }
 }
 
-/// Runs formatting, lints, the whole test suite and cargo-deny.
+/// Runs formatting, lints, the whole test suite, cargo-deny and the short
+/// fault campaign.
 pub fn run_all() -> Result<(), String> {
     let strict = require_every_test()?;
     run_command(cargo(&["fmt", "--all", "--check"]))?;
@@ -115,7 +116,6 @@ pub fn run_all() -> Result<(), String> {
             nextest.env("AIRLOCK_REQUIRE_PG", "1");
         }
         run_command(nextest)?;
-        virtiofs_after_fuse(strict)
     } else {
         let mut test = cargo(&["test", "--workspace", "--locked", "--no-fail-fast"]);
         if strict {
@@ -123,8 +123,16 @@ pub fn run_all() -> Result<(), String> {
             test.args(["--", "--include-ignored"]);
         }
         run_command(test)?;
-        virtiofs_after_fuse(strict)
     }
+    // io-errors takes ~4.5 minutes at 40 trials on a 2-core machine (every
+    // faulted run is a process under fiu-run): `cargo xtask faults` runs it.
+    for scenario in crate::faults::CI_SCENARIOS {
+        crate::faults::run_with(&crate::faults::Options {
+            trials: crate::faults::CI_TRIALS,
+            scenario: Some(scenario.to_owned()),
+        })?;
+    }
+    virtiofs_after_fuse(strict)
 }
 
 /// Under CI, after the FUSE suite: the same invariants on real virtio-fs in a VM (short form).

@@ -1,6 +1,6 @@
 //! `cargo xtask`: the one entry point for airlock's automation.
 //!
-//! Commands: `ci` (everything CI runs), `bench`, `crossmount`, `virtiofs`, `fuzz`, `man`. Each command lives in its own module.
+//! Commands: `ci` (everything CI runs), `bench`, `crossmount`, `virtiofs`, `faults`, `fuzz`, `man`. Each command lives in its own module.
 
 mod bench;
 mod bench_child;
@@ -9,6 +9,7 @@ mod bench_plan;
 mod bench_summary;
 mod ci;
 mod crossmount;
+mod faults;
 mod fuzz;
 mod man;
 mod util;
@@ -42,6 +43,10 @@ commands:
   man [--out DIR]
                 the airlock CLI's man pages (airlock.1, one per command),
                 generated from its clap definition; default target/man
+  faults [--trials N] [--scenario NAME]
+                issue 15's fault campaign: sends and delivery runs killed at
+                random points, I/O errors (libfiu's fiu-run), each with a
+                negative control; one line per scenario (default 200 trials)
   fuzz [--seconds N]
                 every cargo-fuzz target for N seconds (default 60); prints
                 SKIP when nightly or cargo-fuzz is missing";
@@ -64,6 +69,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("crossmount") => crossmount::run(&args[1..]),
         Some("virtiofs") => virtiofs::run(&args[1..]),
+        Some("faults") => faults::run(&args[1..]),
         Some("fuzz") => parse_seconds(&args[1..]).and_then(fuzz::run),
         Some("man") => man::run(&args[1..]),
         Some("-h" | "--help") | None => {

@@ -1,5 +1,11 @@
 //! Derived message ids: where a different message is stored when a platform
 //! reuses an id (`<id>#2`, `<id>#3`, …), never dropping either message.
+//!
+//! A platform may itself send ids that end in `#N`, so a stored id never
+//! tells which id was requested: backends record the requested id of every
+//! renamed message and treat as a retry only a stored message *requested*
+//! under the same id with the same content ([`free_message_id`] picks the
+//! id of a new one).
 
 use crate::error::Result;
 use crate::ids::{MAX_ID_BYTES, MessageId};
@@ -23,9 +29,42 @@ pub fn derived_message_id(id: &MessageId, n: u64) -> Result<MessageId> {
     Ok(MessageId::new(format!("{}{suffix}", &id.as_str()[..cut]))?)
 }
 
+/// The id a new message requested as `requested` is stored under: the
+/// requested id itself when no stored message has it, else the first
+/// `<id>#N` (N ≥ 2) that `taken` reports free.
+///
+/// Whether it is a retry is decided before, among the messages requested
+/// under the same id: an id being taken says nothing about that (`x#2` may
+/// be a platform's own id or one derived from `x`).
+pub fn free_message_id<E>(
+    requested: &MessageId,
+    mut taken: impl FnMut(&MessageId) -> std::result::Result<bool, E>,
+) -> std::result::Result<MessageId, E>
+where
+    E: From<crate::Error>,
+{
+    for n in 1u64.. {
+        let id = derived_message_id(requested, n)?;
+        if !taken(&id)? {
+            return Ok(id);
+        }
+    }
+    Err(crate::Error::invariant(None, "no derived message id is free").into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_free_id_is_taken() {
+        let x = MessageId::new("x").unwrap();
+        let taken = ["x", "x#2"];
+        let free = free_message_id::<crate::Error>(&x, |id| Ok(taken.contains(&id.as_str())));
+        assert_eq!(free.unwrap().as_str(), "x#3");
+        let free = free_message_id::<crate::Error>(&x, |_| Ok(false));
+        assert_eq!(free.unwrap(), x);
+    }
 
     #[test]
     fn derived_ids_fit_and_keep_chars_whole() {

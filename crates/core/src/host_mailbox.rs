@@ -102,7 +102,8 @@ pub struct DueOutbound {
 /// - `due_outbound` returns every message whose `deliver_after` is absent or
 ///   not after `now`, not yet settled by `record_outcome`, in seq order.
 ///   A message settled once (delivered or failed) is never returned again,
-///   and a second `record_outcome` for it changes nothing.
+///   and a second `record_outcome` for it changes nothing, except that a
+///   delivery replaces a recorded failure (a dead letter retried by hand).
 /// - `count_due` counts pending, triggering messages whose `process_after`
 ///   is absent or not after `now`.
 /// - `sync_acks` copies the guest's `completed`/`failed` acks into the
@@ -141,7 +142,8 @@ pub trait HostMailboxStore: Debug + Send + Sync + 'static {
     /// returned: reporting it would deliver the message twice).
     async fn clear_outbox(&self, message_id: &str);
 
-    /// Settles outbound message `message_id` (insert-or-ignore).
+    /// Settles outbound message `message_id` (the first outcome stays,
+    /// except that a delivery replaces a failure).
     async fn record_outcome(&self, message_id: &str, outcome: DeliveryOutcome) -> Result<()>;
 
     /// Copies finished acks into the inbound status; returns the rows changed.

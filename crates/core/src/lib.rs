@@ -36,7 +36,7 @@ pub use attachment_name::{
     AttachmentName, Derived, MAX_NAME_BYTES, NameDeduper, NameError, NameHints, NameProblem,
     check_name, extension_for_mime, extension_for_type, split_extension,
 };
-pub use derived_id::derived_message_id;
+pub use derived_id::{derived_message_id, free_message_id};
 pub use error::{BoxError, Error, Result};
 pub use guest_mailbox::{DynGuestMailbox, GuestMailboxStore, Reply, ToolInFlight, WrittenReply};
 pub use host_mailbox::{

@@ -23,4 +23,12 @@ impl InboundContent for SessionExtractor {
         SessionExtractor::same_message(self, message_id, raw, stored)
             .map_err(|e| content_error(message_id, e))
     }
+
+    fn stages_files(&self) -> bool {
+        true
+    }
+
+    fn clean_after_kill(&self, message_id: &MessageId) -> Result<()> {
+        SessionExtractor::clean_temps(self, message_id).map_err(|e| content_error(message_id, e))
+    }
 }

@@ -290,14 +290,16 @@ fn host_messages_are_delivered_without_touching_outbound_or_parity() {
         ["deny-2", "g-2"]
     );
     let conn = rusqlite::Connection::open(fx.host.paths().inbound_db()).unwrap();
-    let status: String = conn
+    let (status, platform_id): (String, Option<String>) = conn
         .query_row(
-            "SELECT status FROM delivered WHERE message_out_id = 'g-1'",
+            "SELECT status, platform_message_id FROM delivered WHERE message_out_id = 'g-1'",
             [],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    assert_eq!(status, "failed", "insert-or-ignore keeps the first record");
+    // A delivery after a recorded failure (a retried dead letter) replaces it.
+    assert_eq!(status, "delivered");
+    assert_eq!(platform_id.as_deref(), Some("late"));
     fx.assert_no_wal();
 }
 

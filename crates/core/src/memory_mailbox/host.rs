@@ -6,11 +6,12 @@ use async_trait::async_trait;
 
 use super::{MemoryMailboxes, SessionMailbox, is_due, lock};
 use crate::attachment::{OutboxFile, SessionRef};
-use crate::derived_id::derived_message_id;
+use crate::derived_id::free_message_id;
 use crate::error::{Error, Result};
 use crate::host_mailbox::{
     DeliveryOutcome, GuestSetup, GuestStopped, HostMailboxStore, outbox_message_id,
 };
+use crate::ids::MessageId;
 use crate::mailbox::{
     AckStatus, ContainerState, Destination, HOST_OUTBOUND_KIND, InboundMessage, MailboxCounts,
     NewHostMessage, NewInboundMessage, Origin, OutboundMessage, Routing, WriteOutcome,
@@ -67,54 +68,65 @@ fn host_row(m: &InboundMessage) -> OutboundMessage {
 impl HostMailboxStore for MemoryHostMailbox {
     async fn write_message(&self, msg: NewInboundMessage) -> Result<WrittenMessage> {
         self.with(|state| {
-            for n in 1u64.. {
-                let id = derived_message_id(&msg.id, n)?;
-                let Some(stored) = state.inbound.iter().find(|m| m.id == id.as_str()) else {
-                    let outcome = if n == 1 {
-                        WriteOutcome::Inserted
-                    } else {
-                        WriteOutcome::Renamed {
-                            original: msg.id.clone(),
-                        }
-                    };
-                    let seq = next_inbound_seq(state);
-                    state.inbound.push(InboundMessage {
-                        id: id.to_string(),
-                        seq: seq.get(),
-                        kind: msg.kind.clone(),
-                        timestamp: msg.timestamp.to_iso(),
-                        status: "pending".into(),
-                        process_after: msg.process_after.as_ref().map(Timestamp::to_iso),
-                        recurrence: msg.recurrence.clone(),
-                        series_id: Some(id.to_string()),
-                        tries: 0,
-                        trigger: msg.trigger,
-                        platform_id: msg.platform_id.clone(),
-                        channel_type: msg.channel_type.clone(),
-                        thread_id: msg.thread_id.clone(),
-                        content: msg.content.clone(),
-                        source_session_id: msg.source_session_id.clone(),
-                        on_wake: msg.on_wake,
-                    });
-                    return Ok(WrittenMessage {
-                        id,
-                        seq: seq.get(),
-                        outcome,
-                        attachments: Vec::new(),
-                        quarantined_journal: None,
-                    });
-                };
-                if stored.content == msg.content {
-                    return Ok(WrittenMessage {
-                        id,
-                        seq: stored.seq,
-                        outcome: WriteOutcome::Duplicate,
-                        attachments: Vec::new(),
-                        quarantined_journal: None,
-                    });
-                }
+            // A retry is a message requested under the same id with the same
+            // content, wherever it was stored.
+            let requested_as = |m: &InboundMessage| {
+                state
+                    .requested
+                    .get(&m.id)
+                    .map_or(m.id.as_str(), String::as_str)
+                    == msg.id.as_str()
+            };
+            if let Some(stored) = state
+                .inbound
+                .iter()
+                .find(|m| requested_as(m) && m.content == msg.content)
+            {
+                return Ok(WrittenMessage {
+                    id: MessageId::new(stored.id.clone())?,
+                    seq: stored.seq,
+                    outcome: WriteOutcome::Duplicate,
+                    attachments: Vec::new(),
+                    quarantined_journal: None,
+                });
             }
-            Err(Error::invariant(None, "no derived message id is free"))
+            let id = free_message_id::<Error>(&msg.id, |id| {
+                Ok(state.inbound.iter().any(|m| m.id == id.as_str()))
+            })?;
+            let outcome = if id == msg.id {
+                WriteOutcome::Inserted
+            } else {
+                state.requested.insert(id.to_string(), msg.id.to_string());
+                WriteOutcome::Renamed {
+                    original: msg.id.clone(),
+                }
+            };
+            let seq = next_inbound_seq(state);
+            state.inbound.push(InboundMessage {
+                id: id.to_string(),
+                seq: seq.get(),
+                kind: msg.kind.clone(),
+                timestamp: msg.timestamp.to_iso(),
+                status: "pending".into(),
+                process_after: msg.process_after.as_ref().map(Timestamp::to_iso),
+                recurrence: msg.recurrence.clone(),
+                series_id: Some(id.to_string()),
+                tries: 0,
+                trigger: msg.trigger,
+                platform_id: msg.platform_id.clone(),
+                channel_type: msg.channel_type.clone(),
+                thread_id: msg.thread_id.clone(),
+                content: msg.content.clone(),
+                source_session_id: msg.source_session_id.clone(),
+                on_wake: msg.on_wake,
+            });
+            Ok(WrittenMessage {
+                id,
+                seq: seq.get(),
+                outcome,
+                attachments: Vec::new(),
+                quarantined_journal: None,
+            })
         })
     }
 
@@ -217,10 +229,18 @@ impl HostMailboxStore for MemoryHostMailbox {
 
     async fn record_outcome(&self, message_id: &str, outcome: DeliveryOutcome) -> Result<()> {
         self.with(|state| {
-            state
-                .delivered
-                .entry(message_id.to_owned())
-                .or_insert(outcome);
+            let entry = state.delivered.entry(message_id.to_owned());
+            match entry {
+                std::collections::btree_map::Entry::Occupied(mut e)
+                    if matches!(e.get(), DeliveryOutcome::Failed)
+                        && matches!(outcome, DeliveryOutcome::Delivered { .. }) =>
+                {
+                    e.insert(outcome);
+                }
+                e => {
+                    e.or_insert(outcome);
+                }
+            }
             Ok(())
         })
     }

@@ -28,6 +28,8 @@ pub use host::MemoryHostMailbox;
 struct SessionMailbox {
     /// `messages_in`, in seq order (host seqs only ever grow).
     inbound: Vec<InboundMessage>,
+    /// The requested id of each message stored under a derived id.
+    requested: HashMap<String, String>,
     delivered: BTreeMap<String, DeliveryOutcome>,
     destinations: Vec<Destination>,
     routing: Option<Routing>,

@@ -13,6 +13,7 @@
 //! PostgreSQL); it must print why, and the test says it was skipped.
 
 mod adopt;
+pub mod history;
 mod mailbox;
 mod registry;
 mod resolution;

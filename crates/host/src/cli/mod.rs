@@ -9,6 +9,7 @@ pub mod output;
 mod progress;
 pub mod settings;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 /// Runs the CLI with the process's arguments; errors print one line.
@@ -43,7 +44,9 @@ pub fn main() -> ExitCode {
 fn fail(message: &str) -> ExitCode {
     // One line, and no guest-written byte may drive the terminal.
     let line = output::clean(message);
-    eprintln!("airlock: error: {line}");
+    // eprintln! panics when stderr fails (a full disk, a closed pipe): the
+    // exit code still tells the caller, so the line is best effort.
+    let _ = writeln!(std::io::stderr(), "airlock: error: {line}");
     ExitCode::FAILURE
 }
 

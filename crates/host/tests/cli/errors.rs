@@ -557,3 +557,22 @@ fn a_guest_whose_mount_hides_the_hosts_nonce_refuses_to_start() {
         "{line}"
     );
 }
+
+/// Fault campaign, I/O errors: an error whose line cannot be written (stderr
+/// on a full disk) still exits non-zero, never with a panic (exit 101).
+#[test]
+fn io_errors_an_unwritable_stderr_is_no_panic() {
+    let env = TestDir::new();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .arg("--data-dir")
+        .arg(env.data_dir())
+        .args(["show", "sess-1700000000000-0123456789abcdef"])
+        .stderr(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}

@@ -32,6 +32,9 @@ pub const MAX_REMOVE_DEPTH: usize = 64;
 /// fills its outbox with millions of files cannot stall the host's clean-up.
 pub const MAX_REMOVE_ENTRIES: usize = 100_000;
 
+/// Prefix of the temporary names [`ConfinedDir::stage_file`] writes.
+pub const TEMP_PREFIX: &str = ".airlock-tmp-";
+
 /// How a [`ConfinedDir`] resolves names below itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolver {
@@ -239,7 +242,7 @@ impl ConfinedDir {
         let mut last_err = None;
         for _ in 0..8 {
             let temp_name = format!(
-                ".airlock-tmp-{}-{}-{:x}",
+                "{TEMP_PREFIX}{}-{}-{:x}",
                 std::process::id(),
                 COUNTER.fetch_add(1, Ordering::Relaxed),
                 random_u64()
@@ -257,6 +260,26 @@ impl ConfinedDir {
             }
         }
         Err(last_err.unwrap_or_else(|| io::Error::other("could not create a temporary file")))
+    }
+
+    /// Removes the temporary files ([`TEMP_PREFIX`]) a killed writer left in
+    /// this folder, returning how many. Only for a caller that holds the
+    /// session's write lock: then no staged file of a live writer is here.
+    pub fn remove_stale_temps(&self) -> io::Result<usize> {
+        let mut removed = 0;
+        for entry in Dir::read_from(&self.fd)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if name.to_bytes().starts_with(TEMP_PREFIX.as_bytes()) {
+                match rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()) {
+                    Ok(()) => removed += 1,
+                    // A folder under that name is the guest's business, not a temp file.
+                    Err(Errno::ISDIR | Errno::PERM | Errno::NOENT) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Flushes the folder itself, so renames into it survive a crash.

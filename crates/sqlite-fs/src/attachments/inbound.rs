@@ -267,6 +267,11 @@ impl SessionExtractor {
         self.extractor.prepare(&self.session_dir, message_id, raw)
     }
 
+    /// Removes the temporary files a killed write left in `inbox/<message_id>/`.
+    pub fn clean_temps(&self, message_id: &MessageId) -> Result<()> {
+        clean_inbox_temps(&self.session_dir, message_id)
+    }
+
     /// [`InboundExtractor::same_message`] for this session.
     pub fn same_message(&self, message_id: &MessageId, raw: &str, stored: &str) -> Result<bool> {
         self.extractor
@@ -310,6 +315,29 @@ impl Session<'_> {
     }
 }
 
+fn remove_stale_temps(dir: &ConfinedDir) -> Result<()> {
+    match dir.remove_stale_temps() {
+        Ok(0) => Ok(()),
+        Ok(n) => {
+            tracing::info!(folder = %dir.path().display(), removed = n, "removed temporary files a killed write left");
+            Ok(())
+        }
+        Err(e) => Err(Error::io(dir.path(), e)),
+    }
+}
+
+/// Removes the temporary files a killed write left in `inbox/<message_id>/`
+/// of the session at `session_dir`, if that folder exists. The caller holds
+/// the session's write lock.
+fn clean_inbox_temps(session_dir: &Path, message_id: &MessageId) -> Result<()> {
+    let session = ConfinedDir::open_trusted(session_dir).map_err(|e| Error::io(session_dir, e))?;
+    match session.open_dir(&["inbox", message_id.as_str()]) {
+        Ok(dir) => remove_stale_temps(&dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(session.label_of("inbox"), e)),
+    }
+}
+
 fn open_inbox(session: &ConfinedDir, message_id: &MessageId) -> Result<ConfinedDir> {
     let inbox = session
         .open_or_create_dir("inbox")
@@ -318,6 +346,8 @@ fn open_inbox(session: &ConfinedDir, message_id: &MessageId) -> Result<ConfinedD
         .open_or_create_dir(message_id.as_str())
         .map_err(|e| Error::io(inbox.label_of(message_id.as_str()), e))?;
     inbox.sync().map_err(|e| Error::io(inbox.path(), e))?;
+    // A retry of a write that was killed while staging finds its temp files.
+    remove_stale_temps(&dir)?;
     Ok(dir)
 }
 

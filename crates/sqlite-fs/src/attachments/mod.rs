@@ -19,7 +19,7 @@ mod store;
 
 pub use confined::{
     AccessError, ConfinedDir, Entry, MAX_REMOVE_DEPTH, MAX_REMOVE_ENTRIES, RegularFile,
-    RemoveReport, Resolver, StagedFile,
+    RemoveReport, Resolver, StagedFile, TEMP_PREFIX,
 };
 pub use inbound::{Clock, InboundExtractor, SessionExtractor};
 pub use limits::AttachmentLimits;

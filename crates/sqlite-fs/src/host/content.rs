@@ -20,6 +20,18 @@ pub trait InboundContent {
 
     /// Whether `raw` is the message stored as `stored` under `message_id`.
     fn same_message(&self, message_id: &MessageId, raw: &str, stored: &str) -> Result<bool>;
+
+    /// Whether `prepare` may leave files behind when the process is killed
+    /// inside it (then the writer keeps a marker to clean them up).
+    fn stages_files(&self) -> bool {
+        false
+    }
+
+    /// Removes what a `prepare` of `message_id` killed midway left behind.
+    /// Called with the session's write lock held.
+    fn clean_after_kill(&self, _message_id: &MessageId) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Stores content byte for byte; a retry is byte-equal content.

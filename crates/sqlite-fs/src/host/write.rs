@@ -12,6 +12,7 @@ use super::HostMailbox;
 use super::content::InboundContent;
 use crate::error::{Error, Result};
 use crate::host_state::{self, batch, batch::Tx};
+use crate::layout::HostSessionState;
 use crate::schema::max_inbound_seq;
 
 /// The seq of the next `messages_in` row: the next even one above the table's largest.
@@ -19,81 +20,58 @@ pub(super) fn next_inbound_seq(tx: &rusqlite::Connection) -> rusqlite::Result<i6
     Ok(Seq::next_host(max_inbound_seq(tx)?).get())
 }
 
-/// The longest suffix [`derive_id`] appends: `#` and the 20 digits of `u64::MAX`.
-const MAX_SUFFIX_BYTES: usize = 21;
+/// Where `host.db` keeps the requested id of each message stored under a
+/// derived id. Created on first use, so that `host.db` files made before it
+/// existed need no migration: their rows count as requested under their own
+/// ids (a retry of a message renamed before then is stored again, never dropped).
+const REQUESTED_IDS_SCHEMA: [&str; 2] = [
+    "CREATE TABLE IF NOT EXISTS requested_ids (id TEXT PRIMARY KEY, requested TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS idx_requested_ids ON requested_ids(requested)",
+];
 
-/// `id` cut at a char boundary so that a suffix of `suffix_len` bytes fits
-/// within [`airlock_core::MAX_ID_BYTES`].
-fn base_for(id: &str, suffix_len: usize) -> &str {
-    let mut cut = id
-        .len()
-        .min(airlock_core::MAX_ID_BYTES.saturating_sub(suffix_len));
-    while !id.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    &id[..cut]
-}
-
-/// Stored rows under `id` or an id derived from it, original first.
-///
-/// Derived ids are `<base>#N` where the base is `id`, shortened when the
-/// suffix would not fit: each possible base is looked up as the index range
-/// `[<base>#, <base>$)`, so a write never scans the whole table.
-fn rows_under(
+/// Stored rows requested under `id`, oldest first: the row stored under `id`
+/// itself unless it was requested under another id, and every row derived
+/// from `id`. A row whose id merely looks derived (a platform's own `x#2`)
+/// is not among `x`'s.
+fn rows_requested_as(
     conn: &rusqlite::Connection,
     id: &str,
 ) -> rusqlite::Result<Vec<(String, i64, String)>> {
+    for sql in REQUESTED_IDS_SCHEMA {
+        conn.prepare_cached(sql)?.execute([])?;
+    }
     let mut stmt = conn.prepare_cached(
-        "SELECT id, seq, content FROM messages_in WHERE id = ?1 OR (id >= ?2 AND id < ?3)",
+        "SELECT m.id, m.seq, m.content FROM messages_in m
+           WHERE m.id = ?1 AND NOT EXISTS (SELECT 1 FROM requested_ids r WHERE r.id = m.id)
+         UNION ALL
+         SELECT m.id, m.seq, m.content FROM requested_ids r JOIN messages_in m ON m.id = r.id
+           WHERE r.requested = ?1
+         ORDER BY 2",
     )?;
-    let mut bases: Vec<&str> = (2..=MAX_SUFFIX_BYTES).map(|n| base_for(id, n)).collect();
-    bases.dedup();
-    let mut out: Vec<(String, i64, String)> = Vec::new();
-    for base in bases {
-        let rows = stmt.query_map(params![id, format!("{base}#"), format!("{base}$")], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let row = row?;
-            if derived_number(id, &row.0).is_some() && !out.iter().any(|r| r.0 == row.0) {
-                out.push(row);
-            }
-        }
-    }
-    out.sort_by_key(|(stored, _, _)| derived_number(id, stored));
-    Ok(out)
+    let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
 }
 
-/// 1 for `id` itself, N for an id [`derive_id`] makes from `id` with `#N`,
-/// `None` for anything else.
-fn derived_number(id: &str, stored: &str) -> Option<u64> {
-    if stored == id {
-        return Some(1);
+/// The id a new message requested as `id` is stored under (see
+/// [`airlock_core::free_message_id`]), recorded when it differs.
+fn place_message(tx: &Tx<'_>, id: &MessageId) -> Result<MessageId> {
+    let sqlite = |e| Error::sqlite(&tx.path, "choosing a message id", e);
+    let mut taken = tx
+        .conn
+        .prepare_cached("SELECT 1 FROM messages_in WHERE id = ?1")
+        .map_err(sqlite)?;
+    let stored = airlock_core::free_message_id::<Error>(id, |candidate| {
+        taken.exists([candidate.as_str()]).map_err(sqlite)
+    })?;
+    if stored != *id {
+        tx.conn
+            .execute(
+                "INSERT INTO requested_ids (id, requested) VALUES (?1, ?2)",
+                params![stored.as_str(), id.as_str()],
+            )
+            .map_err(sqlite)?;
     }
-    let (head, digits) = stored.rsplit_once('#')?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    // Only what derive_id writes: N >= 2, no leading zeros, its own base.
-    let canonical = n >= 2 && n.to_string() == digits;
-    (canonical && head == base_for(id, digits.len() + 1)).then_some(n)
-}
-
-/// `id#N` for the first N ≥ 2 not in `taken`, shortening `id` to stay a valid id.
-fn derive_id(id: &MessageId, taken: &[(String, i64, String)]) -> Result<MessageId> {
-    for n in 2u64.. {
-        let suffix = format!("#{n}");
-        let candidate = format!("{}{suffix}", base_for(id.as_str(), suffix.len()));
-        if !taken.iter().any(|(t, _, _)| *t == candidate) {
-            return Ok(MessageId::new(candidate)?);
-        }
-    }
-    unreachable!("u64 exhausted")
+    Ok(stored)
 }
 
 fn opt_ts(t: &Option<Timestamp>) -> Option<String> {
@@ -108,14 +86,58 @@ fn quarantined_journal(tx: &Tx<'_>) -> Option<std::path::PathBuf> {
         .map(|e| e.moved_to.clone().unwrap_or_else(|| e.file.clone().into()))
 }
 
+/// The host-state file naming the message whose files are being staged: a
+/// writer killed while staging leaves it, and the session's next write
+/// removes what that staging left in the folder. Not synced: after a kill
+/// the page cache keeps it; after a power loss `doctor` still reports leftovers.
+fn staging_marker(state: &HostSessionState) -> std::path::PathBuf {
+    state.dir().join("staging")
+}
+
+/// Cleans up after a writer killed while staging files, if one was.
+fn clean_killed_staging(state: &HostSessionState, content: &dyn InboundContent) -> Result<()> {
+    let marker = staging_marker(state);
+    let stale = match std::fs::read_to_string(&marker) {
+        Ok(stale) => stale,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(&marker, e)),
+    };
+    if let Ok(id) = MessageId::new(stale.trim_end()) {
+        content.clean_after_kill(&id)?;
+    }
+    std::fs::remove_file(&marker).map_err(|e| Error::io(&marker, e))
+}
+
+/// Runs `content.prepare` for `id` inside the staging marker.
+fn prepare_marked(
+    state: &HostSessionState,
+    content: &dyn InboundContent,
+    id: &MessageId,
+    raw: &str,
+) -> Result<airlock_core::ExtractedContent> {
+    if !content.stages_files() {
+        return content.prepare(id, raw);
+    }
+    clean_killed_staging(state, content)?;
+    let marker = staging_marker(state);
+    // Best effort: without the marker only this clean-up is lost, not the write.
+    if let Err(e) = std::fs::write(&marker, id.as_str()) {
+        tracing::debug!(marker = %marker.display(), error = %e, "could not write the staging marker");
+    }
+    let prepared = content.prepare(id, raw);
+    let _ = std::fs::remove_file(&marker);
+    prepared
+}
+
 /// One inbound message inside a group commit: retry, rename or insert.
 fn insert_message(
     tx: &mut Tx<'_>,
+    state: &HostSessionState,
     msg: &NewInboundMessage,
     content: &dyn InboundContent,
 ) -> Result<WrittenMessage> {
     let path = tx.path.clone();
-    let existing = rows_under(tx.conn, msg.id.as_str())
+    let existing = rows_requested_as(tx.conn, msg.id.as_str())
         .map_err(|e| Error::sqlite(&path, "looking up the message id", e))?;
     for (stored_id, seq, stored) in &existing {
         let stored_id = MessageId::new(stored_id.clone())?;
@@ -129,20 +151,17 @@ fn insert_message(
             });
         }
     }
-    let (id, outcome) = if existing.is_empty() {
-        (msg.id.clone(), WriteOutcome::Inserted)
+    let id = place_message(tx, &msg.id)?;
+    let outcome = if id == msg.id {
+        WriteOutcome::Inserted
     } else {
-        let id = derive_id(&msg.id, &existing)?;
         tracing::warn!(requested = %msg.id, stored_as = %id, "message id reused by a different message; stored under a derived id");
-        (
-            id,
-            WriteOutcome::Renamed {
-                original: msg.id.clone(),
-            },
-        )
+        WriteOutcome::Renamed {
+            original: msg.id.clone(),
+        }
     };
     // Files first (staged and synced by the hook), the row after.
-    let prepared = content.prepare(&id, &msg.content)?;
+    let prepared = prepare_marked(state, content, &id, &msg.content)?;
     let seq = (|| {
         let seq = next_inbound_seq(tx.conn)?;
         tx.conn.execute(
@@ -199,7 +218,7 @@ impl HostMailbox {
         msg: &NewInboundMessage,
         content: &dyn InboundContent,
     ) -> Result<WrittenMessage> {
-        self.commit(|tx| insert_message(tx, msg, content))
+        self.commit(|tx| insert_message(tx, &self.state, msg, content))
     }
 
     /// Stores several inbound messages in one commit, in order (retries and
@@ -212,7 +231,7 @@ impl HostMailbox {
     ) -> Result<Vec<WrittenMessage>> {
         self.commit(|tx| {
             msgs.iter()
-                .map(|m| insert_message(tx, m, content))
+                .map(|m| insert_message(tx, &self.state, m, content))
                 .collect()
         })
     }
@@ -468,28 +487,4 @@ fn acks_not_yet_synced<'a>(
         }
     }
     Ok(stale)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn derived_numbers() {
-        assert_eq!(derived_number("a", "a"), Some(1));
-        assert_eq!(derived_number("a", "a#3"), Some(3));
-        assert_eq!(derived_number("a", "a#x"), None);
-        assert_eq!(derived_number("a", "ab#2"), None);
-        assert_eq!(derived_number("a", "a#02"), None);
-        assert_eq!(derived_number("a#b", "a#b#2"), Some(2));
-        let long = MessageId::new("x".repeat(255)).unwrap();
-        let derived = derive_id(&long, &[]).unwrap();
-        assert_eq!(derived.as_str(), format!("{}#2", "x".repeat(253)));
-        assert_eq!(derived_number(long.as_str(), derived.as_str()), Some(2));
-        // A multi-byte char is never split.
-        let wide = MessageId::new(format!("{}éx", "x".repeat(252))).unwrap();
-        let derived = derive_id(&wide, &[]).unwrap();
-        assert_eq!(derived.as_str(), format!("{}#2", "x".repeat(252)));
-        assert_eq!(derived_number(wide.as_str(), derived.as_str()), Some(2));
-    }
 }

@@ -107,11 +107,18 @@ impl GuestDb<'_> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(self.folder, e)),
         };
+        let snapshot_name = format!("{}.snapshot", self.name);
+        // A host killed mid-read (or whose unlink failed) left its link: it
+        // would count as the guest file's second name and refuse every read.
+        // Best effort: a link that stays is refused below, with its reason.
+        if let Err(e) = Snapshot::clear_stale(self.scratch, &snapshot_name) {
+            tracing::debug!(error = %e, "could not remove a stale snapshot link");
+        }
         let Some(file) = self.open_verified(&dir)? else {
             return Ok(None);
         };
         let before = self.state(&dir, &file)?;
-        let snapshot = Snapshot::take(self.scratch, &format!("{}.snapshot", self.name), &file)?;
+        let snapshot = Snapshot::take(self.scratch, &snapshot_name, &file)?;
         let result = snapshot.with_connection(&self.path(), context, f);
         drop(snapshot);
         // A commit during the read explains any failure of the read itself
@@ -356,6 +363,13 @@ impl Snapshot {
             }
             Err(e) => Err(Error::io(scratch, e)),
         }
+    }
+
+    /// Removes a link `name` a previous reader left, under the lock (a
+    /// reader holding the lock still needs its link).
+    fn clear_stale(scratch: &Path, name: &str) -> io::Result<()> {
+        let (_lock, dir) = lock_scratch(scratch)?;
+        remove_stale(&dir, name)
     }
 
     fn link(scratch: &Path, name: &str, file: &RegularFile) -> io::Result<Self> {

@@ -18,6 +18,7 @@ mod exchange;
 mod files;
 mod guest;
 mod host;
+mod platform_ids;
 mod seqs;
 
 use std::any::Any;
@@ -33,6 +34,7 @@ pub use exchange::*;
 pub use files::*;
 pub use guest::*;
 pub use host::*;
+pub use platform_ids::*;
 pub use seqs::*;
 
 /// What a mailbox backend can do beyond the common contract.
@@ -111,6 +113,8 @@ macro_rules! mailbox_conformance {
             guest_seqs_are_odd_above_both_halves,
             a_retry_returns_the_stored_seq,
             a_reused_id_is_stored_under_a_derived_id,
+            platform_ids_that_look_derived_are_not_retries,
+            every_distinct_platform_message_is_stored_once,
             host_messages_are_delivered_not_processed,
             deliver_after_holds_messages_back,
             a_settled_message_is_never_due_again,

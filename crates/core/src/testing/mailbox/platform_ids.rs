@@ -1,0 +1,99 @@
+//! Conformance checks of message ids as platforms send them: ids that end
+//! in `#N` like derived ids, and reused ids, mixed in any order.
+
+use std::collections::BTreeMap;
+
+use crate::mailbox::WriteOutcome;
+use crate::time::Timestamp;
+
+use super::{MailboxUnderTest, inbound};
+
+/// `x`, then the platform's own `x#2`, then `x` with `x#2`'s content: three
+/// messages, three rows (the third is no retry of `x#2`, which was never
+/// requested as `x`). Also the other way round, a platform `x#2` after a
+/// derived `x#2`.
+pub async fn platform_ids_that_look_derived_are_not_retries(t: &MailboxUnderTest) {
+    let first = t.host.write_message(inbound("x", "a")).await.unwrap();
+    let second = t.host.write_message(inbound("x#2", "b")).await.unwrap();
+    let third = t.host.write_message(inbound("x", "b")).await.unwrap();
+    assert_eq!(first.outcome, WriteOutcome::Inserted);
+    assert_eq!(second.outcome, WriteOutcome::Inserted);
+    assert_ne!(third.outcome, WriteOutcome::Duplicate, "{third:?}");
+    assert_ne!(third.seq, second.seq);
+    assert_eq!(third.id.as_str(), "x#3");
+
+    let y = t.host.write_message(inbound("y", "a")).await.unwrap();
+    let derived = t.host.write_message(inbound("y", "b")).await.unwrap();
+    assert_eq!(derived.id.as_str(), "y#2");
+    let platform = t.host.write_message(inbound("y#2", "b")).await.unwrap();
+    assert_ne!(platform.outcome, WriteOutcome::Duplicate, "{platform:?}");
+    assert_ne!(platform.seq, derived.seq);
+    assert_ne!(platform.id, y.id);
+    assert_eq!(t.host.counts().await.unwrap().inbound, 6);
+
+    // Exact retries of each stay no-ops.
+    for (id, text, stored) in [
+        ("x", "b", &third),
+        ("x#2", "b", &second),
+        ("y#2", "b", &platform),
+    ] {
+        let retry = t.host.write_message(inbound(id, text)).await.unwrap();
+        assert_eq!(retry.outcome, WriteOutcome::Duplicate, "{id} {text}");
+        assert_eq!((&retry.id, retry.seq), (&stored.id, stored.seq));
+    }
+    assert_eq!(t.host.counts().await.unwrap().inbound, 6);
+}
+
+/// A property over fixed pseudo-random sequences of (id, content) pairs,
+/// ids drawn from ones that collide with derived ids: every distinct pair
+/// is stored exactly once under an id of its own, every repeat is a no-op
+/// returning the first write's id and seq.
+pub async fn every_distinct_platform_message_is_stored_once(t: &MailboxUnderTest) {
+    const IDS: [&str; 6] = ["x", "x#2", "x#3", "x#2#2", "x#02", "y"];
+    const TEXTS: [&str; 3] = ["a", "b", "c"];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut stored: BTreeMap<(usize, usize), (String, i64)> = BTreeMap::new();
+    for step in 0..80 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let pair = ((state % 6) as usize, ((state >> 8) % 3) as usize);
+        let (id, text) = (IDS[pair.0], TEXTS[pair.1]);
+        let written = t.host.write_message(inbound(id, text)).await.unwrap();
+        let got = (written.id.to_string(), written.seq);
+        match stored.get(&pair) {
+            Some(first) => {
+                assert_eq!(
+                    written.outcome,
+                    WriteOutcome::Duplicate,
+                    "step {step}: {id} {text}"
+                );
+                assert_eq!(&got, first, "step {step}: {id} {text}");
+            }
+            None => {
+                assert_ne!(
+                    written.outcome,
+                    WriteOutcome::Duplicate,
+                    "step {step}: {id} {text}"
+                );
+                assert!(
+                    stored.values().all(|(other, _)| *other != got.0),
+                    "step {step}: {id} {text} stored under {}, already used",
+                    got.0
+                );
+                stored.insert(pair, got);
+            }
+        }
+    }
+    let pending = t.guest().pending(1000, Timestamp::now()).await.unwrap();
+    assert_eq!(pending.len(), stored.len());
+    for ((id, text), (stored_id, _)) in &stored {
+        let row = pending.iter().find(|m| m.id == *stored_id).unwrap();
+        assert!(
+            row.content.contains(&format!(r#""{}""#, TEXTS[*text])),
+            "{} stored as {stored_id}: {}",
+            IDS[*id],
+            row.content
+        );
+    }
+}
