@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod delivery;
 mod manager;
+pub mod routing;
 pub mod runner;
 
 pub use delivery::{ChannelAdapter, Deliverer, DelivererConfig, Delivery, DeliveryError};

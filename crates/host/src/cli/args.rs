@@ -103,6 +103,13 @@ pub enum RawCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Apply the registry's pending migrations (PostgreSQL), so a new build
+    /// can roll out on a migrated schema.
+    Migrate {
+        /// Only report pending migrations; exit non-zero if there are any.
+        #[arg(long)]
+        check: bool,
+    },
     /// Write a session's `session_routing` (its default reply target) from
     /// the registry: its chat and thread.
     Routing {

@@ -178,6 +178,11 @@ pub enum Command {
         /// Write nothing.
         dry_run: bool,
     },
+    /// `migrate`.
+    Migrate {
+        /// Report only; fail when migrations are pending.
+        check: bool,
+    },
     /// `routing`.
     Routing {
         /// The session.
@@ -357,6 +362,7 @@ impl TryFrom<RawCli> for Settings {
             },
             RawCommand::Demo => Command::Demo,
             RawCommand::Import { from, dry_run } => Command::Import { from, dry_run },
+            RawCommand::Migrate { check } => Command::Migrate { check },
             RawCommand::Routing { session } => Command::Routing {
                 session: parse("session", SessionId::new(session))?,
             },

@@ -8,6 +8,7 @@ pub mod failures;
 pub mod guest;
 pub mod import;
 pub mod messages;
+pub mod migrate;
 pub mod resolve;
 pub mod routing;
 pub mod send;
@@ -65,5 +66,6 @@ pub async fn dispatch(settings: &Settings) -> Result<()> {
         Command::Import { from, dry_run } => import::run(settings, from, *dry_run).await,
         Command::Routing { session } => routing::run(settings, session).await,
         Command::Destinations { session, file } => destinations::run(settings, session, file).await,
+        Command::Migrate { check } => migrate::run(settings, *check).await,
     }
 }
