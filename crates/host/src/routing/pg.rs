@@ -17,6 +17,9 @@ use crate::SessionManager;
 /// included): the queue is a database table, not a file store.
 pub const DEFAULT_MAX_ROUTED_BYTES: usize = 64 * 1024 * 1024;
 
+/// How soon a drainer whose `LISTEN` connection failed tries again.
+const LISTEN_RETRY: Duration = Duration::from_secs(5);
+
 /// A [`MessageRouter`] over the registry's PostgreSQL routing queue.
 #[derive(Debug, Clone)]
 pub struct PgRouter {
@@ -143,7 +146,13 @@ impl Drainer {
             // Listening before draining: a message queued during the drain
             // still wakes the next wait.
             if listener.is_none() {
-                listener = self.queue.listen(&self.host).await.ok();
+                listener = match self.queue.listen(&self.host).await {
+                    Ok(l) => Some(l),
+                    Err(e) => {
+                        tracing::warn!(host = %self.host, error = %e, "cannot LISTEN for routed messages; polling");
+                        None
+                    }
+                };
             }
             if let Err(e) = self.queue.heartbeat(&self.host, lease).await {
                 tracing::warn!(host = %self.host, error = %e, "could not renew the host lease");
@@ -154,8 +163,10 @@ impl Drainer {
             let wait = async {
                 match listener.as_mut() {
                     Some(l) => l.wait(poll).await.map(|_| ()),
+                    // Without a listener, retry it soon rather than
+                    // waiting a whole poll for every message.
                     None => {
-                        tokio::time::sleep(poll).await;
+                        tokio::time::sleep(poll.min(LISTEN_RETRY)).await;
                         Ok(())
                     }
                 }

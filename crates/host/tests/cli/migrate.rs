@@ -25,16 +25,52 @@ fn migrate_check_fails_one_migration_behind_and_passes_after_migrate() {
     let registry = format!("{url}{sep}schema={schema}");
     let env = TestDir::new();
 
-    let behind = env.cmd(&["--registry", &registry, "migrate", "--check"]).run();
+    let behind = env
+        .cmd(&["--registry", &registry, "migrate", "--check"])
+        .run();
     assert_ne!(behind.code, Some(0), "{}\n{}", behind.stdout, behind.stderr);
-    assert!(behind.stdout.contains("pending: 2"), "{}\n{}", behind.stdout, behind.stderr);
-    assert!(behind.stderr.contains("pending"), "{}\n{}", behind.stdout, behind.stderr);
+    assert!(
+        behind.stdout.contains("pending: 2"),
+        "{}\n{}",
+        behind.stdout,
+        behind.stderr
+    );
+    assert!(
+        behind.stderr.contains("pending"),
+        "{}\n{}",
+        behind.stdout,
+        behind.stderr
+    );
 
     let migrated = env.cmd(&["--registry", &registry, "migrate"]).run();
-    assert_eq!(migrated.code, Some(0), "{}\n{}", migrated.stdout, migrated.stderr);
-    assert!(migrated.stdout.contains("migrated now"), "{}\n{}", migrated.stdout, migrated.stderr);
+    assert_eq!(
+        migrated.code,
+        Some(0),
+        "{}\n{}",
+        migrated.stdout,
+        migrated.stderr
+    );
+    assert!(
+        migrated.stdout.contains("migrated now"),
+        "{}\n{}",
+        migrated.stdout,
+        migrated.stderr
+    );
 
-    let current = env.cmd(&["--registry", &registry, "migrate", "--check"]).run();
-    assert_eq!(current.code, Some(0), "{}\n{}", current.stdout, current.stderr);
-    assert!(current.stdout.contains("up to date"), "{}\n{}", current.stdout, current.stderr);
+    let current = env
+        .cmd(&["--registry", &registry, "migrate", "--check"])
+        .run();
+    assert_eq!(
+        current.code,
+        Some(0),
+        "{}\n{}",
+        current.stdout,
+        current.stderr
+    );
+    assert!(
+        current.stdout.contains("up to date"),
+        "{}\n{}",
+        current.stdout,
+        current.stderr
+    );
 }
