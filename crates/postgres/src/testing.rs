@@ -115,7 +115,9 @@ pub async fn fresh_store(test: &str) -> Option<(PgSessionStore, SchemaGuard)> {
 /// Brings `schema` in the database of `url` to migration `version` only,
 /// as a registry deployed by an older build would be.
 pub async fn migrate_up_to(url: &str, schema: &str, version: i64) {
-    let mut conn = PgConnection::connect(url)
+    // The migrations' names are unqualified: they land in `search_path`.
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("a postgres:// URL");
+    let mut conn = PgConnection::connect_with(&options.options([("search_path", schema)]))
         .await
         .expect("connecting to the test server");
     crate::migrate::run_up_to(&mut conn, schema, version)

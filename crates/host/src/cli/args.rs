@@ -20,6 +20,11 @@ pub struct RawCli {
     /// `<data-dir>/airlock.db`), or a `postgres://…` URL.
     #[arg(long, global = true, env = "AIRLOCK_REGISTRY")]
     pub registry: Option<String>,
+    /// This host's id when several hosts share one registry: sessions it
+    /// creates are owned by it; another host's sessions are refused
+    /// (`NotOwner`) or, on PostgreSQL, their messages queued for the owner.
+    #[arg(long, global = true, env = "AIRLOCK_HOST_ID")]
+    pub host_id: Option<String>,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,

@@ -29,24 +29,28 @@ pub async fn open_registry(settings: &Settings) -> Result<Arc<dyn SessionStore>>
                 .map_err(|e| Error::backend("sqlite", "opening the registry", e))?;
             Ok(Arc::new(store))
         }
-        RegistryLocation::Postgres(url) => open_postgres(url).await,
+        RegistryLocation::Postgres(url) => Ok(Arc::new(open_postgres(url).await?)),
     }
 }
 
-async fn open_postgres(url: &str) -> Result<Arc<dyn SessionStore>> {
-    let store = airlock_postgres::PgSessionStore::connect(url)
+/// Opens the PostgreSQL registry at `url` (settings in its query).
+pub async fn open_postgres(url: &str) -> Result<airlock_postgres::PgSessionStore> {
+    airlock_postgres::PgSessionStore::connect(url)
         .await
-        .map_err(|e| Error::backend("postgres", "connecting to the registry", e))?;
-    Ok(Arc::new(store))
+        .map_err(|e| Error::backend("postgres", "connecting to the registry", e))
 }
 
-/// The session manager over the settings' registry and data dir.
+/// The session manager over the settings' registry and data dir; with
+/// `--host-id` on PostgreSQL, messages for other hosts' sessions are routed.
 pub async fn manager(settings: &Settings) -> Result<SessionManager> {
-    let store = open_registry(settings).await?;
-    Ok(SessionManager::new(
-        store,
-        ManagerConfig::new(&settings.data_dir),
-    ))
+    let mut config = ManagerConfig::new(&settings.data_dir);
+    config.host_id = settings.host_id.clone();
+    if let (RegistryLocation::Postgres(url), Some(host)) = (&settings.registry, &settings.host_id) {
+        let pg = open_postgres(url).await?;
+        let router = crate::routing::pg::PgRouter::new(pg.route_queue(), host.clone());
+        return Ok(SessionManager::new(Arc::new(pg), config).with_router(Arc::new(router)));
+    }
+    Ok(SessionManager::new(open_registry(settings).await?, config))
 }
 
 /// The delivery engine over the settings' registry and data dir.

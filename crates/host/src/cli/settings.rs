@@ -204,6 +204,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Registry location.
     pub registry: RegistryLocation,
+    /// This host's id (`--host-id`), if several hosts share the registry.
+    pub host_id: Option<String>,
     /// Output format.
     pub output: OutputFormat,
     /// The command.
@@ -250,6 +252,9 @@ impl TryFrom<RawCli> for Settings {
         // choice; below it nothing is followed.
         raw.data_dir = airlock_sqlite_fs::canonical_dir(&raw.data_dir);
         let registry = registry_location(&raw.data_dir, raw.registry);
+        if raw.host_id.as_deref().is_some_and(|h| h.trim().is_empty()) {
+            return Err("--host-id must not be empty".into());
+        }
         let output = if raw.json {
             OutputFormat::Json
         } else {
@@ -374,6 +379,7 @@ impl TryFrom<RawCli> for Settings {
         Ok(Settings {
             data_dir: raw.data_dir,
             registry,
+            host_id: raw.host_id,
             output,
             command,
         })
