@@ -313,3 +313,36 @@ async fn messages_for_a_stopped_owner_are_stranded_then_applied_when_it_returns(
         .unwrap();
     assert_eq!(queue.stranded().await.unwrap()[0].messages, 1);
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(airlock_pg),
+    ignore = "needs AIRLOCK_TEST_PG_URL (set it and rebuild)"
+)]
+async fn reassigning_a_session_moves_its_ownership_and_its_queue() {
+    let Some(h) = two_hosts("routing reassign").await else {
+        return;
+    };
+    let session = session_for(&h.a, "R1").await;
+    let queue = h.pg.route_queue();
+    for n in 0..2 {
+        h.b.write_message(&session.id, message(&format!("r{n}"), "x"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(queue.reassign(&session.id, "host-b").await.unwrap(), 2);
+    assert_eq!(queue.queued_for("host-a").await.unwrap(), 0);
+    assert_eq!(queue.queued_for("host-b").await.unwrap(), 2);
+    let moved = h.b.session(&session.id).await.unwrap();
+    assert_eq!(moved.owner_host.as_deref(), Some("host-b"));
+    // Now A is the non-owner and B drains its queue into its own folder.
+    assert_not_owner(h.a.counts(&session.id).await, "host-b");
+    let drainer_b = Drainer::new(h.b.clone(), queue.clone()).unwrap();
+    assert_eq!(drainer_b.drain_once().await.unwrap(), 2);
+    assert_eq!(inbound_ids(&h.b, &moved), ["r0", "r1"]);
+    let unknown = SessionId::new("sess-unknown").unwrap();
+    assert!(matches!(
+        queue.reassign(&unknown, "host-b").await,
+        Err(Error::NotFound { .. })
+    ));
+}
