@@ -284,6 +284,9 @@ impl PgRouteQueue {
             .await
             .map_err(map)?;
         if updated.rows_affected() == 0 {
+            // Explicitly: a dropped transaction's rollback waits in the
+            // pooled connection (with its row locks) until its next use.
+            tx.rollback().await.map_err(map)?;
             return Err(airlock_core::Error::not_found("session", session));
         }
         let moved = sqlx::query("UPDATE routed_messages SET owner_host = $2 WHERE session_id = $1")
