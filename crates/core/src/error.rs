@@ -65,6 +65,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The session's folder is on another host (its `owner_host`): this host
+    /// must not touch it; route the message to the owner instead.
+    #[error("session {session} is owned by host {owner}, not by this host")]
+    NotOwner {
+        /// The session concerned.
+        session: String,
+        /// The host that has its folder.
+        owner: String,
+    },
+
     /// The database backend failed (SQLite, PostgreSQL, connection loss, …).
     #[error("{backend} error while {context}: {source}")]
     Backend {

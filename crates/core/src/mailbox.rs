@@ -233,6 +233,13 @@ pub enum WriteOutcome {
         /// The id the caller asked for.
         original: MessageId,
     },
+    /// The session belongs to another host: the message was durably queued
+    /// for that host, which stores it (and assigns its seq) when it drains
+    /// its queue. `seq` is 0 and `attachments` empty in this case.
+    Routed {
+        /// The host that owns the session.
+        owner: String,
+    },
 }
 
 /// The result of `write_message`.

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod delivery;
 pub mod lifecycle;
 mod manager;
+pub mod routing;
 pub mod runner;
 
 pub use delivery::{ChannelAdapter, Deliverer, DelivererConfig, Delivery, DeliveryError};

@@ -24,6 +24,8 @@ use airlock_sqlite_fs::attachments::{
 use airlock_sqlite_fs::{HostMailbox, MailboxRoots};
 use tracing::Instrument;
 
+use crate::routing::{self, MessageRouter};
+
 /// Where a [`SessionManager`] keeps its files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagerConfig {
@@ -72,6 +74,9 @@ pub struct SessionManager {
     roots: MailboxRoots,
     extractor: InboundExtractor,
     config: ManagerConfig,
+    /// Where messages for other hosts' sessions go (`None`: refused with
+    /// `NotOwner`).
+    router: Option<Arc<dyn MessageRouter>>,
 }
 
 /// Runs blocking mailbox work off the async runtime.
@@ -103,7 +108,25 @@ impl SessionManager {
             extractor: InboundExtractor::new(config.limits),
             store,
             config,
+            router: None,
         }
+    }
+
+    /// Routes messages for sessions another host owns through `router`
+    /// instead of refusing them.
+    pub fn with_router(mut self, router: Arc<dyn MessageRouter>) -> Self {
+        self.router = Some(router);
+        self
+    }
+
+    /// This host's id (`owner_host` of the sessions it creates).
+    pub fn host_id(&self) -> Option<&str> {
+        self.config.host_id.as_deref()
+    }
+
+    /// [`Error::NotOwner`] unless this host may touch `session`'s folder.
+    fn check_owner(&self, session: &Session) -> Result<()> {
+        routing::check_owner(session, self.host_id())
     }
 
     /// The registry.
@@ -140,6 +163,10 @@ impl SessionManager {
         let span = tracing::info_span!("resolve_session", agent_group = %request.agent_group);
         async {
             let resolved = self.store.resolve_session(request).await?;
+            // Another host's folder is neither created nor healed here.
+            if routing::foreign_owner(&resolved.session, self.host_id()).is_some() {
+                return Ok(resolved);
+            }
             let mailbox = self.mailbox(&resolved.session);
             // Also heals a registry entry whose folder was removed by hand.
             if resolved.created || !mailbox.paths().inbound_db().exists() {
@@ -162,12 +189,29 @@ impl SessionManager {
         .await
     }
 
+    /// Creates `id`'s folder and databases if missing (this host must own
+    /// it); returns whether it did.
+    pub async fn ensure_folder(&self, id: &SessionId) -> Result<bool> {
+        let session = self.store.session(id).await?;
+        self.check_owner(&session)?;
+        let mailbox = self.mailbox(&session);
+        if mailbox.paths().inbound_db().exists() {
+            return Ok(false);
+        }
+        blocking(move || mailbox.create()).await?;
+        self.publish_routing(&session).await?;
+        Ok(true)
+    }
+
     /// The session with `id`.
     pub async fn session(&self, id: &SessionId) -> Result<Session> {
         self.store.session(id).await
     }
 
-    /// Writes an inbound message (attachments extracted) and sets `last_active`.
+    /// Writes an inbound message (attachments extracted) and sets
+    /// `last_active`. For a session another host owns, the message is
+    /// routed to it (outcome `Routed`, once durably queued) when the manager
+    /// has a router, else refused with [`Error::NotOwner`].
     pub async fn write_message(
         &self,
         id: &SessionId,
@@ -175,6 +219,16 @@ impl SessionManager {
     ) -> Result<WrittenMessage> {
         async {
             let session = self.store.session(id).await?;
+            if let Some(owner) = routing::foreign_owner(&session, self.host_id()) {
+                let Some(router) = &self.router else {
+                    return Err(Error::NotOwner {
+                        session: id.to_string(),
+                        owner: owner.to_owned(),
+                    });
+                };
+                router.route(owner, id, &message).await?;
+                return Ok(routing::routed_ack(&message, owner));
+            }
             let mailbox = self.mailbox(&session);
             let content = SessionExtractor::new(mailbox.paths().dir(), self.extractor.clone());
             let written = blocking(move || mailbox.write_message(&message, &content)).await?;
@@ -214,6 +268,7 @@ impl SessionManager {
 
     async fn publish_routing(&self, session: &Session) -> Result<Routing> {
         async {
+            self.check_owner(session)?;
             let routing = self.routing_of(session).await?;
             let mailbox = self.mailbox(session);
             let written = routing.clone();
@@ -297,6 +352,7 @@ impl SessionManager {
         names: Vec<String>,
     ) -> Result<Vec<OutboxFile>> {
         let session = self.store.session(id).await?;
+        self.check_owner(&session)?;
         let dir = self.session_dir(&session);
         let limits = self.config.limits;
         tokio::task::spawn_blocking(move || read_outbox_files(&dir, &message_id, &names, &limits))
@@ -312,6 +368,10 @@ impl SessionManager {
             tracing::warn!(session = %id, "clear_outbox: session not found");
             return;
         };
+        if let Err(e) = self.check_owner(&session) {
+            tracing::warn!(session = %id, error = %e, "clear_outbox: not this host's session");
+            return;
+        }
         let dir = self.session_dir(&session);
         let cleared = tokio::task::spawn_blocking(move || clear_outbox(&dir, &message_id))
             .instrument(session_span!("clear_outbox", id))
@@ -352,6 +412,7 @@ impl SessionManager {
     pub async fn prepare_guest(&self, id: &SessionId) -> Result<GuestLaunch> {
         async {
             let session = self.store.session(id).await?;
+            self.check_owner(&session)?;
             self.publish_routing(&session).await?;
             let mailbox = self.mailbox(&session);
             let session_dir = mailbox.paths().dir().to_path_buf();
@@ -381,6 +442,7 @@ impl SessionManager {
     /// guest may have left in `outbound.db` (the one moment the host may
     /// open that file read-write).
     pub async fn mark_container_stopped(&self, id: &SessionId) -> Result<Session> {
+        self.check_owner(&self.store.session(id).await?)?;
         let (session, stopped) = self
             .store
             .mark_guest_stopped(id, Timestamp::now())
@@ -413,6 +475,7 @@ impl SessionManager {
         let span = tracing::info_span!("mailbox", op, session = %id);
         async {
             let session = self.store.session(id).await?;
+            self.check_owner(&session)?;
             let mailbox = self.mailbox(&session);
             blocking(move || job(&mailbox)).await
         }

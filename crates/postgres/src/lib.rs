@@ -64,20 +64,34 @@
 //! tested before use, broken ones replaced). Opening errors are
 //! [`OpenError`].
 //!
-//! This build has no TLS: connect over a trusted network, a Unix socket or
-//! a tunnel.
+//! # TLS and production settings
+//!
+//! TLS is rustls (ring, the system's root certificates or a CA file): the
+//! URL's `sslmode` (`verify-full` checks the chain and the host name),
+//! `sslrootcert=PATH`, `sslcert`/`sslkey`. Pool size and timeouts come from
+//! [`PgStoreOptions`] or the URL ([`PgStoreOptions::from_url`]).
+//!
+//! # Routing between hosts
+//!
+//! [`PgRouteQueue`] (migration 2) holds messages a host accepted for a
+//! session another host owns, until the owner drains them into the
+//! session's mailbox; the `hosts` table holds each host's lease, so
+//! messages waiting for a host that stopped heartbeating show as stranded.
 
 mod error;
 mod migrate;
 mod options;
 mod queries;
+mod routing;
 mod rows;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use error::OpenError;
-pub use options::{DEFAULT_SCHEMA, PgStoreOptions, validate_schema};
+pub use migrate::{MigrationStatus, migration_status};
+pub use options::{DEFAULT_SCHEMA, PgStoreOptions, URL_SETTINGS, validate_schema};
+pub use routing::{NOTIFY_CHANNEL, PgRouteQueue, RouteListener, RoutedMessage, StrandedQueue};
 pub use store::PgSessionStore;
 
 /// The `backend` name in [`airlock_core::Error::Backend`].

@@ -50,34 +50,14 @@ impl PgSessionStore {
     /// Connects to `url` with default options (schema `airlock`) and
     /// applies pending migrations.
     pub async fn connect(url: &str) -> Result<Self, OpenError> {
-        Self::connect_with(PgStoreOptions::new(url)).await
+        Self::connect_with(PgStoreOptions::from_url(url).map_err(OpenError::InvalidOptions)?).await
     }
 
     /// Connects with `options`: checks them, reaches the server once (so
     /// a wrong URL or password fails here, with the server's own words),
     /// applies or checks migrations, and sets up the pool.
     pub async fn connect_with(options: PgStoreOptions) -> Result<Self, OpenError> {
-        validate_schema(&options.schema).map_err(OpenError::InvalidOptions)?;
-        if options.max_connections == 0 {
-            return Err(OpenError::InvalidOptions(
-                "max_connections must be at least 1".into(),
-            ));
-        }
-        if !(options.url.starts_with("postgres://") || options.url.starts_with("postgresql://")) {
-            return Err(OpenError::InvalidOptions(
-                "the registry URL must start with postgres:// or postgresql://".into(),
-            ));
-        }
-        let connect: PgConnectOptions = options
-            .url
-            .parse()
-            .map_err(|e| OpenError::InvalidOptions(format!("not a usable postgres:// URL: {e}")))?;
-        // A startup parameter rather than a `SET` after connecting: it holds
-        // for the whole session and survives `RESET ALL`/`DISCARD ALL`.
-        let connect = connect
-            .application_name(&options.application_name)
-            .options([("search_path", options.schema.as_str())]);
-        let target = describe(&connect);
+        let (connect, target) = connect_options(&options)?;
 
         let mut conn = connect_once(&connect, &target, options.acquire_timeout).await?;
         let prepared = if options.run_migrations {
@@ -126,16 +106,53 @@ impl PgSessionStore {
         &self.pool
     }
 
+    pub(crate) fn errors(&self) -> &ErrorMapper {
+        &self.errors
+    }
+
     /// Closes the pool, waiting for borrowed connections to come back.
     pub async fn close(&self) {
         self.pool.close().await;
     }
 }
 
+/// Checks `options` and turns them into sqlx's, with the `host:port/db`
+/// naming the server in messages.
+pub(crate) fn connect_options(
+    options: &PgStoreOptions,
+) -> Result<(PgConnectOptions, String), OpenError> {
+    validate_schema(&options.schema).map_err(OpenError::InvalidOptions)?;
+    if options.max_connections == 0 {
+        return Err(OpenError::InvalidOptions(
+            "max_connections must be at least 1".into(),
+        ));
+    }
+    if !(options.url.starts_with("postgres://") || options.url.starts_with("postgresql://")) {
+        return Err(OpenError::InvalidOptions(
+            "the registry URL must start with postgres:// or postgresql://".into(),
+        ));
+    }
+    let connect: PgConnectOptions = options
+        .url
+        .parse()
+        .map_err(|e| OpenError::InvalidOptions(format!("not a usable postgres:// URL: {e}")))?;
+    // A startup parameter rather than a `SET` after connecting: it holds
+    // for the whole session and survives `RESET ALL`/`DISCARD ALL`.
+    let mut connect = connect
+        .application_name(&options.application_name)
+        .options([("search_path", options.schema.as_str())]);
+    if let Some(timeout) = options.statement_timeout {
+        connect = connect.options([("statement_timeout", timeout.as_millis().to_string())]);
+    }
+    let target = describe(&connect);
+
+    Ok((connect, target))
+}
+
 /// One connection outside the pool, for opening and migrating; bounded by
 /// `timeout` so an unreachable host (packets dropped) fails instead of
 /// waiting for TCP to give up.
-async fn connect_once(
+pub(crate) async fn connect_once(
     options: &PgConnectOptions,
     target: &str,
     timeout: Duration,

@@ -111,3 +111,17 @@ pub async fn fresh_store(test: &str) -> Option<(PgSessionStore, SchemaGuard)> {
         .unwrap_or_else(|e| panic!("{URL_VAR} is set but the store cannot open: {e}"));
     Some((store, guard))
 }
+
+/// Brings `schema` in the database of `url` to migration `version` only,
+/// as a registry deployed by an older build would be.
+pub async fn migrate_up_to(url: &str, schema: &str, version: i64) {
+    // The migrations' names are unqualified: they land in `search_path`.
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("a postgres:// URL");
+    let mut conn = PgConnection::connect_with(&options.options([("search_path", schema)]))
+        .await
+        .expect("connecting to the test server");
+    crate::migrate::run_up_to(&mut conn, schema, version)
+        .await
+        .unwrap_or_else(|e| panic!("migrating {schema} to {version}: {e}"));
+    conn.close().await.expect("closing");
+}

@@ -21,6 +21,11 @@ pub struct RawCli {
     /// `<data-dir>/airlock.db`), or a `postgres://…` URL [env: AIRLOCK_REGISTRY].
     #[arg(long, global = true, value_name = "URL")]
     pub registry: Option<String>,
+    /// This host's id when several hosts share one registry: sessions it
+    /// creates are owned by it; another host's sessions are refused
+    /// (`NotOwner`) or, on PostgreSQL, their messages queued for the owner.
+    #[arg(long, global = true, env = "AIRLOCK_HOST_ID")]
+    pub host_id: Option<String>,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -158,6 +163,13 @@ pub enum RawCommand {
         /// Print what would be done; write nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Apply the registry's pending migrations (PostgreSQL), so a new build
+    /// can roll out on a migrated schema.
+    Migrate {
+        /// Only report pending migrations; exit non-zero if there are any.
+        #[arg(long)]
+        check: bool,
     },
     /// Write a session's `session_routing` (its default reply target) from
     /// the registry: its chat and thread.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use airlock_core::{Error, Result, SessionStore};
 use airlock_sqlite_fs::SqliteSessionStore;
 
-use super::settings::{RegistryLocation, Settings};
+use super::settings::{Command, RegistryLocation, Settings};
 use crate::{ManagerConfig, SessionManager};
 
 /// Reads a file named by a flag (`--attach`, `--file`, `--content-file`)
@@ -24,6 +24,12 @@ pub fn read_input(path: &std::path::Path, flag: &str) -> Result<Vec<u8>> {
 /// the data dir when this call created it, so the command can say where.
 pub fn prepare_data_dir(settings: &Settings) -> Result<Option<PathBuf>> {
     if !settings.command.uses_data_dir() {
+        return Ok(None);
+    }
+    // `migrate` touches only the registry: a PostgreSQL one needs no data dir.
+    if matches!(settings.command, Command::Migrate { .. })
+        && matches!(settings.registry, RegistryLocation::Postgres(_))
+    {
         return Ok(None);
     }
     let dir = &settings.data_dir;
@@ -44,7 +50,7 @@ pub fn prepare_data_dir(settings: &Settings) -> Result<Option<PathBuf>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::InvalidInput(format!(
                 "data dir {} does not exist (check --data-dir or AIRLOCK_DATA_DIR; \
-                 only resolve, import and demo create one)",
+                 only resolve, import, demo and run create one)",
                 dir.display()
             )));
         }
@@ -55,8 +61,8 @@ pub fn prepare_data_dir(settings: &Settings) -> Result<Option<PathBuf>> {
         && !path.is_file()
     {
         return Err(Error::InvalidInput(format!(
-            "no registry at {} (check --data-dir or --registry; only resolve, import and \
-             demo create one)",
+            "no registry at {} (check --data-dir or --registry; only resolve, import, \
+             demo and run create one)",
             path.display()
         )));
     }
@@ -74,24 +80,28 @@ pub async fn open_registry(settings: &Settings) -> Result<Arc<dyn SessionStore>>
                 .map_err(|e| Error::backend("sqlite", "opening the registry", e))?;
             Ok(Arc::new(store))
         }
-        RegistryLocation::Postgres(url) => open_postgres(url).await,
+        RegistryLocation::Postgres(url) => Ok(Arc::new(open_postgres(url).await?)),
     }
 }
 
-async fn open_postgres(url: &str) -> Result<Arc<dyn SessionStore>> {
-    let store = airlock_postgres::PgSessionStore::connect(url)
+/// Opens the PostgreSQL registry at `url` (settings in its query).
+pub async fn open_postgres(url: &str) -> Result<airlock_postgres::PgSessionStore> {
+    airlock_postgres::PgSessionStore::connect(url)
         .await
-        .map_err(|e| Error::backend("postgres", "connecting to the registry", e))?;
-    Ok(Arc::new(store))
+        .map_err(|e| Error::backend("postgres", "connecting to the registry", e))
 }
 
-/// The session manager over the settings' registry and data dir.
+/// The session manager over the settings' registry and data dir; with
+/// `--host-id` on PostgreSQL, messages for other hosts' sessions are routed.
 pub async fn manager(settings: &Settings) -> Result<SessionManager> {
-    let store = open_registry(settings).await?;
-    Ok(SessionManager::new(
-        store,
-        ManagerConfig::new(&settings.data_dir),
-    ))
+    let mut config = ManagerConfig::new(&settings.data_dir);
+    config.host_id = settings.host_id.clone();
+    if let (RegistryLocation::Postgres(url), Some(host)) = (&settings.registry, &settings.host_id) {
+        let pg = open_postgres(url).await?;
+        let router = crate::routing::pg::PgRouter::new(pg.route_queue(), host.clone());
+        return Ok(SessionManager::new(Arc::new(pg), config).with_router(Arc::new(router)));
+    }
+    Ok(SessionManager::new(open_registry(settings).await?, config))
 }
 
 /// The delivery engine over the settings' registry and data dir.

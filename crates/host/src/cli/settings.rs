@@ -199,6 +199,11 @@ pub enum Command {
         /// Write nothing.
         dry_run: bool,
     },
+    /// `migrate`.
+    Migrate {
+        /// Report only; fail when migrations are pending.
+        check: bool,
+    },
     /// `routing`.
     Routing {
         /// The session.
@@ -230,6 +235,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Registry location.
     pub registry: RegistryLocation,
+    /// This host's id (`--host-id`), if several hosts share the registry.
+    pub host_id: Option<String>,
     /// Output format.
     pub output: OutputFormat,
     /// The command.
@@ -334,6 +341,9 @@ impl TryFrom<RawCli> for Settings {
             &data_dir,
             raw.registry.or_else(|| env_value("AIRLOCK_REGISTRY")),
         )?;
+        if raw.host_id.as_deref().is_some_and(|h| h.trim().is_empty()) {
+            return Err("--host-id must not be empty".into());
+        }
         let output = if raw.json {
             OutputFormat::Json
         } else {
@@ -469,6 +479,7 @@ impl TryFrom<RawCli> for Settings {
             },
             RawCommand::Demo => Command::Demo,
             RawCommand::Import { from, dry_run } => Command::Import { from, dry_run },
+            RawCommand::Migrate { check } => Command::Migrate { check },
             RawCommand::Routing { session } => Command::Routing {
                 session: parse("session", SessionId::new(session))?,
             },
@@ -482,6 +493,7 @@ impl TryFrom<RawCli> for Settings {
         Ok(Settings {
             data_dir,
             registry,
+            host_id: raw.host_id,
             output,
             command,
         })

@@ -223,16 +223,21 @@ impl Deliverer {
     }
 
     async fn sessions(&self, scope: &Scope) -> Result<Vec<Session>> {
-        let store = self.engine.manager.store();
-        match scope {
-            Scope::Session(id) => Ok(vec![store.session(id).await?]),
-            Scope::Active => store.list_sessions(SessionFilter::active()).await,
+        let manager = &self.engine.manager;
+        let store = manager.store();
+        let mut sessions = match scope {
+            Scope::Session(id) => return Ok(vec![store.session(id).await?]),
+            Scope::Active => store.list_sessions(SessionFilter::active()).await?,
             Scope::Running => {
                 let mut filter = SessionFilter::running();
                 filter.status = SessionFilter::active().status;
-                store.list_sessions(filter).await
+                store.list_sessions(filter).await?
             }
-        }
+        };
+        // Replies are delivered by the session's owner only: with several
+        // hosts on one registry, no reply goes out twice.
+        sessions.retain(|s| crate::routing::foreign_owner(s, manager.host_id()).is_none());
+        Ok(sessions)
     }
 
     async fn pass(&self, scope: Scope, mode: Mode) -> Result<PassReport> {

@@ -5,6 +5,7 @@ mod deliver_stdout;
 mod errors;
 mod guest_proof;
 mod import;
+mod migrate;
 mod output;
 mod retention;
 mod routing;

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::cli::context;
 use crate::cli::output::{clean, emit};
-use crate::cli::settings::Settings;
+use crate::cli::settings::{RegistryLocation, Settings};
 
 #[derive(Serialize)]
 struct SessionReport {
@@ -32,8 +32,14 @@ pub async fn run(settings: &Settings, only: Option<&SessionId>, ack: bool) -> Re
     };
     let mut reports = Vec::new();
     let progress = crate::cli::progress::bar(settings, sessions.len(), "checking sessions");
+    let mut elsewhere = Vec::new();
     for session in &sessions {
         progress.inc(1);
+        // Another host's folder is that host's to check (never touched here).
+        if let Some(owner) = crate::routing::foreign_owner(session, manager.host_id()) {
+            elsewhere.push(format!("{} (host {})", session.id, clean(owner)));
+            continue;
+        }
         let session_ref = SessionRef::from(session);
         let paths = manager.roots().sessions().session(&session_ref);
         let state = manager.roots().host_state().session(&session_ref);
@@ -79,16 +85,51 @@ pub async fn run(settings: &Settings, only: Option<&SessionId>, ack: bool) -> Re
         .iter()
         .map(|r| r.tamper_events.iter().filter(|e| !e.acknowledged).count())
         .sum();
+    let stranded = stranded(settings).await?;
     emit(settings.output, &reports, |reports| {
-        render(reports, total, open)
+        let mut text = render(reports, total, open);
+        for s in &elsewhere {
+            text.push_str(&format!("\nelsewhere {s}: checked by its owner"));
+        }
+        for s in &stranded {
+            text.push_str(&format!(
+                "\nSTRANDED {}  {} routed message(s) wait for host {}, whose lease ran out; oldest {} s old",
+                s.session_id,
+                s.messages,
+                clean(&s.owner_host),
+                s.oldest_age.as_secs()
+            ));
+        }
+        text
     });
-    if total + open > 0 {
+    if total + open + stranded.len() > 0 {
         return Err(Error::invariant(
             None,
-            format!("doctor found {total} problem(s) and {open} unacknowledged tamper event(s)"),
+            format!(
+                "doctor found {total} problem(s) and {open} unacknowledged tamper event(s){}",
+                match stranded.len() {
+                    0 => String::new(),
+                    n => format!("; {n} session(s) have stranded routed messages"),
+                }
+            ),
         ));
     }
     Ok(())
+}
+
+/// Messages queued in a PostgreSQL registry for hosts that stopped
+/// heartbeating (none on SQLite, which has one host).
+async fn stranded(settings: &Settings) -> Result<Vec<airlock_postgres::StrandedQueue>> {
+    match &settings.registry {
+        RegistryLocation::Postgres(url) => {
+            context::open_postgres(url)
+                .await?
+                .route_queue()
+                .stranded()
+                .await
+        }
+        RegistryLocation::Sqlite(_) => Ok(Vec::new()),
+    }
 }
 
 fn render(reports: &[SessionReport], total: usize, open: usize) -> String {

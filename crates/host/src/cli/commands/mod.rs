@@ -9,6 +9,7 @@ pub mod failures;
 pub mod guest;
 pub mod import;
 pub mod messages;
+pub mod migrate;
 pub mod resolve;
 pub mod retention;
 pub mod routing;
@@ -91,5 +92,6 @@ pub async fn dispatch(settings: &Settings) -> Result<()> {
         Command::Destinations { session, file } => destinations::run(settings, session, file).await,
         Command::Completions { shell } => completions::completions(*shell),
         Command::Man { out } => completions::man_pages(out),
+        Command::Migrate { check } => migrate::run(settings, *check).await,
     }
 }

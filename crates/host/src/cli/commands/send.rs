@@ -122,6 +122,7 @@ pub async fn run(
             WriteOutcome::Renamed { original } => {
                 format!("stored under a new id ({original} was taken)")
             }
+            WriteOutcome::Routed { owner } => format!("queued for its owner, host {owner}"),
         };
         let mut text = format!("message {} seq {}: {what}", s.id, s.seq);
         for a in &s.attachments {
