@@ -28,7 +28,9 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::host::HostMailbox;
 
-pub use crate::mount::{ACK_FILE, MOUNT_CHECK_ROUNDS, MOUNT_NONCE_ENV, NONCE_FILE, SIZED_NONCE_FILE};
+pub use crate::mount::{
+    ACK_FILE, MOUNT_CHECK_ROUNDS, MOUNT_NONCE_ENV, NONCE_FILE, SIZED_NONCE_FILE,
+};
 
 /// Rewrites `path` in place; the guest controls the folder, so no symlink
 /// is followed, a FIFO cannot block, and only a regular file is truncated.
