@@ -105,6 +105,8 @@ fn a_message_sent_through_another_host_is_queued_and_doctor_shows_it_stranded() 
         "shared",
     ]);
     let id = session["id"].as_str().unwrap().to_owned();
+    // Host B is a host with a data dir of its own (a missing one is a mistake).
+    std::fs::create_dir_all(host_b.data_dir()).unwrap();
 
     let sent = host_b.ok(&[
         "--registry",
