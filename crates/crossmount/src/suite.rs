@@ -145,6 +145,10 @@ pub struct Settings {
     pub poll_interval: Duration,
     /// Whether timing bounds count (the xtask: yes; tests: no).
     pub latency: bool,
+    /// Report NC3 (a race between the host's write and a read-write guest
+    /// poll) without judging it: under software emulation the two rarely
+    /// meet within a short run.
+    pub nc3_reported: bool,
     /// Where to write every message's delay as CSV (`case,mount,pattern,run,id,delay_ms`).
     pub delays_csv: Option<PathBuf>,
     /// The binary that acts as guest.
@@ -165,6 +169,7 @@ impl Settings {
             write_interval: Duration::from_millis(20),
             poll_interval: Duration::from_millis(100),
             latency: true,
+            nc3_reported: false,
             delays_csv: None,
             guest_exe: guest_exe.to_path_buf(),
             vm: None,
@@ -303,6 +308,7 @@ fn parse(args: &[String], exe: &Path) -> Result<Settings, String> {
             "--poll-ms" => s.poll_interval = Duration::from_millis(num("--poll-ms")?),
             "--write-ms" => s.write_interval = Duration::from_millis(num("--write-ms")?),
             "--no-latency" => s.latency = false,
+            "--nc3-not-judged" => s.nc3_reported = true,
             "--mount-check-rounds" => s.mount_check_rounds = num("--mount-check-rounds")? as usize,
             "--vm" => {
                 let mut path = || it.next().ok_or("--vm needs AGENT HOST_ROOT GUEST_ROOT");
@@ -393,7 +399,10 @@ pub fn main(args: &[String]) -> Result<(), String> {
             let verdict = format!("{verdict}{dir}");
             println!("{:<8} {}  {verdict}", case.name, r.row());
         }
-        if !result.ok() {
+        let judged = !(settings.nc3_reported && case.name == "NC3");
+        if !result.ok() && !judged {
+            println!("NC3 not caught this time: reported, not judged (--nc3-not-judged)");
+        } else if !result.ok() {
             bad.push(format!(
                 "{} on {} ({})",
                 case.name,
