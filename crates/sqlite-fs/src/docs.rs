@@ -84,7 +84,12 @@
 //! one that replaced the placeholder, is quarantined after the write (never
 //! looped on). A crash between the `host.db` commit and the record leaves
 //! the generations apart: the next operation rebuilds the published file
-//! from `host.db` (and removes a leftover placeholder silently). The
+//! from `host.db` (and removes a leftover placeholder silently). Reads
+//! count: a leftover placeholder stops every read-only guest (a hot journal
+//! it may not roll back), so a host read that finds a journal beside
+//! `inbound.db` first takes an empty write turn, which repairs the folder,
+//! and a delivery pass stamps every session (`inbound_stamp`) even when it
+//! finds nothing to do. The
 //! header stays a rollback-journal one (bytes 18–19 = 1), the file stays in
 //! `DELETE` mode for every reader, and the host still opens, writes and
 //! closes it per operation. SPEC's ordering rules are unchanged (next even

@@ -389,3 +389,64 @@ fn host_state_on_another_file_system_is_a_clear_error() {
     );
     assert!(err.to_string().contains("one file system"), "{err}");
 }
+
+/// The host's placeholder journal as a host killed mid-publish leaves it:
+/// SQLite's journal magic, then zeros.
+fn leftover_placeholder() -> Vec<u8> {
+    let mut b = vec![0u8; 512];
+    b[..8].copy_from_slice(&[0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7]);
+    b
+}
+
+/// deliver-kill: a deliverer SIGKILLed while publishing left its placeholder
+/// journal (and no record of the write) in the folder, and a read-only guest
+/// failed "attempt to write a readonly database" until the host wrote to
+/// the session again. Any host read now repairs the folder first.
+#[test]
+fn deliver_kill_placeholder_left_by_a_killed_publish_is_removed_by_the_next_host_read() {
+    let fx = Fixture::new();
+    fx.host
+        .write_message(&msg("m1", "{}"), &PlainContent)
+        .unwrap();
+    let guest = GuestMailbox::open(&fx.session_dir()).unwrap();
+    assert_eq!(guest.pending(10).unwrap().len(), 1);
+    let kill_mid_publish = || {
+        std::fs::remove_file(fx.host.host_state().published_record()).unwrap();
+        std::fs::write(fx.host.paths().inbound_journal(), leftover_placeholder()).unwrap();
+    };
+    kill_mid_publish();
+    assert!(
+        guest.pending(10).is_err(),
+        "a read-only guest cannot read past a hot journal"
+    );
+    assert_eq!(fx.host.count_due(Timestamp::now()).unwrap(), 1);
+    assert!(!fx.host.paths().inbound_journal().exists());
+    assert_eq!(guest.pending(10).unwrap().len(), 1);
+
+    // A delivery pass that finds the session idle only stamps it.
+    kill_mid_publish();
+    fx.host.inbound_stamp().unwrap();
+    assert!(!fx.host.paths().inbound_journal().exists());
+    assert_eq!(guest.pending(10).unwrap().len(), 1);
+    assert!(
+        fx.host.tamper_events().unwrap().is_empty(),
+        "the host's own placeholder is no tamper event"
+    );
+}
+
+/// A journal the guest plants between host writes is quarantined by the
+/// next host read as well (a tamper event), so it cannot stall the guest.
+#[test]
+fn deliver_kill_journal_planted_between_writes_is_quarantined_by_the_next_host_read() {
+    let fx = Fixture::new();
+    fx.host
+        .write_message(&msg("m1", "{}"), &PlainContent)
+        .unwrap();
+    std::fs::write(fx.host.paths().inbound_journal(), leftover_placeholder()).unwrap();
+    assert_eq!(fx.host.list_inbound(10).unwrap().len(), 1);
+    assert!(!fx.host.paths().inbound_journal().exists());
+    let events = fx.host.tamper_events().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let guest = GuestMailbox::open(&fx.session_dir()).unwrap();
+    assert_eq!(guest.pending(10).unwrap().len(), 1);
+}

@@ -23,19 +23,22 @@ const LOW_WATER: usize = 8;
 pub fn run(c: &Campaign) -> Result<Vec<Outcome>, String> {
     let kills = (c.trials / 2).max(1);
     let a = Airlock::new(&c.airlock, &c.dir.join("deliver-kill"))?;
-    let real = campaign(&a, kills, || a.command(&["deliver", "--once"]))?;
+    let (real, stalls) = campaign(&a, kills, || a.command(&["deliver", "--once"]))?;
     let integrity = a.integrity_failures();
     let ok = real.is_ok() && integrity.is_empty() && real.crashes > 0;
     let mut outcomes = vec![Outcome {
         name: "deliver-kill",
         trials: kills,
-        figures: format!("{real}; integrity failures {}", integrity.len()),
+        figures: format!(
+            "{real}; integrity failures {}; guest blocked by a killed publish {stalls} time(s), each unblocked by the next host pass",
+            integrity.len()
+        ),
         ok,
     }];
 
     let control_kills = kills.clamp(1, 30);
     let b = Airlock::new(&c.airlock, &c.dir.join("deliver-kill-control"))?;
-    let control = campaign(&b, control_kills, || {
+    let (control, _) = campaign(&b, control_kills, || {
         let mut cmd = Command::new(&c.driver);
         cmd.args([UNSAFE_ROLE, b.data.to_str().unwrap_or_default(), &b.session]);
         cmd
@@ -110,12 +113,13 @@ pub fn texts(out: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// Kills `kills` delivery runs at random points, then lets one finish.
+/// Kills `kills` delivery runs at random points, then lets one finish;
+/// returns the report and how often the guest could not write meanwhile.
 fn campaign(
     a: &Airlock,
     kills: usize,
     command: impl Fn() -> Command,
-) -> Result<DeliveryReport, String> {
+) -> Result<(DeliveryReport, usize), String> {
     let guest = GuestMailbox::open(&a.session_dir)
         .map_err(|e| format!("opening the guest mailbox: {e}"))?;
     let mut history = DeliveryHistory::new();
@@ -133,6 +137,7 @@ fn campaign(
     // A session that stops delivering (every run fails) must end the loop.
     let mut runs = 0;
     let mut idle = false;
+    let mut stalls = 0;
     while done < kills {
         runs += 1;
         if runs > 20 * kills {
@@ -140,8 +145,19 @@ fn campaign(
         }
         // Replies in flight at a kill back off (the engine counts the kill as
         // a failed attempt): fresh ones keep the runs busy meanwhile.
-        if next - delivered.len() < LOW_WATER || idle {
-            top_up(&guest, &mut history, &mut next, 2 * LOW_WATER)?;
+        if (next - delivered.len() < LOW_WATER || idle)
+            && let Err(blocked) = top_up(&guest, &mut history, &mut next, 2 * LOW_WATER)
+        {
+            // A host killed while publishing inbound.db leaves its
+            // placeholder journal, which stops a read-only guest; one host
+            // pass, even with nothing to deliver, must clear it.
+            stalls += 1;
+            let (keys, _) = delivered_lines(spawn()?, None)?;
+            delivered.extend(keys.iter().cloned());
+            history.run(keys, Vec::<String>::new());
+            top_up(&guest, &mut history, &mut next, 2 * LOW_WATER).map_err(|e| {
+                format!("the guest was still blocked after a host pass ({blocked}): {e}")
+            })?;
         }
         let delay = Duration::from_micros(rng.below(window.as_micros() as u64 + 1));
         let (keys, killed) = delivered_lines(spawn()?, Some(delay))?;
@@ -178,7 +194,7 @@ fn campaign(
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    Ok(history.check())
+    Ok((history.check(), stalls))
 }
 
 const UNSAFE_ROLE: &str = "--unsafe-deliverer";

@@ -101,10 +101,15 @@ mod tests {
     use super::*;
     use crate::host::{SIZED_NONCE_FILE, start_mount_check};
 
+    /// Waits until both files show `nonce`: the host rewrites the fixed one
+    /// first, so the sized one may still hold the last round for a moment.
     fn wait_for(dir: &Path, nonce: &str) -> bool {
         let until = Instant::now() + Duration::from_secs(10);
         while Instant::now() < until {
-            if read_small(&dir.join(NONCE_FILE)).as_deref() == Some(nonce) {
+            let sized = read_small(&dir.join(SIZED_NONCE_FILE));
+            if read_small(&dir.join(NONCE_FILE)).as_deref() == Some(nonce)
+                && sized.is_some_and(|s| s.trim_start_matches('.') == nonce)
+            {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(10));

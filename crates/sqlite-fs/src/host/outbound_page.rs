@@ -133,7 +133,12 @@ impl HostMailbox {
     }
 
     /// Stamp of `inbound.db`, where host-originated outbound messages live.
+    ///
+    /// A delivery pass stamps every session, even one it then finds idle,
+    /// so this is where a placeholder journal left by a host killed
+    /// mid-publish is cleared for sessions nothing else touches.
     pub fn inbound_stamp(&self) -> Result<Option<FileStamp>> {
+        crate::host_state::heal_interrupted_publish(&self.paths, &self.state);
         file_stamp(&self.paths.inbound_db())
     }
 

@@ -196,6 +196,7 @@ pub(crate) fn read<T>(
     if crate::sqlite_util::is_read_only(state.dir()) {
         return read_only(paths, state, context, f);
     }
+    heal_interrupted_publish(paths, state);
     let mut conn = None;
     if path.exists() {
         let c = take_host_db(state)?;
@@ -213,6 +214,30 @@ pub(crate) fn read<T>(
     let value = f(&conn).map_err(|e| Error::sqlite(&path, context, e))?;
     give_back(state, conn);
     Ok(value)
+}
+
+/// Repairs the folder before a read when a journal sits beside its
+/// `inbound.db`: a host killed while publishing leaves its placeholder
+/// there, and every read-only guest then retries (SQLite sees a hot journal
+/// it may not roll back) until the host writes to the session again, which
+/// may be never. An empty write turn waits for any write under way (the
+/// file lock), then verifies the folder: a leftover placeholder is removed,
+/// a planted journal quarantined, a half-written file rebuilt.
+pub(crate) fn heal_interrupted_publish(
+    paths: &crate::layout::SessionPaths,
+    state: &HostSessionState,
+) {
+    let journal = paths.dir().join(folder::JOURNAL);
+    if std::fs::symlink_metadata(&journal).is_err()
+        || !state.host_db().exists()
+        || crate::sqlite_util::is_read_only(state.dir())
+    {
+        return;
+    }
+    if let Err(e) = batch::commit(paths, state, |_| Ok(())) {
+        // The read still answers from host.db; the next write repairs the folder.
+        tracing::warn!(path = %journal.display(), error = %e, "could not repair the session folder before a read");
+    }
 }
 
 /// Reads on a read-only data dir, where nothing can be adopted, repaired or
