@@ -14,8 +14,11 @@ use airlock_core::{
     SessionId, SessionMode, SessionStore, SessionStoreExt,
 };
 use airlock_host::routing::pg::{Drainer, PgRouter};
+use airlock_host::routing::reassign::{ReassignOutcome, Reassigner, Reassignment};
+use airlock_host::routing::{Placement, place_with};
 use airlock_host::{ManagerConfig, SessionManager};
 use airlock_postgres::PgSessionStore;
+use airlock_postgres::RetryPolicy;
 
 fn manager(store: Arc<dyn SessionStore>, dir: &Path, host: &str) -> SessionManager {
     let mut config = ManagerConfig::new(dir);
@@ -24,13 +27,17 @@ fn manager(store: Arc<dyn SessionStore>, dir: &Path, host: &str) -> SessionManag
 }
 
 async fn session_for(manager: &SessionManager, chat: &str) -> Session {
+    session_in(manager, "agent", chat).await
+}
+
+async fn session_in(manager: &SessionManager, agent: &str, chat: &str) -> Session {
     let group = manager
         .store()
         .ensure_messaging_group(NewMessagingGroup::new("slack", chat))
         .await
         .unwrap();
     let request = ResolveRequest::new(
-        AgentGroupId::new("agent").unwrap(),
+        AgentGroupId::new(agent).unwrap(),
         Some(group.id),
         None,
         SessionMode::Shared,
@@ -200,7 +207,7 @@ async fn messages_written_through_another_host_reach_the_owner_once_in_order() {
         expected.entry(session.id.clone()).or_default().push(id);
     }
     assert_eq!(h.pg.route_queue().queued_for("host-a").await.unwrap(), 500);
-    assert_eq!(h.drainer.drain_once().await.unwrap(), 500);
+    assert_eq!(h.drainer.drain_once().await.unwrap().applied, 500);
     assert_eq!(h.pg.route_queue().queued_for("host-a").await.unwrap(), 0);
     for session in &sessions {
         assert_eq!(inbound_ids(&h.a, session), expected[&session.id]);
@@ -271,11 +278,29 @@ async fn messages_for_a_stopped_owner_are_stranded_then_applied_when_it_returns(
                 .unwrap();
         assert!(matches!(ack.outcome, WriteOutcome::Routed { .. }));
     }
+    // Aged on the server's clock, so the age shown is known.
+    sqlx::query("UPDATE routed_messages SET enqueued_at = now() - interval '90 seconds'")
+        .execute(h.pg.pool())
+        .await
+        .unwrap();
     let stranded = queue.stranded().await.unwrap();
     assert_eq!(stranded.len(), 1, "{stranded:?}");
     assert_eq!(stranded[0].owner_host, "host-a");
     assert_eq!(stranded[0].session_id, session.id.as_str());
     assert_eq!(stranded[0].messages, 3);
+    assert!(
+        (90..3600).contains(&stranded[0].oldest_age.as_secs()),
+        "{stranded:?}"
+    );
+    let listed = queue.sessions().await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].stranded && listed[0].queued == 3, "{listed:?}");
+    assert!(
+        listed[0]
+            .oldest_age_secs
+            .is_some_and(|age| (90..3600).contains(&age)),
+        "{listed:?}"
+    );
     assert!(inbound_ids(&h.a, &session).is_empty());
 
     // A comes back: its drainer heartbeats, listens and applies the queue.
@@ -330,7 +355,11 @@ async fn reassigning_a_session_moves_its_ownership_and_its_queue() {
             .await
             .unwrap();
     }
-    assert_eq!(queue.reassign(&session.id, "host-b").await.unwrap(), 2);
+    let handover = queue
+        .reassign(&session.id, Some("host-a"), "host-b", false)
+        .await
+        .unwrap();
+    assert_eq!(handover.queued, 2);
     assert_eq!(queue.queued_for("host-a").await.unwrap(), 0);
     assert_eq!(queue.queued_for("host-b").await.unwrap(), 2);
     let moved = h.b.session(&session.id).await.unwrap();
@@ -338,11 +367,422 @@ async fn reassigning_a_session_moves_its_ownership_and_its_queue() {
     // Now A is the non-owner and B drains its queue into its own folder.
     assert_not_owner(h.a.counts(&session.id).await, "host-b");
     let drainer_b = Drainer::new(h.b.clone(), queue.clone()).unwrap();
-    assert_eq!(drainer_b.drain_once().await.unwrap(), 2);
+    assert_eq!(drainer_b.drain_once().await.unwrap().applied, 2);
     assert_eq!(inbound_ids(&h.b, &moved), ["r0", "r1"]);
     let unknown = SessionId::new("sess-unknown").unwrap();
     assert!(matches!(
-        queue.reassign(&unknown, "host-b").await,
+        queue.reassign(&unknown, None, "host-b", false).await,
         Err(Error::NotFound { .. })
     ));
+}
+
+/// Copies `session`'s folder from `from`'s data dir into `to`'s, as an
+/// operator moving a stopped host's disk (or mounting it) would.
+fn copy_folder(from: &SessionManager, to: &SessionManager, session: &Session) {
+    let (src, dst) = (from.session_dir(session), to.session_dir(session));
+    std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&src)
+        .arg(&dst)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "cp -a {} {}",
+        src.display(),
+        dst.display()
+    );
+}
+
+fn outcome_of<'r>(done: &'r [Reassignment], session: &Session) -> &'r ReassignOutcome {
+    &done
+        .iter()
+        .find(|r| r.session == session.id.as_str())
+        .unwrap_or_else(|| panic!("{} not reported: {done:?}", session.id))
+        .outcome
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(airlock_pg),
+    ignore = "needs AIRLOCK_TEST_PG_URL (set it and rebuild)"
+)]
+async fn reassign_moves_only_reachable_sessions_and_the_new_owner_applies_their_queue_once() {
+    let Some(h) = two_hosts("routing reassign reachable").await else {
+        return;
+    };
+    let queue = h.pg.route_queue();
+    let reachable = [session_for(&h.a, "M1").await, session_for(&h.a, "M2").await];
+    let unreachable = session_for(&h.a, "M3").await;
+    // A is live while it applies the first messages.
+    queue
+        .heartbeat("host-a", Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let mut expected: HashMap<SessionId, Vec<String>> = HashMap::new();
+    for session in reachable.iter().chain([&unreachable]) {
+        let id = format!("{}-early", session.id);
+        h.b.write_message(&session.id, message(&id, "x"))
+            .await
+            .unwrap();
+        expected.entry(session.id.clone()).or_default().push(id);
+    }
+    assert_eq!(h.drainer.drain_once().await.unwrap().applied, 3);
+    // A crashed between applying `crash` and removing it from the queue:
+    // it is in A's folder and still queued.
+    let crash = message("crash", "applied by A, still queued");
+    h.a.write_message(&reachable[0].id, crash.clone())
+        .await
+        .unwrap();
+    queue
+        .enqueue(
+            "host-a",
+            &reachable[0].id,
+            "crash",
+            &serde_json::to_string(&crash).unwrap(),
+            "host-b",
+        )
+        .await
+        .unwrap();
+    expected
+        .get_mut(&reachable[0].id)
+        .unwrap()
+        .push("crash".into());
+    for n in 0..3 {
+        for session in reachable.iter().chain([&unreachable]) {
+            let id = format!("{}-late-{n}", session.id);
+            h.b.write_message(&session.id, message(&id, "x"))
+                .await
+                .unwrap();
+            expected.entry(session.id.clone()).or_default().push(id);
+        }
+    }
+    for session in &reachable {
+        copy_folder(&h.a, &h.b, session);
+    }
+    let reassigner = Reassigner::new(h.b.clone(), queue.clone()).unwrap();
+    let mut ids = reassigner.sessions_of("host-a").await.unwrap();
+    assert_eq!(ids.len(), 3);
+
+    // A live owner is never moved.
+    let live = reassigner.reassign_all(&ids, false).await.unwrap();
+    assert!(live.iter().all(Reassignment::is_refused), "{live:?}");
+    for session in &reachable {
+        match outcome_of(&live, session) {
+            ReassignOutcome::Refused { reason } => {
+                assert!(reason.contains("live lease"), "{reason}")
+            }
+            other => panic!("moved from a live owner: {other:?}"),
+        }
+    }
+    // A stops.
+    queue.release("host-a").await.unwrap();
+
+    // A dry run reports what would move and changes nothing.
+    let dry = reassigner.reassign_all(&ids, true).await.unwrap();
+    assert_eq!(
+        outcome_of(&dry, &reachable[0]),
+        &ReassignOutcome::WouldMove { queued: 4 }
+    );
+    assert_eq!(
+        outcome_of(&dry, &reachable[1]),
+        &ReassignOutcome::WouldMove { queued: 3 }
+    );
+    match outcome_of(&dry, &unreachable) {
+        ReassignOutcome::Refused { reason } => {
+            assert!(reason.contains("is not on this host"), "{reason}")
+        }
+        other => panic!("an unreachable folder was not refused: {other:?}"),
+    }
+    assert_eq!(queue.queued_for("host-a").await.unwrap(), 10);
+    assert_eq!(queue.queued_for("host-b").await.unwrap(), 0);
+    assert_eq!(
+        h.b.session(&reachable[0].id)
+            .await
+            .unwrap()
+            .owner_host
+            .as_deref(),
+        Some("host-a")
+    );
+
+    ids.push(SessionId::new("sess-unknown").unwrap());
+    let done = reassigner.reassign_all(&ids, false).await.unwrap();
+    assert_eq!(
+        outcome_of(&done, &reachable[0]),
+        &ReassignOutcome::Moved { queued: 4 }
+    );
+    assert_eq!(
+        outcome_of(&done, &reachable[1]),
+        &ReassignOutcome::Moved { queued: 3 }
+    );
+    assert!(
+        done[3].is_refused() && done[3].session == "sess-unknown",
+        "{done:?}"
+    );
+    assert!(matches!(
+        outcome_of(&done, &unreachable),
+        ReassignOutcome::Refused { .. }
+    ));
+    assert_eq!(queue.queued_for("host-a").await.unwrap(), 3);
+    assert_eq!(queue.queued_for("host-b").await.unwrap(), 7);
+    // (B runs no drainer here, so its lease is missing too: only A's count.)
+    let stranded: Vec<_> = queue
+        .stranded()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.owner_host == "host-a")
+        .collect();
+    assert_eq!(stranded.len(), 1, "{stranded:?}");
+    assert_eq!(stranded[0].session_id, unreachable.id.as_str());
+
+    // B's drain applies the moved messages, each once (`crash` was in the
+    // copied folder already), in order.
+    let drainer_b = Drainer::new(h.b.clone(), queue.clone()).unwrap();
+    assert_eq!(drainer_b.drain_once().await.unwrap().applied, 7);
+    assert_eq!(drainer_b.drain_once().await.unwrap().applied, 0);
+    for session in &reachable {
+        assert_eq!(inbound_ids(&h.b, session), expected[&session.id]);
+        assert_not_owner(h.a.counts(&session.id).await, "host-b");
+    }
+    assert!(!h.b.session_dir(&unreachable).exists());
+    assert_eq!(
+        h.b.session(&unreachable.id)
+            .await
+            .unwrap()
+            .owner_host
+            .as_deref(),
+        Some("host-a")
+    );
+    // Once moved, a second run has nothing to do.
+    assert_eq!(
+        reassigner
+            .reassign(&reachable[0].id, false)
+            .await
+            .unwrap()
+            .outcome,
+        ReassignOutcome::AlreadyOwned
+    );
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(airlock_pg),
+    ignore = "needs AIRLOCK_TEST_PG_URL (set it and rebuild)"
+)]
+async fn a_poison_routed_message_is_retried_then_kept_as_a_dead_letter_without_blocking() {
+    let Some(h) = two_hosts("routing poison").await else {
+        return;
+    };
+    let queue = h.pg.route_queue();
+    let drainer = h.drainer.clone().retry(RetryPolicy {
+        max_attempts: 3,
+        first_delay: Duration::ZERO,
+        max_delay: Duration::ZERO,
+    });
+    let (p1, p2) = (session_for(&h.a, "P1").await, session_for(&h.a, "P2").await);
+    h.b.write_message(&p1.id, message("p1-0", "x"))
+        .await
+        .unwrap();
+    // Not a message at all (a corrupted row, or a sender of another version).
+    queue
+        .enqueue("host-a", &p1.id, "p1-bad", "not json", "host-b")
+        .await
+        .unwrap();
+    h.b.write_message(&p1.id, message("p1-1", "x"))
+        .await
+        .unwrap();
+    // P2's guest planted a symlink where the next attachment goes: storing
+    // that message fails on every attempt, whatever is retried.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let inbox = h.a.session_dir(&p2).join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), inbox.join("p2-evil")).unwrap();
+    let mut evil = message("p2-evil", "");
+    evil.content =
+        serde_json::json!({ "text": "x", "attachments": [{ "name": "a.txt", "data": "aGVsbG8=" }] })
+            .to_string();
+    h.b.write_message(&p2.id, evil).await.unwrap();
+    h.b.write_message(&p2.id, message("p2-1", "x"))
+        .await
+        .unwrap();
+    h.b.write_message(&p2.id, message("p2-2", "x"))
+        .await
+        .unwrap();
+
+    let first = drainer.drain_once().await.unwrap();
+    assert_eq!((first.applied, first.failed), (1, 2), "{first:?}");
+    // The failed messages' later ones wait behind them.
+    assert_eq!(inbound_ids(&h.a, &p1), ["p1-0"]);
+    assert!(inbound_ids(&h.a, &p2).is_empty());
+    let state = queue.sessions().await.unwrap();
+    assert_eq!(state.len(), 2, "{state:?}");
+    assert!(
+        state.iter().all(|q| q.retrying == 1 && q.dead_letters == 0),
+        "{state:?}"
+    );
+
+    let second = drainer.drain_once().await.unwrap();
+    assert_eq!((second.applied, second.failed), (0, 2), "{second:?}");
+    let third = drainer.drain_once().await.unwrap();
+    assert_eq!((third.applied, third.dead_lettered), (3, 2), "{third:?}");
+    assert_eq!(inbound_ids(&h.a, &p1), ["p1-0", "p1-1"]);
+    assert_eq!(inbound_ids(&h.a, &p2), ["p2-1", "p2-2"]);
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    assert_eq!(queue.queued_for("host-a").await.unwrap(), 0);
+
+    // Kept, visibly: with its attempts and last error, per session.
+    let dead = queue.dead_letters().await.unwrap();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    let bad = dead.iter().find(|d| d.message_id == "p1-bad").unwrap();
+    assert_eq!(bad.attempts, 3);
+    assert!(
+        bad.last_error
+            .as_deref()
+            .unwrap()
+            .contains("is not a message"),
+        "{bad:?}"
+    );
+    let planted = dead.iter().find(|d| d.message_id == "p2-evil").unwrap();
+    assert_eq!(planted.session_id, p2.id.as_str());
+    let state = queue.sessions().await.unwrap();
+    assert!(
+        state
+            .iter()
+            .all(|q| q.queued == 0 && q.dead_letters == 1 && !q.stranded),
+        "{state:?}"
+    );
+    assert!(queue.stranded().await.unwrap().is_empty());
+    assert_eq!(drainer.drain_once().await.unwrap(), Default::default());
+
+    // Re-queued, it is tried again with fresh attempts; purged, it is gone.
+    assert!(matches!(
+        queue.purge_dead(i64::MAX).await,
+        Err(Error::NotFound { .. })
+    ));
+    queue.retry_dead(bad.queue_id).await.unwrap();
+    assert!(matches!(
+        queue.purge_dead(bad.queue_id).await,
+        Err(Error::NotFound { .. })
+    ));
+    let again = drainer.drain_once().await.unwrap();
+    assert_eq!((again.failed, again.dead_lettered), (1, 0), "{again:?}");
+    let purged = queue.purge_dead(planted.queue_id).await.unwrap();
+    assert_eq!(purged.message_id, "p2-evil");
+    let left: Vec<String> = queue
+        .dead_letters()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.message_id)
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(airlock_pg),
+    ignore = "needs AIRLOCK_TEST_PG_URL (set it and rebuild)"
+)]
+async fn a_session_placed_on_another_host_gets_its_folder_there_with_its_first_message() {
+    let Some(h) = two_hosts("routing placement").await else {
+        return;
+    };
+    // A places the sessions of agent group "remote" on host B.
+    let a =
+        h.a.clone()
+            .with_placement(Arc::new(place_with(|req: &ResolveRequest| {
+                (req.agent_group.as_str() == "remote").then(|| "host-b".to_owned())
+            })));
+    let placed = session_in(&a, "remote", "b-1").await;
+    assert_eq!(placed.owner_host.as_deref(), Some("host-b"));
+    assert!(!a.session_dir(&placed).exists(), "A made B's folder");
+    let local = session_for(&a, "a-1").await;
+    assert_eq!(local.owner_host.as_deref(), Some("host-a"));
+    assert!(a.session_dir(&local).join("inbound.db").exists());
+
+    let ack = a
+        .write_message(&placed.id, message("first", "x"))
+        .await
+        .unwrap();
+    assert_eq!(
+        ack.outcome,
+        WriteOutcome::Routed {
+            owner: "host-b".into()
+        }
+    );
+    let drainer_b = Drainer::new(h.b.clone(), h.pg.route_queue()).unwrap();
+    assert_eq!(drainer_b.drain_once().await.unwrap().applied, 1);
+    assert_eq!(inbound_ids(&h.b, &placed), ["first"]);
+}
+
+/// A placement that cannot decide (its lookup failed).
+#[derive(Debug)]
+struct Failing;
+
+#[async_trait::async_trait]
+impl Placement for Failing {
+    async fn place(&self, _: &ResolveRequest) -> airlock_core::Result<Option<String>> {
+        Err(Error::Conflict("no host has room".into()))
+    }
+}
+
+#[tokio::test]
+async fn placement_chooses_the_owner_of_new_sessions_only_and_its_errors_create_nothing() {
+    let store: Arc<dyn SessionStore> = Arc::new(MemorySessionStore::new());
+    let dir = tempfile::tempdir().unwrap();
+    let a = manager(store.clone(), dir.path(), "host-a").with_placement(Arc::new(place_with(
+        |req: &ResolveRequest| (req.agent_group.as_str() == "remote").then(|| "host-b".into()),
+    )));
+    let placed = session_in(&a, "remote", "C1").await;
+    assert_eq!(placed.owner_host.as_deref(), Some("host-b"));
+    assert!(!a.session_dir(&placed).exists(), "A made B's folder");
+    // Without a router, A refuses B's session: placement made B the owner.
+    assert_not_owner(
+        a.write_message(&placed.id, message("m", "x")).await,
+        "host-b",
+    );
+    let local = session_in(&a, "local", "C1").await;
+    assert_eq!(local.owner_host.as_deref(), Some("host-a"));
+
+    // An existing session keeps its owner whatever placement says now.
+    let c = manager(store.clone(), dir.path(), "host-c").with_placement(Arc::new(place_with(
+        |_: &ResolveRequest| Some("host-c".into()),
+    )));
+    assert_eq!(session_in(&c, "remote", "C1").await.id, placed.id);
+    assert_eq!(
+        c.session(&placed.id).await.unwrap().owner_host.as_deref(),
+        Some("host-b")
+    );
+    // A request naming its owner is not placed.
+    let mut named = ResolveRequest::new(
+        AgentGroupId::new("remote").unwrap(),
+        None,
+        None,
+        SessionMode::AgentShared,
+    );
+    named.owner_host = Some("host-a".into());
+    let named = c.resolve_session(named).await.unwrap().session;
+    assert_eq!(named.owner_host.as_deref(), Some("host-a"));
+
+    // A failing or unusable placement fails the resolve; nothing is created.
+    let before = store.list_sessions(Default::default()).await.unwrap().len();
+    let failing = manager(store.clone(), dir.path(), "host-a").with_placement(Arc::new(Failing));
+    let request = ResolveRequest::new(
+        AgentGroupId::new("new").unwrap(),
+        None,
+        None,
+        SessionMode::AgentShared,
+    );
+    let err = failing.resolve_session(request.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("no host has room"), "{err}");
+    let blank = manager(store.clone(), dir.path(), "host-a")
+        .with_placement(Arc::new(place_with(|_: &ResolveRequest| Some(" ".into()))));
+    let err = blank.resolve_session(request).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    assert_eq!(
+        store.list_sessions(Default::default()).await.unwrap().len(),
+        before
+    );
 }

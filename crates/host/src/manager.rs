@@ -24,7 +24,7 @@ use airlock_sqlite_fs::attachments::{
 use airlock_sqlite_fs::{HostMailbox, MailboxRoots};
 use tracing::Instrument;
 
-use crate::routing::{self, MessageRouter};
+use crate::routing::{self, MessageRouter, Placement};
 
 /// Where a [`SessionManager`] keeps its files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +77,8 @@ pub struct SessionManager {
     /// Where messages for other hosts' sessions go (`None`: refused with
     /// `NotOwner`).
     router: Option<Arc<dyn MessageRouter>>,
+    /// Who owns new sessions (`None`: this host).
+    placement: Option<Arc<dyn Placement>>,
 }
 
 /// Runs blocking mailbox work off the async runtime.
@@ -109,6 +111,7 @@ impl SessionManager {
             store,
             config,
             router: None,
+            placement: None,
         }
     }
 
@@ -116,6 +119,13 @@ impl SessionManager {
     /// instead of refusing them.
     pub fn with_router(mut self, router: Arc<dyn MessageRouter>) -> Self {
         self.router = Some(router);
+        self
+    }
+
+    /// Lets `placement` choose the owner of each session this manager
+    /// creates (default: this host); see [`Placement`].
+    pub fn with_placement(mut self, placement: Arc<dyn Placement>) -> Self {
+        self.placement = Some(placement);
         self
     }
 
@@ -158,7 +168,15 @@ impl SessionManager {
     /// databases exist before this returns.
     pub async fn resolve_session(&self, mut request: ResolveRequest) -> Result<Resolved> {
         if request.owner_host.is_none() {
-            request.owner_host = self.config.host_id.clone();
+            request.owner_host = match &self.placement {
+                Some(placement) => placement
+                    .place(&request)
+                    .await?
+                    .map(routing::placement::checked_owner)
+                    .transpose()?,
+                None => None,
+            }
+            .or_else(|| self.config.host_id.clone());
         }
         let span = tracing::info_span!("resolve_session", agent_group = %request.agent_group);
         async {
@@ -226,8 +244,8 @@ impl SessionManager {
                         owner: owner.to_owned(),
                     });
                 };
-                router.route(owner, id, &message).await?;
-                return Ok(routing::routed_ack(&message, owner));
+                let owner = router.route(owner, id, &message).await?;
+                return Ok(routing::routed_ack(&message, &owner));
             }
             let mailbox = self.mailbox(&session);
             let content = SessionExtractor::new(mailbox.paths().dir(), self.extractor.clone());

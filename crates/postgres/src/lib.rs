@@ -77,6 +77,10 @@
 //! session another host owns, until the owner drains them into the
 //! session's mailbox; the `hosts` table holds each host's lease, so
 //! messages waiting for a host that stopped heartbeating show as stranded.
+//! A message the owner cannot apply is retried per [`RetryPolicy`], then
+//! kept as a [`DeadLetter`] (migration 3) that no longer blocks its session.
+//! [`PgRouteQueue::reassign`] hands a session and its queue to another host,
+//! never while the old owner holds a live lease.
 
 mod error;
 mod migrate;
@@ -91,7 +95,10 @@ pub mod testing;
 pub use error::OpenError;
 pub use migrate::{MigrationStatus, migration_status};
 pub use options::{DEFAULT_SCHEMA, PgStoreOptions, URL_SETTINGS, validate_schema};
-pub use routing::{NOTIFY_CHANNEL, PgRouteQueue, RouteListener, RoutedMessage, StrandedQueue};
+pub use routing::{
+    DeadLetter, Drained, Enqueued, Handover, NOTIFY_CHANNEL, PgRouteQueue, QueuedSession,
+    RetryPolicy, RouteListener, RoutedMessage, StrandedQueue,
+};
 pub use store::PgSessionStore;
 
 /// The `backend` name in [`airlock_core::Error::Backend`].

@@ -132,6 +132,10 @@ pub enum RawCommand {
         /// Only this session's.
         #[arg(long)]
         session: Option<String>,
+        /// Routed messages the owner could not apply (PostgreSQL registry)
+        /// instead of deliveries.
+        #[arg(long)]
+        routed: bool,
         /// What to do with one dead letter (default: list them).
         #[command(subcommand)]
         action: Option<RawFailures>,
@@ -170,6 +174,19 @@ pub enum RawCommand {
         /// Only report pending migrations; exit non-zero if there are any.
         #[arg(long)]
         check: bool,
+    },
+    /// Move sessions to this host (--host-id, PostgreSQL registry) from a
+    /// host that stopped, only those whose folder this host can reach; their
+    /// queued messages are then applied here. Exits non-zero if any is refused.
+    Reassign {
+        /// The sessions to move (or use --from).
+        sessions: Vec<String>,
+        /// Every session that HOST owns.
+        #[arg(long, value_name = "HOST")]
+        from: Option<String>,
+        /// Check and report what would move; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Write a session's `session_routing` (its default reply target) from
     /// the registry: its chat and thread.

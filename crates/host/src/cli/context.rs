@@ -94,14 +94,29 @@ pub async fn open_postgres(url: &str) -> Result<airlock_postgres::PgSessionStore
 /// The session manager over the settings' registry and data dir; with
 /// `--host-id` on PostgreSQL, messages for other hosts' sessions are routed.
 pub async fn manager(settings: &Settings) -> Result<SessionManager> {
+    if let Some((manager, _)) = routing_manager(settings).await? {
+        return Ok(manager);
+    }
     let mut config = ManagerConfig::new(&settings.data_dir);
     config.host_id = settings.host_id.clone();
-    if let (RegistryLocation::Postgres(url), Some(host)) = (&settings.registry, &settings.host_id) {
-        let pg = open_postgres(url).await?;
-        let router = crate::routing::pg::PgRouter::new(pg.route_queue(), host.clone());
-        return Ok(SessionManager::new(Arc::new(pg), config).with_router(Arc::new(router)));
-    }
     Ok(SessionManager::new(open_registry(settings).await?, config))
+}
+
+/// With `--host-id` on a PostgreSQL registry: the routing manager and its
+/// registry (whose routing queue the caller may use); else `None`.
+pub async fn routing_manager(
+    settings: &Settings,
+) -> Result<Option<(SessionManager, airlock_postgres::PgSessionStore)>> {
+    let (RegistryLocation::Postgres(url), Some(host)) = (&settings.registry, &settings.host_id)
+    else {
+        return Ok(None);
+    };
+    let mut config = ManagerConfig::new(&settings.data_dir);
+    config.host_id = Some(host.clone());
+    let pg = open_postgres(url).await?;
+    let router = crate::routing::pg::PgRouter::new(pg.route_queue(), host.clone());
+    let manager = SessionManager::new(Arc::new(pg.clone()), config).with_router(Arc::new(router));
+    Ok(Some((manager, pg)))
 }
 
 /// The delivery engine over the settings' registry and data dir.

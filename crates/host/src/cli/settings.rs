@@ -79,6 +79,15 @@ pub enum FailureAction {
     Purge(i64),
 }
 
+/// Which sessions `airlock reassign` moves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReassignScope {
+    /// These.
+    Sessions(Vec<SessionId>),
+    /// Every session that host owns.
+    From(String),
+}
+
 /// A validated command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -159,6 +168,8 @@ pub enum Command {
         session: Option<SessionId>,
         /// List, retry or purge.
         action: FailureAction,
+        /// Routed messages' dead letters, not deliveries'.
+        routed: bool,
     },
     /// `guest poll`.
     GuestPoll {
@@ -203,6 +214,13 @@ pub enum Command {
     Migrate {
         /// Report only; fail when migrations are pending.
         check: bool,
+    },
+    /// `reassign`.
+    Reassign {
+        /// Which sessions.
+        sessions: ReassignScope,
+        /// Change nothing.
+        dry_run: bool,
     },
     /// `routing`.
     Routing {
@@ -439,7 +457,12 @@ impl TryFrom<RawCli> for Settings {
                     .transpose()?,
                 once,
             },
-            RawCommand::Failures { session, action } => Command::Failures {
+            RawCommand::Failures {
+                session,
+                routed,
+                action,
+            } => Command::Failures {
+                routed,
                 session: session
                     .map(|s| parse("--session", SessionId::new(s)))
                     .transpose()?,
@@ -480,6 +503,31 @@ impl TryFrom<RawCli> for Settings {
             RawCommand::Demo => Command::Demo,
             RawCommand::Import { from, dry_run } => Command::Import { from, dry_run },
             RawCommand::Migrate { check } => Command::Migrate { check },
+            RawCommand::Reassign {
+                sessions,
+                from,
+                dry_run,
+            } => Command::Reassign {
+                sessions: match (sessions.is_empty(), from) {
+                    (true, None) => {
+                        return Err("reassign: name the sessions, or --from HOST".into());
+                    }
+                    (false, Some(_)) => {
+                        return Err("reassign: name the sessions or give --from, not both".into());
+                    }
+                    (true, Some(host)) if host.trim().is_empty() => {
+                        return Err("--from must name a host".into());
+                    }
+                    (true, Some(host)) => ReassignScope::From(host),
+                    (false, None) => ReassignScope::Sessions(
+                        sessions
+                            .into_iter()
+                            .map(|s| parse("session", SessionId::new(s)))
+                            .collect::<Result<_, _>>()?,
+                    ),
+                },
+                dry_run,
+            },
             RawCommand::Routing { session } => Command::Routing {
                 session: parse("session", SessionId::new(session))?,
             },

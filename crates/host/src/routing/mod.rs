@@ -6,6 +6,10 @@
 //! manager, as before owners existed.
 
 pub mod pg;
+pub(crate) mod placement;
+pub mod reassign;
+
+pub use placement::{Placement, place_with};
 
 use airlock_core::mailbox::{NewInboundMessage, WriteOutcome, WrittenMessage};
 use airlock_core::{Error, Result, Session, SessionId};
@@ -40,13 +44,16 @@ pub fn check_owner(session: &Session, me: Option<&str>) -> Result<()> {
 /// exactly once, in the order `route` calls for one session returned.
 #[async_trait]
 pub trait MessageRouter: std::fmt::Debug + Send + Sync + 'static {
-    /// Queues `message` for `session`, owned by `owner`.
+    /// Queues `message` for `session`, owned by `owner` as far as the caller
+    /// knows; returns the host it was queued for (the session's owner when
+    /// it was queued, which differs from `owner` if the session was just
+    /// reassigned).
     async fn route(
         &self,
         owner: &str,
         session: &SessionId,
         message: &NewInboundMessage,
-    ) -> Result<()>;
+    ) -> Result<String>;
 }
 
 /// What [`crate::SessionManager::write_message`] answers for a routed message.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use airlock_core::mailbox::NewInboundMessage;
 use airlock_core::{Error, Result, SessionId};
-use airlock_postgres::{PgRouteQueue, RoutedMessage};
+use airlock_postgres::{Drained, PgRouteQueue, RetryPolicy, RoutedMessage};
 use async_trait::async_trait;
 
 use super::MessageRouter;
@@ -52,7 +52,7 @@ impl MessageRouter for PgRouter {
         owner: &str,
         session: &SessionId,
         message: &NewInboundMessage,
-    ) -> Result<()> {
+    ) -> Result<String> {
         let payload = serde_json::to_string(message).map_err(|e| {
             Error::InvalidInput(format!("message {} cannot be queued: {e}", message.id))
         })?;
@@ -68,18 +68,21 @@ impl MessageRouter for PgRouter {
         self.queue
             .enqueue(owner, session, message.id.as_str(), &payload, &self.me)
             .await
-            .map(|_| ())
+            .map(|queued| queued.owner)
     }
 }
 
 /// The owner's side: stores the messages queued for this host in their
-/// sessions' mailboxes, exactly once and in arrival order per session.
+/// sessions' mailboxes, exactly once and in arrival order per session. A
+/// message that keeps failing is retried per its [`RetryPolicy`], then
+/// kept as a dead letter (see [`PgRouteQueue::dead_letters`]).
 #[derive(Debug, Clone)]
 pub struct Drainer {
     manager: SessionManager,
     queue: PgRouteQueue,
     host: String,
     batch: i64,
+    retry: RetryPolicy,
 }
 
 impl Drainer {
@@ -94,7 +97,14 @@ impl Drainer {
             queue,
             host,
             batch: 64,
+            retry: RetryPolicy::default(),
         })
+    }
+
+    /// Sets how failed messages are retried before they become dead letters.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 
     /// Sets how many messages one transaction applies.
@@ -103,16 +113,20 @@ impl Drainer {
         self
     }
 
-    /// Applies everything queued now; returns how many messages.
-    pub async fn drain_once(&self) -> Result<usize> {
-        let mut total = 0;
+    /// Applies everything due now (a message waiting for its retry, and
+    /// its session's later ones, wait for a later call); returns what it did.
+    pub async fn drain_once(&self) -> Result<Drained> {
+        let mut total = Drained::default();
         loop {
-            let applied = self
+            let drained = self
                 .queue
-                .drain(&self.host, self.batch, |m| self.apply(m))
+                .drain(&self.host, self.batch, self.retry, |m| self.apply(m))
                 .await?;
-            total += applied;
-            if applied < usize::try_from(self.batch).unwrap_or(usize::MAX) {
+            total += drained;
+            // A full batch may have more behind it. Each further batch either
+            // applies rows or spends attempts of the failing ones, so this
+            // ends even when every retry is due at once.
+            if drained.selected < usize::try_from(self.batch).unwrap_or(usize::MAX) {
                 return Ok(total);
             }
         }

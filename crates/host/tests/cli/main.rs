@@ -4,6 +4,7 @@
 mod deliver_stdout;
 mod errors;
 mod guest_proof;
+mod hosts;
 mod import;
 mod migrate;
 mod output;

@@ -10,6 +10,8 @@ pub mod guest;
 pub mod import;
 pub mod messages;
 pub mod migrate;
+pub mod queued;
+pub mod reassign;
 pub mod resolve;
 pub mod retention;
 pub mod routing;
@@ -82,12 +84,22 @@ pub async fn dispatch(settings: &Settings) -> Result<()> {
         ),
         Command::Doctor { session, ack } => doctor::run(settings, session.as_ref(), *ack).await,
         Command::Deliver { session, once } => deliver::run(settings, session.as_ref(), *once).await,
-        Command::Failures { session, action } => {
-            failures::run(settings, session.as_ref(), *action).await
-        }
+        Command::Failures {
+            session,
+            action,
+            routed: false,
+        } => failures::run(settings, session.as_ref(), *action).await,
+        Command::Failures {
+            session,
+            action,
+            routed: true,
+        } => failures::routed(settings, session.as_ref(), *action).await,
         Command::Demo => demo::run(settings, created).await,
         Command::DemoAgent { session_dir } => demo::agent(session_dir),
         Command::Import { from, dry_run } => import::run(settings, created, from, *dry_run).await,
+        Command::Reassign { sessions, dry_run } => {
+            reassign::run(settings, sessions, *dry_run).await
+        }
         Command::Routing { session } => routing::run(settings, session).await,
         Command::Destinations { session, file } => destinations::run(settings, session, file).await,
         Command::Completions { shell } => completions::completions(*shell),

@@ -3,10 +3,23 @@
 use airlock_core::{Result, Session, SessionFilter, SessionId, SessionStatus, Timestamp};
 use serde::Serialize;
 
+use airlock_postgres::QueuedSession;
+
+use super::queued;
 use super::resolve::absolute;
 use crate::cli::context;
 use crate::cli::output::{emit, or_dash};
 use crate::cli::settings::Settings;
+
+/// A session as `sessions` lists it: with its routing queue, if any.
+#[derive(Serialize)]
+struct Listed {
+    #[serde(flatten)]
+    session: Session,
+    /// Messages queued for its owner (PostgreSQL registry only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    routed: Option<QueuedSession>,
+}
 
 /// Runs `sessions`.
 pub async fn list(settings: &Settings, status: Option<SessionStatus>) -> Result<()> {
@@ -16,19 +29,44 @@ pub async fn list(settings: &Settings, status: Option<SessionStatus>) -> Result<
         ..SessionFilter::default()
     };
     let sessions = manager.store().list_sessions(filter).await?;
+    let mut routed = queued::by_session(queued::queue(settings).await?.as_ref()).await?;
+    let sessions: Vec<Listed> = sessions
+        .into_iter()
+        .map(|session| Listed {
+            routed: routed.remove(session.id.as_str()),
+            session,
+        })
+        .collect();
     emit(settings.output, &sessions, |sessions| {
         if sessions.is_empty() {
             return "no sessions".to_owned();
         }
+        // The column appears only when some message is routed.
+        let any_routed = sessions.iter().any(|s| s.routed.is_some());
         let mut text = format!(
             "{:<40} {:<16} {:<12} {:<8} {:<9} {}",
             "ID", "AGENT GROUP", "MODE", "STATUS", "CONTAINER", "CREATED"
         );
-        for s in sessions {
+        if any_routed {
+            let width = sessions
+                .iter()
+                .map(|s| s.session.created_at.to_string().len())
+                .max()
+                .unwrap_or(0);
+            text.push_str(&format!(
+                "{:<pad$}  ROUTED",
+                "",
+                pad = width.saturating_sub(7)
+            ));
+        }
+        for Listed { session: s, routed } in sessions {
             text.push_str(&format!(
                 "\n{:<40} {:<16} {:<12} {:<8} {:<9} {}",
                 s.id, s.agent_group_id, s.mode, s.status, s.container_status, s.created_at
             ));
+            if let Some(q) = routed {
+                text.push_str(&format!("  {}", queued::describe(q)));
+            }
         }
         text
     });
