@@ -86,17 +86,26 @@ impl Airlock {
 
     /// The session's inbound rows (the final read).
     pub fn inbound(&self) -> Result<Vec<Value>, String> {
+        self.messages("in")
+    }
+
+    /// The session's outbound rows: the guest's replies, as the host reads them.
+    pub fn outbound(&self) -> Result<Vec<Value>, String> {
+        self.messages("out")
+    }
+
+    fn messages(&self, direction: &str) -> Result<Vec<Value>, String> {
         let out = self.run(&[
             "messages",
             &self.session,
             "--direction",
-            "in",
+            direction,
             "--limit",
             "1000000",
         ])?;
         let v: Value =
             serde_json::from_slice(&out.stdout).map_err(|e| format!("messages output: {e}"))?;
-        Ok(v["in"].as_array().cloned().unwrap_or_default())
+        Ok(v[direction].as_array().cloned().unwrap_or_default())
     }
 
     /// `PRAGMA integrity_check` of every database under the data dir but

@@ -10,6 +10,7 @@
 mod airlock;
 mod deliver_kill;
 mod io_errors;
+mod power_loss;
 mod send_kill;
 
 use std::path::PathBuf;
@@ -63,10 +64,11 @@ impl Rng {
 
 type Scenario = fn(&Campaign) -> Result<Vec<Outcome>, String>;
 
-const SCENARIOS: [(&str, Scenario); 3] = [
+const SCENARIOS: [(&str, Scenario); 4] = [
     ("send-kill", send_kill::run),
     ("deliver-kill", deliver_kill::run),
     ("io-errors", io_errors::run),
+    ("power-loss", power_loss::run),
 ];
 
 fn parse(args: &[String]) -> Result<(Campaign, Option<String>), String> {

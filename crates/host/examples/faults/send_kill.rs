@@ -27,7 +27,7 @@ fn finish(mut child: Child, delay: Option<Duration>) -> Result<bool, String> {
 }
 
 /// A file of `size` bytes whose content says which message it belongs to.
-fn attachment(dir: &Path, key: &str, size: usize) -> Result<PathBuf, String> {
+pub fn attachment(dir: &Path, key: &str, size: usize) -> Result<PathBuf, String> {
     let path = dir.join(format!("{key}.bin"));
     let mut data = key.as_bytes().repeat(size / key.len() + 1);
     data.truncate(size);
