@@ -20,7 +20,10 @@ pub const CI_TRIALS: usize = 40;
 /// The scenarios CI runs: the quick ones (io-errors needs minutes).
 // deliver-kill is out of CI until a killed publish can no longer leave the
 // guest failing "readonly database" (see the closing note of stop 21).
-pub const CI_SCENARIOS: [&str; 1] = ["send-kill"];
+// disk-full is out of CI until a resolve that fails on a full disk can no
+// longer leave its session listed with a half-made folder (issue 15,
+// h15c's report); read-only and io-sweep take about 5 s and 80 s.
+pub const CI_SCENARIOS: [&str; 4] = ["send-kill", "guest-kill", "read-only", "io-sweep"];
 
 /// The campaign's arguments.
 #[derive(Debug, PartialEq, Eq)]
@@ -84,6 +87,8 @@ pub fn run_with(options: &Options) -> Result<(), String> {
         "airlock",
         "--example",
         "faults",
+        "--example",
+        "fiu_kth",
     ]))?;
     let debug = target_dir().join("debug");
     let dir = work_dir();

@@ -9,8 +9,13 @@
 
 mod airlock;
 mod deliver_kill;
+mod disk_full;
+mod guest_kill;
 mod io_errors;
+mod io_sweep;
+mod read_only;
 mod send_kill;
+mod support;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,10 +68,14 @@ impl Rng {
 
 type Scenario = fn(&Campaign) -> Result<Vec<Outcome>, String>;
 
-const SCENARIOS: [(&str, Scenario); 3] = [
+const SCENARIOS: [(&str, Scenario); 7] = [
     ("send-kill", send_kill::run),
     ("deliver-kill", deliver_kill::run),
     ("io-errors", io_errors::run),
+    ("guest-kill", guest_kill::run),
+    ("disk-full", disk_full::run),
+    ("read-only", read_only::run),
+    ("io-sweep", io_sweep::run),
 ];
 
 fn parse(args: &[String]) -> Result<(Campaign, Option<String>), String> {
@@ -109,6 +118,8 @@ fn main() -> ExitCode {
     if let Some(code) = send_kill::unsafe_role(&args)
         .or_else(|| deliver_kill::unsafe_role(&args))
         .or_else(|| io_errors::unsafe_role(&args))
+        .or_else(|| guest_kill::writer_role(&args))
+        .or_else(|| read_only::swallow_role(&args))
     {
         return code;
     }
