@@ -287,7 +287,13 @@ fn real(c: &Campaign, mnt: &Tmpfs) -> Result<Outcome, String> {
                 .into_iter()
                 .flatten()
                 .flat_map(|s| s["findings"].as_array().cloned().unwrap_or_default())
-                .map(|f| format!("{} {}", f["check"].as_str().unwrap_or("?"), f["path"].as_str().unwrap_or("?")))
+                .map(|f| {
+                    format!(
+                        "{} {}",
+                        f["check"].as_str().unwrap_or("?"),
+                        f["path"].as_str().unwrap_or("?")
+                    )
+                })
                 .collect();
             Err(findings.join(", "))
         });
@@ -342,8 +348,14 @@ fn sessions_check(a: &Airlock, resolved: &[String]) -> Result<(Vec<String>, Vec<
     let mut chats = Vec::new();
     for s in listed.as_array().into_iter().flatten() {
         let id = s["id"].as_str().ok_or("a session without id")?;
-        let shown: serde_json::Value =
-            serde_json::from_slice(&a.run(&["show", id])?.stdout).map_err(|e| e.to_string())?;
+        // A listed session `show` cannot show has lost its folder too.
+        let shown: serde_json::Value = match a.run(&["show", id]) {
+            Ok(out) => serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?,
+            Err(e) => {
+                homeless.push(format!("{id}: {e}"));
+                continue;
+            }
+        };
         let dir = Path::new(shown["dir"].as_str().ok_or("show printed no dir")?);
         if !dir.join("inbound.db").is_file() {
             homeless.push(format!("{id} ({})", dir.display()));
