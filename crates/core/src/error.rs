@@ -75,6 +75,29 @@ pub enum Error {
         owner: String,
     },
 
+    /// The file system is full (`ENOSPC`, `EDQUOT`, `SQLITE_FULL`): the write
+    /// was refused, and a write the caller saw fail was not acknowledged.
+    /// Free or grow the file system, then retry.
+    #[error("disk full{}: {source}", at(path))]
+    DiskFull {
+        /// The file or folder written, if known.
+        path: Option<PathBuf>,
+        /// The underlying error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The file system is read-only (`EROFS`, a database opened read-only on
+    /// a read-only mount): reads still work, writes do not.
+    #[error("read-only filesystem{}: {source}", at(path))]
+    ReadOnly {
+        /// The file or folder written, if known.
+        path: Option<PathBuf>,
+        /// The underlying error.
+        #[source]
+        source: BoxError,
+    },
+
     /// The database backend failed (SQLite, PostgreSQL, connection loss, …).
     #[error("{backend} error while {context}: {source}")]
     Backend {
@@ -88,6 +111,35 @@ pub enum Error {
     },
 }
 
+/// A condition of the file system, not of the operation, that refuses
+/// writes: every backend maps its own codes to it once, at its seam.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageFault {
+    /// No space (or quota) left.
+    Full,
+    /// Mounted read-only.
+    ReadOnly,
+}
+
+impl StorageFault {
+    /// The fault an I/O error reports, if any.
+    pub fn of_io(err: &std::io::Error) -> Option<StorageFault> {
+        use std::io::ErrorKind;
+        match err.kind() {
+            ErrorKind::StorageFull | ErrorKind::QuotaExceeded => Some(StorageFault::Full),
+            ErrorKind::ReadOnlyFilesystem => Some(StorageFault::ReadOnly),
+            _ => None,
+        }
+    }
+}
+
+fn at(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map(|p| format!(" at {}", p.display()))
+        .unwrap_or_default()
+}
+
 impl Error {
     /// A [`Error::NotFound`] for `kind` with `id`.
     pub fn not_found(kind: &'static str, id: impl ToString) -> Self {
@@ -97,11 +149,37 @@ impl Error {
         }
     }
 
-    /// An [`Error::Io`] at `path`.
+    /// An [`Error::Io`] at `path`, or [`Error::DiskFull`] / [`Error::ReadOnly`]
+    /// when the file system's state is the cause (see [`StorageFault::of_io`]).
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
+        match StorageFault::of_io(&source) {
+            Some(fault) => Error::storage(fault, Some(path.into()), source),
+            None => Error::Io {
+                path: path.into(),
+                source,
+            },
+        }
+    }
+
+    /// [`Error::DiskFull`] or [`Error::ReadOnly`], as `fault` says.
+    pub fn storage(
+        fault: StorageFault,
+        path: Option<PathBuf>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        let source = source.into();
+        match fault {
+            StorageFault::Full => Error::DiskFull { path, source },
+            StorageFault::ReadOnly => Error::ReadOnly { path, source },
+        }
+    }
+
+    /// Which storage fault this is, if it is one.
+    pub fn storage_fault(&self) -> Option<StorageFault> {
+        match self {
+            Error::DiskFull { .. } => Some(StorageFault::Full),
+            Error::ReadOnly { .. } => Some(StorageFault::ReadOnly),
+            _ => None,
         }
     }
 
@@ -129,5 +207,29 @@ impl Error {
     /// Whether this is [`Error::NotFound`].
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_full_and_read_only_io_errors_get_their_own_kinds() {
+        // ENOSPC, EDQUOT, EROFS as Linux numbers them.
+        for (errno, fault) in [
+            (28, StorageFault::Full),
+            (122, StorageFault::Full),
+            (30, StorageFault::ReadOnly),
+        ] {
+            let err = Error::io("/d/f", std::io::Error::from_raw_os_error(errno));
+            assert_eq!(err.storage_fault(), Some(fault), "errno {errno}: {err:?}");
+            assert!(err.to_string().contains("/d/f"), "{err}");
+        }
+        let full = Error::io("/d/f", std::io::Error::from_raw_os_error(28));
+        assert!(full.to_string().starts_with("disk full at /d/f"), "{full}");
+        let other = Error::io("/d/f", std::io::Error::from_raw_os_error(5));
+        assert!(matches!(other, Error::Io { .. }), "{other:?}");
+        assert_eq!(other.storage_fault(), None);
     }
 }

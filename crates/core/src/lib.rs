@@ -37,7 +37,7 @@ pub use attachment_name::{
     check_name, extension_for_mime, extension_for_type, split_extension,
 };
 pub use derived_id::{derived_message_id, free_message_id};
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, Result, StorageFault};
 pub use guest_mailbox::{DynGuestMailbox, GuestMailboxStore, Reply, ToolInFlight, WrittenReply};
 pub use host_mailbox::{
     DeliveryOutcome, DueOutbound, DynHostMailbox, GuestSetup, GuestStopped, HostMailboxStore,

@@ -1,8 +1,8 @@
 //! The error of the mailbox layer: kinds a caller can act on, each with the file concerned.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use airlock_core::IdError;
+use airlock_core::{IdError, StorageFault};
 
 /// The result type of this crate's mailbox API.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -112,6 +112,8 @@ pub enum Error {
         path: PathBuf,
         /// The leader's error.
         reason: String,
+        /// The leader's storage fault (a full or read-only disk), if that was the cause.
+        fault: Option<StorageFault>,
     },
 
     /// The guest's mount self-test failed: the mount hides host writes.
@@ -164,6 +166,31 @@ impl Error {
         }
     }
 
+    /// The storage fault behind this error (a full or read-only file
+    /// system), if that is the cause.
+    pub fn storage_fault(&self) -> Option<StorageFault> {
+        match self {
+            Error::Io { source, .. } => StorageFault::of_io(source),
+            Error::Sqlite { path, source, .. } | Error::Persistent { path, source, .. } => {
+                sqlite_fault(path, source)
+            }
+            Error::CommitFailed { fault, .. } => *fault,
+            Error::Core(e) | Error::Content { source: e, .. } => e.storage_fault(),
+            _ => None,
+        }
+    }
+
+    /// The file this error is about, for the errors that have one.
+    fn file(&self) -> Option<&Path> {
+        match self {
+            Error::Io { path, .. }
+            | Error::Sqlite { path, .. }
+            | Error::Persistent { path, .. }
+            | Error::CommitFailed { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
     /// The SQLite extended result code, if this is an SQLite error.
     pub fn sqlite_code(&self) -> Option<i32> {
         match self {
@@ -179,8 +206,15 @@ impl Error {
 impl From<Error> for airlock_core::Error {
     fn from(err: Error) -> Self {
         use airlock_core::Error as E;
+        // The one place a full or read-only disk becomes its own kind.
+        if let Some(fault) = err.storage_fault()
+            && !matches!(err, Error::Core(_) | Error::Content { .. })
+        {
+            let path = err.file().map(Path::to_path_buf);
+            return E::storage(fault, path, err);
+        }
         match err {
-            Error::Io { path, source } => E::Io { path, source },
+            Error::Io { path, source } => E::io(path, source),
             Error::InvalidId(e) => E::InvalidId(e),
             Error::InvalidInput(what) => E::InvalidInput(what),
             Error::Missing { path } => E::not_found("mailbox file", path.display()),
@@ -220,3 +254,34 @@ impl From<Error> for airlock_core::Error {
         }
     }
 }
+
+/// SQLite's word for a full disk (`SQLITE_FULL`), or a write refused on a
+/// file system that is mounted read-only (SQLite then reports "readonly",
+/// "unable to open" or an I/O error, so the mount is asked). SQLite also
+/// reports some `ENOSPC` as a plain I/O error (growing a `-shm` by writing
+/// to it), and rusqlite does not pass the errno on: an I/O error on a file
+/// system with less than [`LOW_SPACE`] free counts as a full disk.
+pub(crate) fn sqlite_fault(path: &Path, err: &rusqlite::Error) -> Option<StorageFault> {
+    use rusqlite::ErrorCode;
+    let rusqlite::Error::SqliteFailure(f, _) = err else {
+        return None;
+    };
+    match f.code {
+        ErrorCode::DiskFull => Some(StorageFault::Full),
+        ErrorCode::SystemIoFailure | ErrorCode::CannotOpen
+            if crate::sqlite_util::free_space(path).is_some_and(|free| free < LOW_SPACE) =>
+        {
+            Some(StorageFault::Full)
+        }
+        ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::SystemIoFailure
+            if crate::sqlite_util::on_read_only_mount(path) =>
+        {
+            Some(StorageFault::ReadOnly)
+        }
+        _ => None,
+    }
+}
+
+/// Below this much free space, an I/O error SQLite reports is taken for a
+/// full disk (see [`sqlite_fault`]).
+const LOW_SPACE: u64 = 1 << 20;

@@ -34,6 +34,28 @@ async fn sqlite_mailbox() -> Option<MailboxUnderTest> {
 
 airlock_core::mailbox_conformance!(sqlite_mailbox);
 
+/// The platform-id property over sequences proptest draws (and shrinks).
+mod platform_id_props {
+    use airlock_core::testing::{
+        PLATFORM_IDS, PLATFORM_TEXTS, platform_id_sequence_is_stored_once,
+    };
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+        #[test]
+        fn sqlite_mailbox_stores_every_distinct_platform_message_once(
+            pairs in proptest::collection::vec((0..PLATFORM_IDS.len(), 0..PLATFORM_TEXTS.len()), 1..40)
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let t = super::sqlite_mailbox().await.unwrap();
+                platform_id_sequence_is_stored_once(&t, &pairs).await;
+            });
+        }
+    }
+}
+
 /// The guest's reply-with-files protocol on real files.
 mod reply_protocol {
     use airlock_core::testing::{fresh_session, outbound};

@@ -18,8 +18,18 @@ pub const FULL_TRIALS: usize = 200;
 pub const CI_TRIALS: usize = 40;
 
 /// The scenarios CI runs: the quick ones (io-errors needs minutes;
-/// power-loss at 40 cuts and its 20-cut control takes about a minute).
-pub const CI_SCENARIOS: [&str; 3] = ["send-kill", "deliver-kill", "power-loss"];
+/// power-loss at 40 cuts and its 20-cut control about a minute, io-sweep
+/// about 80 s, read-only and guest-kill seconds).
+// disk-full is out of CI until a resolve that fails on a full disk can no
+// longer leave its session listed with a half-made folder (issue 15).
+pub const CI_SCENARIOS: [&str; 6] = [
+    "send-kill",
+    "deliver-kill",
+    "guest-kill",
+    "read-only",
+    "io-sweep",
+    "power-loss",
+];
 
 /// The campaign's arguments.
 #[derive(Debug, PartialEq, Eq)]
@@ -83,6 +93,8 @@ pub fn run_with(options: &Options) -> Result<(), String> {
         "airlock",
         "--example",
         "faults",
+        "--example",
+        "fiu_kth",
     ]))?;
     let debug = target_dir().join("debug");
     let dir = work_dir();

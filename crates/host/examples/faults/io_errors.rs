@@ -52,7 +52,7 @@ fn fiu(p: f64) -> Vec<String> {
 }
 
 /// A panic (Rust exits 101) or a death by signal: what must never happen.
-fn panicked(status: &ExitStatus) -> bool {
+pub fn panicked(status: &ExitStatus) -> bool {
     status.code().is_none_or(|c| c == 101)
 }
 
@@ -66,11 +66,11 @@ const HANG: Duration = Duration::from_secs(20);
 const WAKE_ARTIFACT: &str = "failed to wake I/O driver";
 
 /// What a bounded run ended with.
-type Run = Option<(ExitStatus, Vec<u8>, bool)>;
+pub type Run = Option<(ExitStatus, Vec<u8>, bool)>;
 
 /// Runs `cmd` with its stdout captured; `None` if it hung (then killed).
 /// The flag says whether its stderr shows the wake-up artifact.
-fn bounded(mut cmd: Command) -> Result<Run, String> {
+pub fn bounded(mut cmd: Command) -> Result<Run, String> {
     let stderr_path =
         std::env::temp_dir().join(format!("airlock-faults-stderr-{}", std::process::id()));
     let stderr = std::fs::File::create(&stderr_path).map_err(|e| e.to_string())?;
@@ -323,7 +323,7 @@ fn deliveries(c: &Campaign, p: f64) -> Result<Outcome, String> {
     })
 }
 
-const PANICKY_ROLE: &str = "--panicky-writer";
+pub const PANICKY_ROLE: &str = "--panicky-writer";
 
 /// Negative control: a writer that unwraps its I/O results, under the same
 /// faults; the panic count must see it.

@@ -9,9 +9,14 @@
 
 mod airlock;
 mod deliver_kill;
+mod disk_full;
+mod guest_kill;
 mod io_errors;
+mod io_sweep;
 mod power_loss;
+mod read_only;
 mod send_kill;
+mod support;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,10 +69,14 @@ impl Rng {
 
 type Scenario = fn(&Campaign) -> Result<Vec<Outcome>, String>;
 
-const SCENARIOS: [(&str, Scenario); 4] = [
+const SCENARIOS: [(&str, Scenario); 8] = [
     ("send-kill", send_kill::run),
     ("deliver-kill", deliver_kill::run),
     ("io-errors", io_errors::run),
+    ("guest-kill", guest_kill::run),
+    ("disk-full", disk_full::run),
+    ("read-only", read_only::run),
+    ("io-sweep", io_sweep::run),
     ("power-loss", power_loss::run),
 ];
 
@@ -111,6 +120,8 @@ fn main() -> ExitCode {
     if let Some(code) = send_kill::unsafe_role(&args)
         .or_else(|| deliver_kill::unsafe_role(&args))
         .or_else(|| io_errors::unsafe_role(&args))
+        .or_else(|| guest_kill::writer_role(&args))
+        .or_else(|| read_only::swallow_role(&args))
     {
         return code;
     }

@@ -37,7 +37,7 @@ pub fn attachment(dir: &Path, key: &str, size: usize) -> Result<PathBuf, String>
 
 /// Files under `inbox/` whose size is not the size sent: a partial file
 /// under a final name. `sizes` maps a message folder to its attachment size.
-fn partial_files(inbox: &Path, sizes: &BTreeMap<String, u64>) -> Vec<String> {
+pub fn partial_files(inbox: &Path, sizes: &BTreeMap<String, u64>) -> Vec<String> {
     let mut partial = Vec::new();
     for file in files_under(inbox) {
         let name = file
@@ -211,8 +211,8 @@ fn control(c: &Campaign) -> Result<Outcome, String> {
     })
 }
 
-const UNSAFE_ROLE: &str = "--unsafe-attachment-writer";
-const UNSAFE_SIZE: usize = 8 << 20;
+pub const UNSAFE_ROLE: &str = "--unsafe-attachment-writer";
+pub const UNSAFE_SIZE: usize = 8 << 20;
 
 /// The unsafe writer's role: writes `UNSAFE_SIZE` bytes straight into the
 /// final name, in small writes.

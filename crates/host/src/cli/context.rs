@@ -76,8 +76,7 @@ pub async fn open_registry(settings: &Settings) -> Result<Arc<dyn SessionStore>>
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
             }
-            let store = SqliteSessionStore::open_file(path)
-                .map_err(|e| Error::backend("sqlite", "opening the registry", e))?;
+            let store = SqliteSessionStore::open_file(path).map_err(|e| e.into_core())?;
             Ok(Arc::new(store))
         }
         RegistryLocation::Postgres(url) => Ok(Arc::new(open_postgres(url).await?)),

@@ -53,8 +53,12 @@ struct Inner {
     turn: Option<u64>,
     open: Option<Open>,
     executed: HashSet<u64>,
-    finished: HashMap<u64, std::result::Result<(), String>>,
+    finished: HashMap<u64, Outcome>,
 }
+
+/// How a group commit ended for its jobs: the leader's error and its
+/// storage fault, if it failed.
+type Outcome = std::result::Result<(), (String, Option<airlock_core::StorageFault>)>;
 
 #[derive(Default)]
 struct Shared {
@@ -110,9 +114,10 @@ pub(crate) fn commit<T>(
             let result = mine.unwrap_or_else(|| Err(lost(state)));
             return match (end, result) {
                 (Ok(()), r) | (Err(_), r @ Err(_)) => r,
-                (Err(reason), Ok(_)) => Err(Error::CommitFailed {
+                (Err((reason, fault)), Ok(_)) => Err(Error::CommitFailed {
                     path: state.host_db(),
                     reason,
+                    fault,
                 }),
             };
         }
@@ -145,6 +150,7 @@ fn lost(state: &HostSessionState) -> Error {
     Error::CommitFailed {
         path: state.host_db(),
         reason: "the job was lost (a panic in another writer)".into(),
+        fault: None,
     }
 }
 
@@ -207,14 +213,14 @@ fn run_job<T>(
 struct Leading<'a> {
     shared: &'a Shared,
     taken: Vec<u64>,
-    outcome: std::result::Result<(), String>,
+    outcome: Outcome,
 }
 
 impl Drop for Leading<'_> {
     fn drop(&mut self) {
         let mut g = self.shared.lock();
         let outcome = if std::thread::panicking() {
-            Err("the leading writer panicked".to_owned())
+            Err(("the leading writer panicked".to_owned(), None))
         } else {
             self.outcome.clone()
         };
@@ -238,7 +244,10 @@ fn lead<T>(
     let mut leading = Leading {
         shared,
         taken: Vec::new(),
-        outcome: Err("the leading writer failed before committing".to_owned()),
+        outcome: Err((
+            "the leading writer failed before committing".to_owned(),
+            None,
+        )),
     };
     let prepared = prepare(paths, state).and_then(|p| {
         p.conn
@@ -316,7 +325,8 @@ fn lead<T>(
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
             let err = Error::sqlite(&path, "committing host.db", e);
-            leading.outcome = Err(err.to_string());
+            // Followers keep the cause's kind: a full disk stays "disk full".
+            leading.outcome = Err((err.to_string(), err.storage_fault()));
             return match mine {
                 Some(Err(own)) => Err(own),
                 _ => Err(err),

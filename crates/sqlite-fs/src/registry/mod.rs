@@ -83,6 +83,35 @@ pub enum OpenStoreError {
     },
 }
 
+impl OpenStoreError {
+    /// The storage fault behind this error (a full or read-only file
+    /// system), if that is the cause.
+    pub fn storage_fault(&self) -> Option<airlock_core::StorageFault> {
+        match self {
+            OpenStoreError::CreateDir { source, .. } => airlock_core::StorageFault::of_io(source),
+            OpenStoreError::Open { path, source }
+            | OpenStoreError::Migrate {
+                path,
+                source: MigrateError::Sqlite { cause: source, .. },
+            } => crate::error::sqlite_fault(path, source),
+            OpenStoreError::Migrate { .. } => None,
+        }
+    }
+
+    /// This error in airlock-core's terms: a full or read-only disk keeps its kind.
+    pub fn into_core(self) -> Error {
+        match (self.storage_fault(), &self) {
+            (Some(fault), OpenStoreError::CreateDir { path, .. })
+            | (Some(fault), OpenStoreError::Open { path, .. })
+            | (Some(fault), OpenStoreError::Migrate { path, .. }) => {
+                let path = path.clone();
+                Error::storage(fault, Some(path), self)
+            }
+            (None, _) => Error::backend("sqlite", "opening the registry", self),
+        }
+    }
+}
+
 /// The embedded session registry.
 #[derive(Debug, Clone)]
 pub struct SqliteSessionStore {
@@ -182,11 +211,37 @@ impl SqliteSessionStore {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         let conn = self.conn.clone();
+        let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            job(&mut guard)
+            job(&mut guard).map_err(|e| storage_kind(e, &path))
         })
         .await
         .map_err(|e| Error::backend("sqlite", "running a registry query", e))?
+    }
+}
+
+/// A full or read-only disk under the registry becomes its own kind here,
+/// once for every query, with the registry's path.
+fn storage_kind(err: Error, path: &Path) -> Error {
+    match err {
+        Error::DiskFull { path: None, source } => Error::DiskFull {
+            path: Some(path.to_path_buf()),
+            source,
+        },
+        Error::ReadOnly { path: None, source } => Error::ReadOnly {
+            path: Some(path.to_path_buf()),
+            source,
+        },
+        Error::Backend { ref source, .. } => {
+            match source
+                .downcast_ref::<rusqlite::Error>()
+                .and_then(|e| crate::error::sqlite_fault(path, e))
+            {
+                Some(fault) => Error::storage(fault, Some(path.to_path_buf()), err),
+                None => err,
+            }
+        }
+        other => other,
     }
 }

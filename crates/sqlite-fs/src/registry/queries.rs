@@ -2,7 +2,7 @@
 
 use airlock_core::{
     Error, MessagingGroup, MessagingGroupId, NewMessagingGroup, ResolveRequest, Resolved, Result,
-    Session, SessionFilter, SessionId, SessionStore, SessionUpdate, Timestamp,
+    Session, SessionFilter, SessionId, SessionStore, SessionUpdate, StorageFault, Timestamp,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
@@ -13,10 +13,12 @@ use super::rows::{GROUP_COLUMNS, SESSION_COLUMNS, group_from_row, session_from_r
 fn sqlite(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
     move |e| match e {
         // Opened read-only (a read-only data dir): say so instead of SQLite's words.
-        rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ReadOnly => Error::backend(
-            "sqlite",
-            context,
-            "the registry is read-only (its data dir is on a read-only filesystem); this command needs to write",
+        rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ReadOnly => Error::storage(
+            StorageFault::ReadOnly,
+            None,
+            format!(
+                "the registry is read-only (its data dir is on a read-only filesystem); {context} needs to write"
+            ),
         ),
         e => Error::backend("sqlite", context, e),
     }

@@ -96,6 +96,33 @@ pub fn is_read_only(path: &Path) -> bool {
     }
 }
 
+/// Whether the file system holding `path` (or its nearest existing
+/// ancestor) is mounted read-only: unlike [`is_read_only`], a missing
+/// permission does not count.
+pub fn on_read_only_mount(path: &Path) -> bool {
+    statvfs_near(path).is_some_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+}
+
+/// The bytes an unprivileged writer may still use on the file system
+/// holding `path` (or its nearest existing ancestor).
+pub fn free_space(path: &Path) -> Option<u64> {
+    statvfs_near(path).map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+fn statvfs_near(path: &Path) -> Option<rustix::fs::StatVfs> {
+    let mut at = path;
+    loop {
+        match rustix::fs::statvfs(at) {
+            Ok(s) => return Some(s),
+            Err(rustix::io::Errno::NOENT) => match at.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => at = parent,
+                _ => return None,
+            },
+            Err(_) => return None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,9 @@ mod header;
 mod open;
 mod retry;
 
-pub use files::{FileState, canonical_dir, check_regular_or_absent, is_read_only};
+pub use files::{
+    FileState, canonical_dir, check_regular_or_absent, free_space, is_read_only, on_read_only_mount,
+};
 #[cfg(feature = "host")]
 pub use guest_db::{GuestDb, uri_path};
 pub use header::{DbHeader, JournalKind, read_header};

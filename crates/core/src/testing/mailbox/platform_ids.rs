@@ -44,20 +44,40 @@ pub async fn platform_ids_that_look_derived_are_not_retries(t: &MailboxUnderTest
     assert_eq!(t.host.counts().await.unwrap().inbound, 6);
 }
 
-/// A property over fixed pseudo-random sequences of (id, content) pairs,
-/// ids drawn from ones that collide with derived ids: every distinct pair
-/// is stored exactly once under an id of its own, every repeat is a no-op
-/// returning the first write's id and seq.
+/// The platform ids [`platform_id_sequence_is_stored_once`] draws from:
+/// ids that collide with derived ids (`#N`, nested, zero-padded).
+pub const PLATFORM_IDS: [&str; 8] = ["x", "x#2", "x#3", "x#2#2", "x#02", "x#10", "y", "y#2"];
+
+/// The contents [`platform_id_sequence_is_stored_once`] draws from.
+pub const PLATFORM_TEXTS: [&str; 3] = ["a", "b", "c"];
+
+/// [`platform_id_sequence_is_stored_once`] over one fixed pseudo-random
+/// sequence of 80 pairs (backends also run it under proptest).
 pub async fn every_distinct_platform_message_is_stored_once(t: &MailboxUnderTest) {
-    const IDS: [&str; 6] = ["x", "x#2", "x#3", "x#2#2", "x#02", "y"];
-    const TEXTS: [&str; 3] = ["a", "b", "c"];
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let pairs: Vec<(usize, usize)> = (0..80)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (
+                (state % PLATFORM_IDS.len() as u64) as usize,
+                ((state >> 8) % PLATFORM_TEXTS.len() as u64) as usize,
+            )
+        })
+        .collect();
+    platform_id_sequence_is_stored_once(t, &pairs).await;
+}
+
+/// The property: writing `pairs` (indexes into [`PLATFORM_IDS`] and
+/// [`PLATFORM_TEXTS`]) in order, every distinct (id, content) pair is
+/// stored exactly once under an id of its own, and every repeat is a no-op
+/// returning the first write's id and seq. Panics on the first breach.
+pub async fn platform_id_sequence_is_stored_once(t: &MailboxUnderTest, pairs: &[(usize, usize)]) {
+    const IDS: [&str; 8] = PLATFORM_IDS;
+    const TEXTS: [&str; 3] = PLATFORM_TEXTS;
     let mut stored: BTreeMap<(usize, usize), (String, i64)> = BTreeMap::new();
-    for step in 0..80 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let pair = ((state % 6) as usize, ((state >> 8) % 3) as usize);
+    for (step, &pair) in pairs.iter().enumerate() {
         let (id, text) = (IDS[pair.0], TEXTS[pair.1]);
         let written = t.host.write_message(inbound(id, text)).await.unwrap();
         let got = (written.id.to_string(), written.seq);
