@@ -408,7 +408,7 @@ fn deliver_kill_placeholder_left_by_a_killed_publish_is_removed_by_the_next_host
     fx.host
         .write_message(&msg("m1", "{}"), &PlainContent)
         .unwrap();
-    let guest = GuestMailbox::open(&fx.session_dir()).unwrap();
+    let guest = GuestMailbox::open(fx.session_dir()).unwrap();
     assert_eq!(guest.pending(10).unwrap().len(), 1);
     let kill_mid_publish = || {
         std::fs::remove_file(fx.host.host_state().published_record()).unwrap();
@@ -447,6 +447,34 @@ fn deliver_kill_journal_planted_between_writes_is_quarantined_by_the_next_host_r
     assert!(!fx.host.paths().inbound_journal().exists());
     let events = fx.host.tamper_events().unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
-    let guest = GuestMailbox::open(&fx.session_dir()).unwrap();
+    let guest = GuestMailbox::open(fx.session_dir()).unwrap();
     assert_eq!(guest.pending(10).unwrap().len(), 1);
+}
+
+/// power-loss: a cut during a publish can keep some of its pages and lose
+/// the (never synced) placeholder, leaving a torn `inbound.db` and no
+/// record of the write; the next host read, not only the next write,
+/// rebuilds it from `host.db`.
+#[test]
+fn power_loss_torn_inbound_db_is_rebuilt_by_the_next_host_read() {
+    use std::os::unix::fs::FileExt;
+    let fx = Fixture::new();
+    for i in 0..20 {
+        fx.host
+            .write_message(&msg(&format!("m{i}"), &bulky(i)), &PlainContent)
+            .unwrap();
+    }
+    std::fs::remove_file(fx.host.host_state().published_record()).unwrap();
+    let db = fx.host.paths().inbound_db();
+    let file = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+    file.write_all_at(&[0x5a; 4096], 4096).unwrap();
+    drop(file);
+    let torn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0)));
+    assert!(torn.as_deref() != Ok("ok"), "the tear must damage the file");
+
+    assert_eq!(fx.host.list_inbound(100).unwrap().len(), 20);
+    assert_eq!(integrity(&fx.host.paths().inbound_db()), "ok");
+    let guest = GuestMailbox::open(fx.session_dir()).unwrap();
+    assert_eq!(guest.pending(100).unwrap().len(), 20);
 }

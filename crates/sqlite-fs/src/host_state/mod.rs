@@ -200,8 +200,17 @@ pub(crate) fn read<T>(
     let mut conn = None;
     if path.exists() {
         let c = take_host_db(state)?;
-        if generation(&c, &path)?.is_some() {
-            conn = Some(c);
+        match generation(&c, &path)? {
+            Some(g) if record::load(state).is_some_and(|r| r.generation == g) => conn = Some(c),
+            Some(_) => {
+                // The folder's copy is not the last commit's: a host killed
+                // (or a power cut) before its publish finished may have left
+                // it torn, and the guest reads it meanwhile.
+                give_back(state, c);
+                repair_before_read(paths, state);
+                conn = Some(take_host_db(state)?);
+            }
+            None => {}
         }
     }
     let conn = match conn {
@@ -234,9 +243,14 @@ pub(crate) fn heal_interrupted_publish(
     {
         return;
     }
+    repair_before_read(paths, state);
+}
+
+/// An empty write turn: it verifies and repairs the folder (and waits for a write under way).
+fn repair_before_read(paths: &crate::layout::SessionPaths, state: &HostSessionState) {
     if let Err(e) = batch::commit(paths, state, |_| Ok(())) {
         // The read still answers from host.db; the next write repairs the folder.
-        tracing::warn!(path = %journal.display(), error = %e, "could not repair the session folder before a read");
+        tracing::warn!(folder = %paths.dir().display(), error = %e, "could not repair the session folder before a read");
     }
 }
 
