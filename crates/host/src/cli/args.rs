@@ -14,7 +14,7 @@ pub struct RawCli {
     // from the environment as given, and prints it in every usage error as
     // if it were required.
     /// Where the registry, sessions and host state live [env: AIRLOCK_DATA_DIR]
-    /// [default: ./airlock-data]. Only resolve, import and demo create it.
+    /// [default: ./airlock-data]. Only resolve, import, demo and run create it.
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Session registry: a SQLite file path or `sqlite://PATH` (default
@@ -160,7 +160,7 @@ pub enum RawCommand {
         /// give the same dir as --data-dir so the folders open in place.
         #[arg(long)]
         from: PathBuf,
-        /// Print what would be done; write nothing.
+        /// Print what would be done; write nothing (not even the data dir or registry).
         #[arg(long)]
         dry_run: bool,
     },

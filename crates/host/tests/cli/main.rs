@@ -7,6 +7,7 @@ mod guest_proof;
 mod import;
 mod migrate;
 mod output;
+mod progress;
 mod retention;
 mod routing;
 mod run;

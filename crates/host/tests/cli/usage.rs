@@ -1,7 +1,7 @@
 //! What a person meets first: `--help`, usage errors and flags that work
 //! together, checked for the rough edges issue 17 listed.
 
-use crate::util::{TestCommand, TestDir};
+use crate::util::{TestCommand, TestDir, on_a_terminal};
 
 #[test]
 fn help_says_what_the_tool_does_not_what_the_crate_holds() {
@@ -193,36 +193,16 @@ fn man_pages_are_generated_for_the_tool_and_each_command() {
     );
 }
 
-/// Runs `airlock ARGS` on a pseudo-terminal (util-linux `script`), as a
-/// person at a terminal would; returns everything the terminal showed.
-fn on_a_terminal(env: &TestDir, args: &[&str]) -> String {
-    let mut line = format!(
-        "'{}' --data-dir '{}'",
-        env!("CARGO_BIN_EXE_airlock"),
-        env.data_dir().display()
-    );
-    for arg in args {
-        line.push_str(&format!(" '{arg}'"));
-    }
-    let out = std::process::Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
-        .env_remove("AIRLOCK_DATA_DIR")
-        .output()
-        .expect("running script(1) from util-linux");
-    assert!(out.status.success(), "{line}: {:?}", out);
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn doctor_shows_progress_on_a_terminal_only() {
     let env = TestDir::new();
     for n in 0..3 {
         env.session(&format!("progress-{n}"));
     }
-    let shown = on_a_terminal(&env, &["doctor"]);
-    assert!(shown.contains("checking sessions"), "{shown:?}");
+    let shown = on_a_terminal(&env.data_dir(), &["doctor"], None);
+    assert!(shown.contains("checking sessions ["), "{shown:?}");
     assert!(shown.contains("3 session(s) checked"), "{shown:?}");
-    let json = on_a_terminal(&env, &["--json", "doctor"]);
+    let json = on_a_terminal(&env.data_dir(), &["--json", "doctor"], None);
     assert!(!json.contains("checking sessions"), "{json:?}");
     // Not a terminal: nothing but the report (`ok` asserts an empty stderr).
     let piped = env.ok(&["doctor"]);
