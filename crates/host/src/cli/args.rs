@@ -233,16 +233,20 @@ pub struct RawResolve {
 
 /// Arguments of `airlock send`.
 #[derive(Debug, Args)]
+// A message needs a body, whichever: as a group, the usage error names all
+// three instead of calling --text required when --attach alone would do.
+#[command(group(
+    clap::ArgGroup::new("body")
+        .required(true)
+        .multiple(true)
+        .args(["text", "attach", "content_file"])
+))]
 pub struct RawSend {
     /// The session id.
     #[arg(long)]
     pub session: String,
     /// The message text (optional when files are attached).
-    #[arg(
-        long,
-        conflicts_with = "content_file",
-        required_unless_present_any = ["content_file", "attach"]
-    )]
+    #[arg(long, conflicts_with = "content_file")]
     pub text: Option<String>,
     /// A file to attach (base64-encoded into the content, as a chat bridge does).
     #[arg(long = "attach", conflicts_with = "content_file")]

@@ -67,6 +67,30 @@ fn usage_errors_do_not_show_the_data_dir_as_required() {
 }
 
 #[test]
+fn send_without_a_body_names_every_way_to_give_one() {
+    let env = TestDir::new();
+    let run = env.cmd(&["send", "--session", "s"]).run();
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    for flag in ["--text", "--attach", "--content-file"] {
+        assert!(
+            run.stderr.contains(flag),
+            "{flag} not named: {}",
+            run.stderr
+        );
+    }
+    // The usage line must not call --text required: --attach alone is a message.
+    let usage = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("Usage:"))
+        .unwrap_or_else(|| panic!("no usage line: {}", run.stderr));
+    assert!(
+        !usage.contains("--session <SESSION> --text <TEXT>"),
+        "{usage}"
+    );
+}
+
+#[test]
 fn send_takes_attachments_without_text() {
     let env = TestDir::new();
     let (id, dir) = env.session("attach-only");
