@@ -35,13 +35,14 @@ pub struct RawCli {
 }
 
 /// The command-line definition: [`RawCli`], with the host's global options
-/// hidden under `guest`, which never reads them (a sandbox has no registry).
+/// (data dir, registry, host id) hidden under `guest`, which never reads
+/// them (a sandbox has no registry).
 /// Completions and the man page are generated from it too.
 pub fn command() -> clap::Command {
     let cli = RawCli::command();
     let host_only: Vec<clap::Arg> = cli
         .get_arguments()
-        .filter(|a| matches!(a.get_id().as_str(), "data_dir" | "registry"))
+        .filter(|a| matches!(a.get_id().as_str(), "data_dir" | "registry" | "host_id"))
         .map(|a| a.clone().hide(true))
         .collect();
     // A subcommand that already has an argument keeps it when the globals

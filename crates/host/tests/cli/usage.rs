@@ -24,14 +24,14 @@ fn guest_commands_do_not_list_the_hosts_options() {
         &["guest", "reply", "--help"],
     ] {
         let help = env.ok(args);
-        for flag in ["--data-dir", "--registry"] {
+        for flag in ["--data-dir", "--registry", "--host-id"] {
             assert!(!help.contains(flag), "{args:?} lists {flag}:\n{help}");
         }
         assert!(help.contains("--json"), "{args:?}:\n{help}");
     }
     let help = env.ok(&["sessions", "--help"]);
     assert!(
-        help.contains("--data-dir") && help.contains("--registry"),
+        help.contains("--data-dir") && help.contains("--registry") && help.contains("--host-id"),
         "{help}"
     );
 }
