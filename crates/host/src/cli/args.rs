@@ -14,7 +14,7 @@ pub struct RawCli {
     // from the environment as given, and prints it in every usage error as
     // if it were required.
     /// Where the registry, sessions and host state live [env: AIRLOCK_DATA_DIR]
-    /// [default: ./airlock-data]. Only resolve, import and demo create it.
+    /// [default: ./airlock-data]. Only resolve, import, demo and run create it.
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Session registry: a SQLite file path or `sqlite://PATH` (default
@@ -35,13 +35,14 @@ pub struct RawCli {
 }
 
 /// The command-line definition: [`RawCli`], with the host's global options
-/// hidden under `guest`, which never reads them (a sandbox has no registry).
+/// (data dir, registry, host id) hidden under `guest`, which never reads
+/// them (a sandbox has no registry).
 /// Completions and the man page are generated from it too.
 pub fn command() -> clap::Command {
     let cli = RawCli::command();
     let host_only: Vec<clap::Arg> = cli
         .get_arguments()
-        .filter(|a| matches!(a.get_id().as_str(), "data_dir" | "registry"))
+        .filter(|a| matches!(a.get_id().as_str(), "data_dir" | "registry" | "host_id"))
         .map(|a| a.clone().hide(true))
         .collect();
     // A subcommand that already has an argument keeps it when the globals
@@ -164,7 +165,7 @@ pub enum RawCommand {
         /// give the same dir as --data-dir so the folders open in place.
         #[arg(long)]
         from: PathBuf,
-        /// Print what would be done; write nothing.
+        /// Print what would be done; write nothing (not even the data dir or registry).
         #[arg(long)]
         dry_run: bool,
     },
@@ -250,16 +251,20 @@ pub struct RawResolve {
 
 /// Arguments of `airlock send`.
 #[derive(Debug, Args)]
+// A message needs a body, whichever: as a group, the usage error names all
+// three instead of calling --text required when --attach alone would do.
+#[command(group(
+    clap::ArgGroup::new("body")
+        .required(true)
+        .multiple(true)
+        .args(["text", "attach", "content_file"])
+))]
 pub struct RawSend {
     /// The session id.
     #[arg(long)]
     pub session: String,
     /// The message text (optional when files are attached).
-    #[arg(
-        long,
-        conflicts_with = "content_file",
-        required_unless_present_any = ["content_file", "attach"]
-    )]
+    #[arg(long, conflicts_with = "content_file")]
     pub text: Option<String>,
     /// A file to attach (base64-encoded into the content, as a chat bridge does).
     #[arg(long = "attach", conflicts_with = "content_file")]

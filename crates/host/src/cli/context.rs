@@ -26,6 +26,11 @@ pub fn prepare_data_dir(settings: &Settings) -> Result<Option<PathBuf>> {
     if !settings.command.uses_data_dir() {
         return Ok(None);
     }
+    // An import's dry run reports what it would adopt into a data dir and
+    // registry as they are, missing ones included, and creates neither.
+    if matches!(settings.command, Command::Import { dry_run: true, .. }) {
+        return Ok(None);
+    }
     // `migrate` touches only the registry: a PostgreSQL one needs no data dir.
     if matches!(settings.command, Command::Migrate { .. })
         && matches!(settings.registry, RegistryLocation::Postgres(_))

@@ -326,7 +326,10 @@ impl Command {
     pub fn creates_data_dir(&self) -> bool {
         matches!(
             self,
-            Command::Resolve { .. } | Command::Import { .. } | Command::Demo | Command::Run { .. }
+            Command::Resolve { .. }
+                | Command::Import { dry_run: false, .. }
+                | Command::Demo
+                | Command::Run { .. }
         )
     }
 

@@ -210,7 +210,17 @@ impl Retention {
 
     /// Removes what [`plan`](Self::plan) lists; returns it.
     pub async fn prune(&self, cutoff: Timestamp) -> Result<Vec<PruneItem>> {
-        self.prune_with(cutoff, None).await
+        self.prune_with(cutoff, None, &|_, _| {}).await
+    }
+
+    /// [`prune`](Self::prune), calling `progress(removed, total)` once the
+    /// plan is made and after each session it removes.
+    pub async fn prune_with_progress(
+        &self,
+        cutoff: Timestamp,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<Vec<PruneItem>> {
+        self.prune_with(cutoff, None, progress).await
     }
 
     /// [`prune`](Self::prune) stopped after `steps` steps, as a kill would
@@ -221,13 +231,20 @@ impl Retention {
         cutoff: Timestamp,
         steps: usize,
     ) -> Result<Vec<PruneItem>> {
-        self.prune_with(cutoff, Some(steps)).await
+        self.prune_with(cutoff, Some(steps), &|_, _| {}).await
     }
 
-    async fn prune_with(&self, cutoff: Timestamp, mut budget: Budget) -> Result<Vec<PruneItem>> {
+    async fn prune_with(
+        &self,
+        cutoff: Timestamp,
+        mut budget: Budget,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<Vec<PruneItem>> {
         let items = self.plan(cutoff).await?;
-        for item in &items {
+        progress(0, items.len());
+        for (done, item) in items.iter().enumerate() {
             self.remove(item, &mut budget).await?;
+            progress(done + 1, items.len());
         }
         Ok(items)
     }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::util::TestDir;
 
 /// A session whose guest wrote `n` replies; returns their ids.
-fn replies(env: &TestDir, n: usize) -> Vec<String> {
+pub(crate) fn replies(env: &TestDir, n: usize) -> Vec<String> {
     let (_, dir) = env.session("pipe-agent");
     let guest = GuestMailbox::open(&dir).unwrap();
     (0..n)
@@ -26,7 +26,7 @@ fn replies(env: &TestDir, n: usize) -> Vec<String> {
         .collect()
 }
 
-fn ids(stdout: &str) -> Vec<String> {
+pub(crate) fn ids(stdout: &str) -> Vec<String> {
     stdout
         .lines()
         .map(|l| {

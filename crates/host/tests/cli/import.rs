@@ -105,7 +105,7 @@ fn session_dir(data: &Path, session: &str) -> PathBuf {
 }
 
 /// Writes the reference install into the test's data dir.
-fn reference_install(env: &TestDir) -> PathBuf {
+pub(crate) fn reference_install(env: &TestDir) -> PathBuf {
     let data = env.data_dir();
     sqlite(&data.join("v2.db"), REGISTRY_SQL);
     for (session, inbound, outbound) in [
@@ -247,7 +247,10 @@ fn a_dry_run_writes_nothing_and_a_bound_chat_is_a_reported_conflict() {
         .success();
     let dry: serde_json::Value = serde_json::from_str(&dry).unwrap();
     assert_eq!(actions(&dry, "sessions"), ["would_adopt", "would_adopt"]);
-    assert_eq!(sessions_json(&env), serde_json::json!([]));
+    assert!(
+        !data.join("airlock.db").exists(),
+        "a dry run created the registry"
+    );
 
     // A chat airlock already serves keeps its session; the reference's is not adopted.
     let mine = resolve_slack(&env);
@@ -288,4 +291,25 @@ fn the_reference_registry_as_registry_is_refused_pointing_to_import() {
         .run()
         .failure();
     assert!(line.contains("no reference registry"), "{line}");
+}
+
+#[test]
+fn a_dry_run_into_a_data_dir_that_does_not_exist_creates_nothing() {
+    let env = TestDir::new();
+    let data = reference_install(&env);
+    let nowhere = env.root().join("not-yet");
+    let run = TestCommand::new(nowhere.clone())
+        .args(&["--json", "import", "--dry-run", "--from"])
+        .path(&data)
+        .run();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    // Its folders are not below that data dir: reported, not adopted.
+    assert_eq!(actions(&report, "sessions"), ["skipped", "skipped"]);
+    assert_eq!(
+        actions(&report, "messaging_groups"),
+        ["would_adopt", "would_adopt"]
+    );
+    let line = run.failure();
+    assert!(line.contains("were not adopted"), "{line}");
+    assert!(!nowhere.exists(), "a dry run created the data dir");
 }

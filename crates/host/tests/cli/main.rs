@@ -8,6 +8,7 @@ mod hosts;
 mod import;
 mod migrate;
 mod output;
+mod progress;
 mod retention;
 mod routing;
 mod run;

@@ -1,7 +1,7 @@
 //! What a person meets first: `--help`, usage errors and flags that work
 //! together, checked for the rough edges issue 17 listed.
 
-use crate::util::{TestCommand, TestDir};
+use crate::util::{TestCommand, TestDir, on_a_terminal};
 
 #[test]
 fn help_says_what_the_tool_does_not_what_the_crate_holds() {
@@ -24,14 +24,14 @@ fn guest_commands_do_not_list_the_hosts_options() {
         &["guest", "reply", "--help"],
     ] {
         let help = env.ok(args);
-        for flag in ["--data-dir", "--registry"] {
+        for flag in ["--data-dir", "--registry", "--host-id"] {
             assert!(!help.contains(flag), "{args:?} lists {flag}:\n{help}");
         }
         assert!(help.contains("--json"), "{args:?}:\n{help}");
     }
     let help = env.ok(&["sessions", "--help"]);
     assert!(
-        help.contains("--data-dir") && help.contains("--registry"),
+        help.contains("--data-dir") && help.contains("--registry") && help.contains("--host-id"),
         "{help}"
     );
 }
@@ -64,6 +64,30 @@ fn usage_errors_do_not_show_the_data_dir_as_required() {
     assert!(out.contains(&format!("{}", env.root().display())), "{out}");
     assert!(env.root().join("r.db").is_file());
     assert!(!env.data_dir().join("airlock.db").exists());
+}
+
+#[test]
+fn send_without_a_body_names_every_way_to_give_one() {
+    let env = TestDir::new();
+    let run = env.cmd(&["send", "--session", "s"]).run();
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    for flag in ["--text", "--attach", "--content-file"] {
+        assert!(
+            run.stderr.contains(flag),
+            "{flag} not named: {}",
+            run.stderr
+        );
+    }
+    // The usage line must not call --text required: --attach alone is a message.
+    let usage = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("Usage:"))
+        .unwrap_or_else(|| panic!("no usage line: {}", run.stderr));
+    assert!(
+        !usage.contains("--session <SESSION> --text <TEXT>"),
+        "{usage}"
+    );
 }
 
 #[test]
@@ -193,36 +217,16 @@ fn man_pages_are_generated_for_the_tool_and_each_command() {
     );
 }
 
-/// Runs `airlock ARGS` on a pseudo-terminal (util-linux `script`), as a
-/// person at a terminal would; returns everything the terminal showed.
-fn on_a_terminal(env: &TestDir, args: &[&str]) -> String {
-    let mut line = format!(
-        "'{}' --data-dir '{}'",
-        env!("CARGO_BIN_EXE_airlock"),
-        env.data_dir().display()
-    );
-    for arg in args {
-        line.push_str(&format!(" '{arg}'"));
-    }
-    let out = std::process::Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
-        .env_remove("AIRLOCK_DATA_DIR")
-        .output()
-        .expect("running script(1) from util-linux");
-    assert!(out.status.success(), "{line}: {:?}", out);
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn doctor_shows_progress_on_a_terminal_only() {
     let env = TestDir::new();
     for n in 0..3 {
         env.session(&format!("progress-{n}"));
     }
-    let shown = on_a_terminal(&env, &["doctor"]);
-    assert!(shown.contains("checking sessions"), "{shown:?}");
+    let shown = on_a_terminal(&env.data_dir(), &["doctor"], None);
+    assert!(shown.contains("checking sessions ["), "{shown:?}");
     assert!(shown.contains("3 session(s) checked"), "{shown:?}");
-    let json = on_a_terminal(&env, &["--json", "doctor"]);
+    let json = on_a_terminal(&env.data_dir(), &["--json", "doctor"], None);
     assert!(!json.contains("checking sessions"), "{json:?}");
     // Not a terminal: nothing but the report (`ok` asserts an empty stderr).
     let piped = env.ok(&["doctor"]);

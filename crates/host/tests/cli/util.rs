@@ -275,3 +275,36 @@ impl Run {
         lines[0].to_owned()
     }
 }
+
+/// Runs `airlock --data-dir DATA ARGS` on a pseudo-terminal (util-linux
+/// `script`), as a person at a terminal would, with stdout sent to the file
+/// `stdout_to` when given (stderr stays the terminal); returns everything
+/// the terminal showed. The command must succeed.
+pub fn on_a_terminal(data_dir: &Path, args: &[&str], stdout_to: Option<&Path>) -> String {
+    let quoted = |s: &str| {
+        assert!(!s.contains('\''), "{s:?} cannot be quoted for sh");
+        format!("'{s}'")
+    };
+    let mut line = format!(
+        "{} --data-dir {}",
+        quoted(env!("CARGO_BIN_EXE_airlock")),
+        quoted(&data_dir.display().to_string())
+    );
+    for arg in args {
+        line.push(' ');
+        line.push_str(&quoted(arg));
+    }
+    if let Some(file) = stdout_to {
+        line.push_str(&format!(" >{}", quoted(&file.display().to_string())));
+    }
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("AIRLOCK_DATA_DIR")
+        .env_remove("AIRLOCK_REGISTRY")
+        // A terminal that draws; `dumb` (or none) would hide any bar.
+        .env("TERM", "xterm")
+        .output()
+        .expect("running script(1) from util-linux");
+    assert!(out.status.success(), "{line}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

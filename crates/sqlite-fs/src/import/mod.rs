@@ -83,6 +83,16 @@ pub async fn import_reference(
     store: &dyn SessionStore,
     options: &ImportOptions,
 ) -> airlock_core::Result<ImportReport> {
+    import_reference_with_progress(store, options, &|_, _| {}).await
+}
+
+/// [`import_reference`], calling `progress(done, total)` after each chat
+/// and session it handles (`total` is known once the reference is read).
+pub async fn import_reference_with_progress(
+    store: &dyn SessionStore,
+    options: &ImportOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> airlock_core::Result<ImportReport> {
     let from = options.from.clone();
     let reference = tokio::task::spawn_blocking(move || read_reference(&from))
         .await
@@ -96,6 +106,9 @@ pub async fn import_reference(
         sessions: plan.skipped.clone(),
         notes: plan.notes.clone(),
     };
+    let total = plan.groups.len() + plan.sessions.len();
+    let mut done = 0;
+    progress(done, total);
     let mut group_ids = Vec::new();
     for new in &plan.groups {
         let (id, action) = apply_group(store, new, options.dry_run).await?;
@@ -106,12 +119,16 @@ pub async fn import_reference(
             action,
         });
         group_ids.push(id);
+        done += 1;
+        progress(done, total);
     }
     for planned in plan.sessions {
         // In a dry run a group not yet registered has no id; no session can hold it.
         let chat = planned.chat.and_then(|i| group_ids[i].clone());
         let outcome = apply_session(store, options, planned, chat).await?;
         report.sessions.push(outcome);
+        done += 1;
+        progress(done, total);
     }
     report.sessions.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(report)

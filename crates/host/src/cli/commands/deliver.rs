@@ -4,28 +4,49 @@
 use std::sync::Arc;
 
 use airlock_core::{Error, Result, SessionId};
+use async_trait::async_trait;
+use indicatif::ProgressBar;
 
+use crate::Deliverer;
 use crate::cli::context;
+use crate::cli::progress::{self, Stdout};
 use crate::cli::settings::Settings;
-use crate::delivery::{PassReport, Scope, StdoutAdapter};
+use crate::delivery::{
+    ChannelAdapter, Delivery, DeliveryError, DynChannelAdapter, PassReport, Scope, StdoutAdapter,
+};
+
+/// The stdout channel, counting each line its reader took, so a person
+/// waiting for a backlog to drain sees it move.
+#[derive(Debug)]
+struct Counted {
+    inner: StdoutAdapter,
+    delivered: ProgressBar,
+}
+
+#[async_trait]
+impl ChannelAdapter for Counted {
+    async fn deliver(&self, delivery: &Delivery) -> std::result::Result<String, DeliveryError> {
+        let sent = self.inner.deliver(delivery).await;
+        if sent.is_ok() {
+            self.delivered.inc(1);
+        }
+        sent
+    }
+}
 
 /// Runs `deliver`.
 pub async fn run(settings: &Settings, only: Option<&SessionId>, once: bool) -> Result<()> {
-    let deliverer = context::deliverer(settings, Arc::new(StdoutAdapter::new())).await?;
-    if let Some(id) = only {
-        // An unknown session is an error now, not a silent empty loop.
-        deliverer_session_exists(settings, id).await?;
-    }
     if once {
-        let scope = only.map_or(Scope::Active, |id| Scope::Session(id.clone()));
-        // A backlog larger than one pass's time budget takes several passes.
-        loop {
-            let report = deliverer.deliver_now(scope.clone()).await?;
-            if report.unfinished == 0 || !report.is_clean() {
-                return summarise(&report);
-            }
-        }
+        let delivered = progress::counter(settings, Stdout::Data, "messages delivered");
+        let adapter = Counted {
+            inner: StdoutAdapter::new(),
+            delivered: delivered.clone(),
+        };
+        let drained = drain(&open(settings, only, Arc::new(adapter)).await?, only).await;
+        delivered.finish_and_clear();
+        return drained;
     }
+    let deliverer = open(settings, only, Arc::new(StdoutAdapter::new())).await?;
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -33,12 +54,34 @@ pub async fn run(settings: &Settings, only: Option<&SessionId>, once: bool) -> R
     Ok(())
 }
 
-async fn deliverer_session_exists(settings: &Settings, id: &SessionId) -> Result<()> {
-    context::open_registry(settings)
-        .await?
-        .session(id)
-        .await
-        .map(drop)
+/// The engine over `adapter`; an unknown `only` session is an error, not a
+/// silent empty loop.
+async fn open(
+    settings: &Settings,
+    only: Option<&SessionId>,
+    adapter: Arc<DynChannelAdapter>,
+) -> Result<Deliverer> {
+    let deliverer = context::deliverer(settings, adapter).await?;
+    if let Some(id) = only {
+        context::open_registry(settings)
+            .await?
+            .session(id)
+            .await
+            .map(drop)?;
+    }
+    Ok(deliverer)
+}
+
+/// `deliver --once`: passes until nothing due is left or one fails.
+async fn drain(deliverer: &Deliverer, only: Option<&SessionId>) -> Result<()> {
+    let scope = only.map_or(Scope::Active, |id| Scope::Session(id.clone()));
+    // A backlog larger than one pass's time budget takes several passes.
+    loop {
+        let report = deliverer.deliver_now(scope.clone()).await?;
+        if report.unfinished == 0 || !report.is_clean() {
+            return summarise(&report);
+        }
+    }
 }
 
 /// `Ok` when everything due was delivered; otherwise one line saying what

@@ -1,15 +1,18 @@
 //! `airlock import`: adopt a reference (nanoclaw v2) install in place.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use airlock_core::{Error, Result};
-use airlock_sqlite_fs::SessionsRoot;
-use airlock_sqlite_fs::import::{Action, ImportOptions, ImportReport, import_reference};
+use airlock_core::{Error, Result, SessionStore};
+use airlock_sqlite_fs::import::{
+    Action, ImportOptions, ImportReport, import_reference_with_progress,
+};
+use airlock_sqlite_fs::{SessionsRoot, SqliteSessionStore};
 
 use super::resolve::absolute;
-use crate::cli::context;
 use crate::cli::output::{emit, or_dash, print_line};
-use crate::cli::settings::{OutputFormat, Settings};
+use crate::cli::settings::{OutputFormat, RegistryLocation, Settings};
+use crate::cli::{context, progress};
 
 fn action(a: Action) -> &'static str {
     match a {
@@ -81,13 +84,34 @@ pub async fn run(
     if let (Some(dir), OutputFormat::Human) = (created_data_dir, settings.output) {
         print_line(&format!("created data dir {}", absolute(dir)));
     }
-    let store = context::open_registry(settings).await?;
+    // A dry run writes nothing, not even an empty registry: with none yet,
+    // it plans against an empty one that is thrown away.
+    let scratch = match &settings.registry {
+        RegistryLocation::Sqlite(path) if dry_run && !path.is_file() => {
+            Some(tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?)
+        }
+        _ => None,
+    };
+    let store: Arc<dyn SessionStore> = match &scratch {
+        Some(dir) => Arc::new(
+            SqliteSessionStore::open_in(dir.path())
+                .map_err(|e| Error::backend("sqlite", "opening a scratch registry", e))?,
+        ),
+        None => context::open_registry(settings).await?,
+    };
     let options = ImportOptions {
         from: from.to_path_buf(),
         sessions_root: SessionsRoot::in_data_dir(&settings.data_dir),
         dry_run,
     };
-    let report = import_reference(&*store, &options).await?;
+    let progress = progress::bar(settings, 0, "importing");
+    let report = import_reference_with_progress(&*store, &options, &|done, total| {
+        progress.set_length(total as u64);
+        progress.set_position(done as u64);
+    })
+    .await;
+    progress.finish_and_clear();
+    let report = report?;
     emit(settings.output, &report, human);
     match report.problems() {
         0 => Ok(()),

@@ -6,9 +6,9 @@ use std::time::Duration;
 use airlock_core::{Result, SessionId, Timestamp};
 use serde::Serialize;
 
-use crate::cli::context;
 use crate::cli::output::emit;
 use crate::cli::settings::Settings;
+use crate::cli::{context, progress};
 use crate::lifecycle::{PruneItem, Retention};
 
 /// Parses an age such as `30d`, `12h`, `90m`, `45s` or `2w`.
@@ -57,7 +57,15 @@ pub async fn prune(settings: &Settings, older_than: Duration, dry_run: bool) -> 
     let sessions = if dry_run {
         retention.plan(cutoff).await?
     } else {
-        retention.prune(cutoff).await?
+        let progress = progress::bar(settings, 0, "pruning sessions");
+        let pruned = retention
+            .prune_with_progress(cutoff, &|done, total| {
+                progress.set_length(total as u64);
+                progress.set_position(done as u64);
+            })
+            .await;
+        progress.finish_and_clear();
+        pruned?
     };
     let bytes = sessions
         .iter()
