@@ -2,7 +2,9 @@
 //!
 //! Each must be caught by the harness; none of them is how airlock works.
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use airlock_core::Seq;
 use rusqlite::{Connection, params};
@@ -25,6 +27,18 @@ fn read_after(conn: &Connection, after: i64) -> rusqlite::Result<Vec<Seen>> {
 fn max_seq(conn: &Connection, sql: &str) -> rusqlite::Result<Option<Seq>> {
     let max: Option<i64> = conn.query_row(sql, [], |r| r.get(0))?;
     Ok(max.map(Seq::new))
+}
+
+/// Inserts message `id` with the next host seq. The one writer of the file:
+/// nothing moves the max between the two statements.
+fn insert_message(conn: &Connection, id: &str, body: &str) -> rusqlite::Result<()> {
+    let seq = Seq::next_host(max_seq(conn, "SELECT MAX(seq) FROM messages_in")?);
+    conn.execute(
+        "INSERT INTO messages_in (id, seq, kind, timestamp, series_id, content)
+         VALUES (?1, ?2, 'chat', ?3, ?1, ?4)",
+        params![id, seq.get(), sql::now_text(), body],
+    )
+    .map(drop)
 }
 
 fn insert_reply(conn: &Connection, to: &Seen) -> rusqlite::Result<()> {
@@ -81,30 +95,11 @@ impl HostSide for WalHost {
     fn write(&mut self, dir: &Path, id: &str, body: &str) -> SideResult<()> {
         let path = dir.join("inbound.db");
         let conn = self.inbound.as_ref().ok_or("WAL host not initialised")?;
-        let insert = || {
-            // The one writer of this file: nothing moves the max between the two statements.
-            let seq = Seq::next_host(max_seq(conn, "SELECT MAX(seq) FROM messages_in")?);
-            conn.execute(
-                "INSERT INTO messages_in (id, seq, kind, timestamp, series_id, content)
-                 VALUES (?1, ?2, 'chat', ?3, ?1, ?4)",
-                params![id, seq.get(), sql::now_text(), body],
-            )
-        };
-        insert().map(|_| ()).map_err(|e| sql::describe(&path, &e))
+        insert_message(conn, id, body).map_err(|e| sql::describe(&path, &e))
     }
 
     fn replies(&mut self, dir: &Path) -> SideResult<Vec<String>> {
-        let path = dir.join("outbound.db");
-        if self.outbound.is_none() {
-            if !path.exists() {
-                return Ok(Vec::new());
-            }
-            self.outbound = Some(sql::open(&path, sql::READ_ONLY)?);
-        }
-        let conn = self.outbound.as_ref().ok_or("no outbound connection")?;
-        conn.prepare_cached("SELECT id FROM messages_out ORDER BY seq")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-            .map_err(|e| sql::describe(&path, &e))
+        replies_of(&mut self.outbound, dir)
     }
 
     fn close(&mut self) {
@@ -150,7 +145,152 @@ impl GuestSide for WalGuest {
     }
 }
 
-/// NC3 guest: opens `inbound.db` read-write for every poll (and may "roll back" the host's journal).
+/// How long an NC3 host write keeps its transaction open for the guest to
+/// roll it back: well past any accepted mount's attribute timeout (1 s, the
+/// longest a guest may take to see the journal appear), with room for a poll
+/// of a guest under software emulation.
+pub const NC3_HOLD_LIMIT: Duration = Duration::from_secs(10);
+
+/// Transactions an NC3 write begins at most: one is begun again when the
+/// guest rolled its journal back before the transaction's pages reached the
+/// file (nothing was lost yet, so that was no collision).
+const NC3_ATTEMPTS: usize = 5;
+
+/// How one held NC3 write ended.
+enum Window {
+    /// The guest rolled the host's journal back while the host's pages were
+    /// in the file; the host then committed.
+    RolledBack,
+    /// No guest touched the journal within [`NC3_HOLD_LIMIT`]; committed as usual.
+    Expired,
+    /// The journal went before the host's pages reached the file; rolled back, to begin again.
+    Early,
+}
+
+/// NC3 host: plain SQLite that keeps its rollback journal in the session
+/// folder (`journal_mode=TRUNCATE`, one connection per write).
+///
+/// Every write is a handshake through the folder instead of a race: the host
+/// inserts the row, flushes the transaction's pages into `inbound.db`
+/// (`sqlite3_db_cacheflush`, what SQLite does itself when a transaction
+/// outgrows its cache), so the journal beside it is hot, and keeps the
+/// transaction open until that journal is gone, which only a guest's
+/// rollback does, before it commits. A read-write guest that opens the file
+/// meanwhile sees no lock (locks do not cross the mount), takes the journal
+/// for a crashed writer's and restores the old pages; the host's commit then
+/// succeeds and the committed row is not in the file. (A `DELETE`-mode host
+/// fails that commit with an I/O error instead, since its journal is gone.)
+/// airlock's own host journals nothing in the folder (`airlock_sqlite_fs::docs`).
+#[derive(Debug, Default)]
+pub struct JournalHost {
+    outbound: Option<Connection>,
+    rolled_back: usize,
+    expired: usize,
+    early: usize,
+}
+
+impl JournalHost {
+    fn open(path: &Path, flags: rusqlite::OpenFlags) -> SideResult<Connection> {
+        let conn = sql::open(path, flags)?;
+        conn.pragma_update(None, "journal_mode", "TRUNCATE")
+            .and_then(|_| conn.pragma_update(None, "synchronous", "FULL"))
+            .map_err(|e| sql::describe(path, &e))?;
+        Ok(conn)
+    }
+
+    /// One transaction held open until a guest rolls it back or the limit passes.
+    fn held_write(dir: &Path, id: &str, body: &str) -> SideResult<Window> {
+        let path = dir.join("inbound.db");
+        let conn = Self::open(&path, sql::READ_WRITE)?;
+        let fail = |e: rusqlite::Error| sql::describe(&path, &e);
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(fail)?;
+        insert_message(&conn, id, body).map_err(fail)?;
+        conn.cache_flush().map_err(fail)?;
+        let journal = dir.join("inbound.db-journal");
+        let identity = |m: &std::fs::Metadata| (m.dev(), m.ino());
+        let ours = match std::fs::symlink_metadata(&journal) {
+            Ok(m) if m.len() > 0 => identity(&m),
+            _ => {
+                conn.execute_batch("ROLLBACK").map_err(fail)?;
+                return Ok(Window::Early);
+            }
+        };
+        let until = Instant::now() + NC3_HOLD_LIMIT;
+        let window = loop {
+            match std::fs::symlink_metadata(&journal) {
+                Ok(m) if identity(&m) == ours && m.len() > 0 => {}
+                _ => break Window::RolledBack,
+            }
+            if Instant::now() >= until {
+                break Window::Expired;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        conn.execute_batch("COMMIT").map_err(fail)?;
+        Ok(window)
+    }
+}
+
+impl HostSide for JournalHost {
+    fn init(&mut self, dir: &Path) -> SideResult<()> {
+        let path = dir.join("inbound.db");
+        let conn = Self::open(&path, sql::CREATE)?;
+        conn.execute_batch(sql::INBOUND_SCHEMA)
+            .map_err(|e| sql::describe(&path, &e))
+    }
+
+    fn write(&mut self, dir: &Path, id: &str, body: &str) -> SideResult<()> {
+        for _ in 0..NC3_ATTEMPTS {
+            match Self::held_write(dir, id, body)? {
+                Window::RolledBack => self.rolled_back += 1,
+                Window::Expired => self.expired += 1,
+                Window::Early => {
+                    self.early += 1;
+                    continue;
+                }
+            }
+            return Ok(());
+        }
+        Err(format!(
+            "{id}: the guest rolled back {NC3_ATTEMPTS} transactions before their pages were written"
+        ))
+    }
+
+    fn replies(&mut self, dir: &Path) -> SideResult<Vec<String>> {
+        replies_of(&mut self.outbound, dir)
+    }
+
+    fn note(&self) -> Option<String> {
+        Some(format!(
+            "held writes: {} rolled back by the guest, {} untouched in {} s, {} begun again",
+            self.rolled_back,
+            self.expired,
+            NC3_HOLD_LIMIT.as_secs(),
+            self.early
+        ))
+    }
+
+    fn close(&mut self) {
+        self.outbound = None;
+    }
+}
+
+/// Reply ids in `outbound.db` through a connection kept in `slot` (none while the file is absent).
+fn replies_of(slot: &mut Option<Connection>, dir: &Path) -> SideResult<Vec<String>> {
+    let path = dir.join("outbound.db");
+    if slot.is_none() {
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        *slot = Some(sql::open(&path, sql::READ_ONLY)?);
+    }
+    let conn = slot.as_ref().ok_or("no outbound connection")?;
+    conn.prepare_cached("SELECT id FROM messages_out ORDER BY seq")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(|e| sql::describe(&path, &e))
+}
+
+/// NC3 guest: opens `inbound.db` read-write for every poll (and "rolls back" a journal it finds hot).
 #[derive(Debug, Default)]
 pub struct ReadWriteGuest {
     after: i64,

@@ -27,6 +27,10 @@ pub trait HostSide: Send {
     fn housekeeping(&mut self, _dir: &Path) -> SideResult<()> {
         Ok(())
     }
+    /// What the host side noticed during the run, for the report (NC3: its held writes).
+    fn note(&self) -> Option<String> {
+        None
+    }
     /// Releases connections it kept open (the long-lived controls).
     fn close(&mut self) {}
 }
@@ -50,7 +54,9 @@ pub enum Pattern {
     Airlock,
     /// NC1: both files in WAL mode, long-lived connections on both sides.
     Nc1Wal,
-    /// NC3: the guest opens `inbound.db` read-write (per poll) and reads it.
+    /// NC3: the guest opens `inbound.db` read-write (per poll) and reads it,
+    /// next to a host that keeps its journal in the folder and holds each
+    /// write open for the guest ([`crate::controls::JournalHost`]).
     Nc3GuestReadWrite,
     /// NC4: one long-lived guest writer with `synchronous=OFF` (meant for a writeback mount).
     Nc4LongLivedWriter,
@@ -79,8 +85,8 @@ impl Pattern {
         .find(|p| p.name() == s)
     }
 
-    /// The guest's pause between polls: NC3 polls without pause, so its
-    /// read-write opens meet the host's in-flight journal often enough to show.
+    /// The guest's pause between polls: NC3 polls without pause, so the host's
+    /// held writes ([`crate::controls::JournalHost`]) wait little for it.
     pub fn guest_poll(self, configured: std::time::Duration) -> std::time::Duration {
         match self {
             Pattern::Nc3GuestReadWrite => std::time::Duration::from_millis(1),
@@ -88,11 +94,20 @@ impl Pattern {
         }
     }
 
-    /// Journal mode of both files under this pattern.
+    /// Journal mode of `inbound.db` under this pattern.
     pub fn journal(self) -> &'static str {
         match self {
             Pattern::Nc1Wal => "wal",
+            Pattern::Nc3GuestReadWrite => "truncate",
             _ => "delete",
+        }
+    }
+
+    /// The longest one host write may wait for the guest (NC3 holds each write open for it).
+    pub fn write_hold(self) -> std::time::Duration {
+        match self {
+            Pattern::Nc3GuestReadWrite => crate::controls::NC3_HOLD_LIMIT,
+            _ => std::time::Duration::ZERO,
         }
     }
 
@@ -100,6 +115,7 @@ impl Pattern {
     pub fn host(self) -> Box<dyn HostSide> {
         match self {
             Pattern::Nc1Wal => Box::new(crate::controls::WalHost::default()),
+            Pattern::Nc3GuestReadWrite => Box::new(crate::controls::JournalHost::default()),
             _ => Box::new(crate::airlock::AirlockHost::default()),
         }
     }

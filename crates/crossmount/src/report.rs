@@ -13,7 +13,7 @@ pub const REPLY_BOUND: Duration = Duration::from_secs(1);
 pub struct RunReport {
     /// Mount label, e.g. `auto(1s)`.
     pub mount: String,
-    /// Journal mode of the mailbox files.
+    /// Journal mode of `inbound.db`.
     pub journal: String,
     /// Access pattern name.
     pub pattern: String,
@@ -51,6 +51,8 @@ pub struct RunReport {
     pub self_replies: Option<usize>,
     /// Raw SQLite conditions the guest library retried, by code.
     pub retries: BTreeMap<String, u64>,
+    /// What the host side noticed ([`crate::pattern::HostSide::note`]).
+    pub host_note: Option<String>,
 }
 
 fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
@@ -187,7 +189,7 @@ impl RunReport {
     /// The header of [`RunReport::row`].
     pub fn header() -> String {
         format!(
-            "{:<14} {:<7} {:<24} {:>5} {:>5} {:>5} {:>4} {:>4} {:>6} {:>6} {:>6} {:>7} {:>8} {:>6}  {}",
+            "{:<14} {:<8} {:<24} {:>5} {:>5} {:>5} {:>4} {:>4} {:>6} {:>6} {:>6} {:>7} {:>8} {:>6}  {}",
             "mount",
             "journal",
             "pattern",
@@ -220,7 +222,7 @@ impl RunReport {
                 .join(",")
         };
         format!(
-            "{:<14} {:<7} {:<24} {:>5} {:>5} {:>5} {:>4} {:>4} {:>6} {:>6} {:>6} {:>7} {:>8} {:>6}  {}",
+            "{:<14} {:<8} {:<24} {:>5} {:>5} {:>5} {:>4} {:>4} {:>6} {:>6} {:>6} {:>7} {:>8} {:>6}  {}",
             self.mount,
             self.journal,
             self.pattern,

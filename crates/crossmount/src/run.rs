@@ -160,7 +160,10 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, String> {
         "--deadline-s".into(),
         (cfg.settle.as_secs()
             + 60
-            + cfg.max_messages as u64 * (cfg.write_interval.as_millis() as u64 + 50) / 1000)
+            + cfg.max_messages as u64
+                * (cfg.write_interval + cfg.pattern.write_hold()).as_millis() as u64
+                / 1000
+            + cfg.max_messages as u64 * 50 / 1000)
             .to_string(),
     ];
     let mut args = args;
@@ -199,13 +202,14 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, String> {
         }
         writer.close();
         let _ = tx.send(Msg::WriterDone);
+        writer.note()
     });
 
     watch(cfg, &rx, &mut *reader, &f.real, &mut report, &violated);
     stop_guest(&mut guest);
     drain(&rx, &mut report, Duration::from_secs(10));
     drop(guest);
-    let _ = writer_thread.join();
+    report.host_note = writer_thread.join().ok().flatten();
     reader.close();
     f.detach();
     verify(&f.real, &mut report);

@@ -145,10 +145,8 @@ pub struct Settings {
     pub poll_interval: Duration,
     /// Whether timing bounds count (the xtask: yes; tests: no).
     pub latency: bool,
-    /// Report NC3 (a race between the host's write and a read-write guest
-    /// poll) without judging it: under software emulation the two rarely
-    /// meet within a short run.
-    pub nc3_reported: bool,
+    /// Run only these cases (by name, `self-test` for the mount self-test); empty: all.
+    pub only: Vec<String>,
     /// Where to write every message's delay as CSV (`case,mount,pattern,run,id,delay_ms`).
     pub delays_csv: Option<PathBuf>,
     /// The binary that acts as guest.
@@ -169,12 +167,17 @@ impl Settings {
             write_interval: Duration::from_millis(20),
             poll_interval: Duration::from_millis(100),
             latency: true,
-            nc3_reported: false,
+            only: Vec::new(),
             delays_csv: None,
             guest_exe: guest_exe.to_path_buf(),
             vm: None,
             mount_check_rounds: airlock_sqlite_fs::host::MOUNT_CHECK_ROUNDS,
         }
+    }
+
+    /// Whether the case (or `self-test`) named `name` is to run.
+    pub fn selected(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == name)
     }
 
     /// The VM share for `cache`, when running on a VM.
@@ -292,6 +295,28 @@ pub fn mount_check_with(
     })
 }
 
+/// The name that selects the mount self-test in `--only`.
+pub const SELF_TEST: &str = "self-test";
+
+/// `--only`'s list: names of [`cases`] or [`SELF_TEST`], comma-separated.
+fn parse_only(list: &str) -> Result<Vec<String>, String> {
+    let mut known: Vec<&str> = cases().iter().map(|c| c.name).collect();
+    known.dedup();
+    known.push(SELF_TEST);
+    list.split(',')
+        .map(|name| {
+            if known.contains(&name) {
+                Ok(name.to_owned())
+            } else {
+                Err(format!(
+                    "--only: unknown case {name:?} (known: {})",
+                    known.join(", ")
+                ))
+            }
+        })
+        .collect()
+}
+
 fn parse(args: &[String], exe: &Path) -> Result<Settings, String> {
     let mut s = Settings::full(exe);
     let mut it = args.iter();
@@ -308,7 +333,10 @@ fn parse(args: &[String], exe: &Path) -> Result<Settings, String> {
             "--poll-ms" => s.poll_interval = Duration::from_millis(num("--poll-ms")?),
             "--write-ms" => s.write_interval = Duration::from_millis(num("--write-ms")?),
             "--no-latency" => s.latency = false,
-            "--nc3-not-judged" => s.nc3_reported = true,
+            "--only" => {
+                let list = it.next().ok_or("--only needs CASE[,CASE...]")?;
+                s.only = parse_only(list)?;
+            }
             "--mount-check-rounds" => s.mount_check_rounds = num("--mount-check-rounds")? as usize,
             "--vm" => {
                 let mut path = || it.next().ok_or("--vm needs AGENT HOST_ROOT GUEST_ROOT");
@@ -328,7 +356,8 @@ fn parse(args: &[String], exe: &Path) -> Result<Settings, String> {
                 return Err(
                     "usage: airlock-crossmount [run] [--messages N] [--control-messages N] \
                             [--runs N] [--poll-ms N] [--write-ms N] [--no-latency] [--delays-csv PATH] \
-                            [--mount-check-rounds N] [--vm AGENT HOST_ROOT GUEST_ROOT]"
+                            [--mount-check-rounds N] [--only CASE[,CASE...]] \
+                            [--vm AGENT HOST_ROOT GUEST_ROOT]"
                         .into(),
                 );
             }
@@ -366,7 +395,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
     println!("{:<8} {}  verdict", "case", RunReport::header());
     let mut bad = Vec::new();
     let mut csv = String::from("case,mount,pattern,run,id,delay_ms\n");
-    for case in cases() {
+    for case in cases().into_iter().filter(|c| settings.selected(c.name)) {
         let runs = if case.control() {
             settings.control_runs
         } else {
@@ -396,13 +425,15 @@ pub fn main(args: &[String]) -> Result<(), String> {
                 Direction::Both => "",
                 Direction::GuestToHost => " [guest->host only]",
             };
-            let verdict = format!("{verdict}{dir}");
+            let note = r
+                .host_note
+                .as_ref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            let verdict = format!("{verdict}{dir}{note}");
             println!("{:<8} {}  {verdict}", case.name, r.row());
         }
-        let judged = !(settings.nc3_reported && case.name == "NC3");
-        if !result.ok() && !judged {
-            println!("NC3 not caught this time: reported, not judged (--nc3-not-judged)");
-        } else if !result.ok() {
+        if !result.ok() {
             bad.push(format!(
                 "{} on {} ({})",
                 case.name,
@@ -415,18 +446,39 @@ pub fn main(args: &[String]) -> Result<(), String> {
         std::fs::write(path, &csv).map_err(|e| format!("{}: {e}", path.display()))?;
         println!("per-message delays written to {}", path.display());
     }
+    if settings.selected(SELF_TEST) {
+        bad.extend(self_tests(&settings)?);
+    }
+    if bad.is_empty() {
+        let scope = if settings.only.is_empty() {
+            String::new()
+        } else {
+            format!(" (only {})", settings.only.join(", "))
+        };
+        println!(
+            "\ncrossmount: all invariants held for airlock's pattern; every control was caught{scope}"
+        );
+        Ok(())
+    } else {
+        Err(format!("verdict broken for: {}", bad.join(", ")))
+    }
+}
+
+/// The mount self-test on every mount, printed; returns the mounts whose verdict broke.
+fn self_tests(settings: &Settings) -> Result<Vec<String>, String> {
     println!();
     println!(
         "mount self-test ({} rounds; an earlier guest read a nonce first, the host rewrites after each ack):",
         settings.mount_check_rounds
     );
+    let mut bad = Vec::new();
     for (cache, must_pass) in [
         (NONE, true),
         (AUTO, true),
         (ALWAYS, false),
         (AUTO_WB, false),
     ] {
-        let r = mount_check(&settings, cache)?;
+        let r = mount_check(settings, cache)?;
         let ok = r.error.is_none() == must_pass;
         println!(
             "  {:<14} {}  {}",
@@ -438,12 +490,22 @@ pub fn main(args: &[String]) -> Result<(), String> {
             bad.push(format!("mount self-test on {}", r.mount));
         }
     }
-    if bad.is_empty() {
-        println!(
-            "\ncrossmount: all invariants held for airlock's pattern; every control was caught"
+    Ok(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_takes_case_names_and_the_self_test_and_names_a_wrong_one() {
+        assert_eq!(
+            parse_only("NC3,self-test").unwrap(),
+            ["NC3", SELF_TEST].map(str::to_owned)
         );
-        Ok(())
-    } else {
-        Err(format!("verdict broken for: {}", bad.join(", ")))
+        let e = parse_only("NC3,nc9").unwrap_err();
+        assert!(e.contains("\"nc9\"") && e.contains("NC1"), "{e}");
+        let s = parse(&["--only".into(), "NC1".into()], Path::new("g")).unwrap();
+        assert!(s.selected("NC1") && !s.selected("NC3") && !s.selected(SELF_TEST));
     }
 }
