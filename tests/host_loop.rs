@@ -14,6 +14,7 @@ use airlock_core::{
 use airlock_host::delivery::RecordingAdapter;
 use airlock_host::{Deliverer, ManagerConfig, SessionManager};
 use airlock_sqlite_fs::guest::{DEFAULT_MOUNT_CHECK_TIMEOUT, check_mount};
+use airlock_sqlite_fs::host::MOUNT_NONCE_ENV;
 use airlock_sqlite_fs::{GuestMailbox, SqliteSessionStore};
 use base64::Engine;
 use serde_json::{Value, json};
@@ -59,8 +60,9 @@ async fn host_loop(store: Arc<dyn SessionStore>, data_dir: &std::path::Path) {
     // The sandbox starts: the host writes a nonce, the guest checks its mount.
     let launch = manager.prepare_guest(&id).await.unwrap();
     assert_eq!(launch.session.container_status, ContainerStatus::Running);
-    let dir = launch.session_dir.clone();
-    check_mount(&dir, &launch.mount_nonce, DEFAULT_MOUNT_CHECK_TIMEOUT).unwrap();
+    let dir = launch.session_dir.clone().expect("a folder to mount");
+    let nonce = launch.env_var(MOUNT_NONCE_ENV).expect("the mount nonce");
+    check_mount(&dir, nonce, DEFAULT_MOUNT_CHECK_TIMEOUT).unwrap();
     check_mount(&dir, "not-the-nonce", std::time::Duration::from_millis(100)).unwrap_err();
 
     // The guest reads the message and its file, then replies with a file.

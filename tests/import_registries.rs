@@ -88,7 +88,8 @@ async fn adopt_into(store: Arc<dyn SessionStore>, data: &Path) {
     assert_eq!(resolved.session.id, id);
     // As the reference does on every wake, a guest start writes its routing.
     let launch = manager.prepare_guest(&id).await.unwrap();
-    let guest = airlock_sqlite_fs::GuestMailbox::open(&launch.session_dir).unwrap();
+    let guest =
+        airlock_sqlite_fs::GuestMailbox::open(launch.session_dir.as_ref().unwrap()).unwrap();
     let routing = guest.session_routing().unwrap().unwrap();
     assert_eq!(routing.channel_type.as_deref(), Some("discord"));
     assert_eq!(routing.platform_id.as_deref(), Some("D-1"));

@@ -1,6 +1,7 @@
 //! The host half of the mailbox seam: one session's mailbox as the host sees
 //! it, and the factory that hands those out.
 
+use std::collections::HashSet;
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +13,11 @@ use crate::attachment::{OutboxFile, SessionRef};
 use crate::error::{Error, Result};
 use crate::ids::MessageId;
 use crate::mailbox::{
-    ContainerState, Destination, MailboxCounts, NewHostMessage, NewInboundMessage, OutboundMessage,
-    Routing, WrittenMessage,
+    ContainerState, Destination, InboundMessage, MailboxCounts, NewHostMessage, NewInboundMessage,
+    OutboundMessage, Routing, WrittenMessage,
 };
 use crate::message_content::{declared_files, system_response_content};
+use crate::pages::{ChangeStamps, HostPage, PageLimits};
 use crate::seq::Seq;
 use crate::session::{ContainerStatus, Session};
 use crate::time::Timestamp;
@@ -79,6 +81,18 @@ pub struct DueOutbound {
     pub files: Vec<OutboxFile>,
 }
 
+/// The occurrence that continues a recurring series (see
+/// [`HostMailboxStore::continue_series`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesNext {
+    /// Id of the new occurrence (derived from the series, never from the clock).
+    pub id: MessageId,
+    /// When it fires.
+    pub process_after: Timestamp,
+    /// The expression carried forward.
+    pub recurrence: String,
+}
+
 /// One session's mailbox, host side.
 ///
 /// # Contract
@@ -114,6 +128,27 @@ pub struct DueOutbound {
 /// - Outbox files are read only under a safe message id and safe names;
 ///   an unsafe id is [`Error::InvalidId`], missing files are skipped.
 ///   `clear_outbox` never fails the caller.
+/// - `record_outcomes` settles several messages at once, each as
+///   `record_outcome` would; `settled_among` names those of the given ids
+///   that have an outcome.
+/// - `outbound_page` returns the guest's messages with a seq above `after`,
+///   `host_outbound_page` the host-originated ones, each in seq order, at
+///   most `limits.max_rows` rows and ending with the row that reaches
+///   `limits.max_bytes` of content; settled or not, due or not (the engine
+///   decides). An empty page means nothing is past the cursor.
+/// - `change_stamps`: a write to a half (a reply or an ack of the guest; a
+///   message, outcome or status the host writes) changes that half's stamp.
+/// - `requeue` and `fail_pending` change only a `pending` inbound message
+///   the guest may process (never a host-originated one) and return whether
+///   they did; `inbound_message` reads one row as the host holds it.
+/// - `completed_recurring` lists completed messages that still carry a
+///   recurrence; `continue_series` inserts the next occurrence (pending, no
+///   tries, the next host seq, `series_id` of the series, kind, content and
+///   routing of `done`) and clears `done`'s recurrence in one step, so it
+///   inserts at most once per occurrence; `end_series` clears it alone.
+/// - `last_heartbeat` is when the guest last beat; `clear_heartbeat`
+///   forgets it (a new guest's beat is then the only one) and says whether
+///   there was one.
 #[async_trait]
 pub trait HostMailboxStore: Debug + Send + Sync + 'static {
     /// Stores an inbound message (inline attachments written beside it).
@@ -142,9 +177,22 @@ pub trait HostMailboxStore: Debug + Send + Sync + 'static {
     /// returned: reporting it would deliver the message twice).
     async fn clear_outbox(&self, message_id: &str);
 
-    /// Settles outbound message `message_id` (the first outcome stays,
-    /// except that a delivery replaces a failure).
-    async fn record_outcome(&self, message_id: &str, outcome: DeliveryOutcome) -> Result<()>;
+    /// Settles outbound messages, each as [`HostMailboxStoreExt::record_outcome`]
+    /// does (the first outcome stays, except that a delivery replaces a
+    /// failure), in one step where the backend can.
+    async fn record_outcomes(&self, outcomes: &[(String, DeliveryOutcome)]) -> Result<()>;
+
+    /// Which of `ids` already have an outcome (delivered or failed).
+    async fn settled_among(&self, ids: &[String]) -> Result<HashSet<String>>;
+
+    /// The guest's outbound messages above seq `after`, one bounded page.
+    async fn outbound_page(&self, after: i64, limits: PageLimits) -> Result<Vec<OutboundMessage>>;
+
+    /// Host-originated outbound messages above seq `after`, one bounded page.
+    async fn host_outbound_page(&self, after: i64, limits: PageLimits) -> Result<HostPage>;
+
+    /// Stamps of both halves, to skip a session where nothing changed.
+    async fn change_stamps(&self) -> Result<ChangeStamps>;
 
     /// Copies finished acks into the inbound status; returns the rows changed.
     async fn sync_acks(&self) -> Result<usize>;
@@ -161,8 +209,31 @@ pub trait HostMailboxStore: Debug + Send + Sync + 'static {
     /// The guest's tool-in-flight row, if it wrote one.
     async fn container_state(&self) -> Result<Option<ContainerState>>;
 
-    /// Time since the guest's last heartbeat; `None` when it never beat.
-    async fn heartbeat_age(&self, now: Timestamp) -> Result<Option<Duration>>;
+    /// When the guest last beat; `None` when it never did.
+    async fn last_heartbeat(&self) -> Result<Option<Timestamp>>;
+
+    /// Forgets the guest's heartbeat; returns whether there was one.
+    async fn clear_heartbeat(&self) -> Result<bool>;
+
+    /// The inbound message `id` as the host holds it.
+    async fn inbound_message(&self, id: &str) -> Result<Option<InboundMessage>>;
+
+    /// Puts a still-pending message back with `tries` and a new
+    /// `process_after`; returns whether it was pending.
+    async fn requeue(&self, id: &str, tries: i64, process_after: Timestamp) -> Result<bool>;
+
+    /// Fails a still-pending message with `tries`; returns whether it was pending.
+    async fn fail_pending(&self, id: &str, tries: i64) -> Result<bool>;
+
+    /// Completed messages that still carry a recurrence, in seq order.
+    async fn completed_recurring(&self) -> Result<Vec<InboundMessage>>;
+
+    /// Inserts `next` and clears `done`'s recurrence in one step; returns
+    /// whether it inserted.
+    async fn continue_series(&self, done: &str, next: SeriesNext) -> Result<bool>;
+
+    /// Clears `id`'s recurrence (the series stops); returns whether it had one.
+    async fn end_series(&self, id: &str) -> Result<bool>;
 
     /// Readies the mailbox for a guest about to start.
     async fn prepare_guest(&self) -> Result<GuestSetup>;
@@ -203,6 +274,22 @@ pub trait HostMailboxStoreExt: HostMailboxStore {
         Ok(out)
     }
 
+    /// Settles outbound message `message_id` (the first outcome stays,
+    /// except that a delivery replaces a failure).
+    async fn record_outcome(&self, message_id: &str, outcome: DeliveryOutcome) -> Result<()> {
+        self.record_outcomes(&[(message_id.to_owned(), outcome)])
+            .await
+    }
+
+    /// Time since the guest's last heartbeat (zero for one in the future);
+    /// `None` when it never beat.
+    async fn heartbeat_age(&self, now: Timestamp) -> Result<Option<Duration>> {
+        Ok(self.last_heartbeat().await?.map(|beat| {
+            let millis = now.as_millis().saturating_sub(beat.as_millis()).max(0);
+            Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+        }))
+    }
+
     /// Records a delivery.
     async fn mark_delivered(
         &self,
@@ -236,10 +323,15 @@ impl<T: HostMailboxStore + ?Sized> HostMailboxStoreExt for T {}
 /// - `create_mailbox` makes both halves of the session's mailbox (and its
 ///   folder, where it has one) and is idempotent: calling it again keeps
 ///   every stored message.
+/// - `mailbox_exists` is true once `create_mailbox` succeeded (and the
+///   mailbox was not removed behind the factory's back since).
 #[async_trait]
 pub trait MailboxFactory: Debug + Send + Sync + 'static {
     /// The host side of `session`'s mailbox (no I/O).
     fn host_mailbox(&self, session: &SessionRef) -> Arc<DynHostMailbox>;
+
+    /// Whether `session`'s mailbox was created.
+    async fn mailbox_exists(&self, session: &SessionRef) -> Result<bool>;
 
     /// Creates `session`'s mailbox if it does not exist yet.
     async fn create_mailbox(&self, session: &SessionRef) -> Result<Arc<DynHostMailbox>>;
@@ -279,12 +371,24 @@ macro_rules! forward_host_mailbox {
             async fn clear_outbox(&self, message_id: &str) {
                 (**self).clear_outbox(message_id).await
             }
-            async fn record_outcome(
+            async fn record_outcomes(&self, outcomes: &[(String, DeliveryOutcome)]) -> Result<()> {
+                (**self).record_outcomes(outcomes).await
+            }
+            async fn settled_among(&self, ids: &[String]) -> Result<HashSet<String>> {
+                (**self).settled_among(ids).await
+            }
+            async fn outbound_page(
                 &self,
-                message_id: &str,
-                outcome: DeliveryOutcome,
-            ) -> Result<()> {
-                (**self).record_outcome(message_id, outcome).await
+                after: i64,
+                limits: PageLimits,
+            ) -> Result<Vec<OutboundMessage>> {
+                (**self).outbound_page(after, limits).await
+            }
+            async fn host_outbound_page(&self, after: i64, limits: PageLimits) -> Result<HostPage> {
+                (**self).host_outbound_page(after, limits).await
+            }
+            async fn change_stamps(&self) -> Result<ChangeStamps> {
+                (**self).change_stamps().await
             }
             async fn sync_acks(&self) -> Result<usize> {
                 (**self).sync_acks().await
@@ -301,8 +405,34 @@ macro_rules! forward_host_mailbox {
             async fn container_state(&self) -> Result<Option<ContainerState>> {
                 (**self).container_state().await
             }
-            async fn heartbeat_age(&self, now: Timestamp) -> Result<Option<Duration>> {
-                (**self).heartbeat_age(now).await
+            async fn last_heartbeat(&self) -> Result<Option<Timestamp>> {
+                (**self).last_heartbeat().await
+            }
+            async fn clear_heartbeat(&self) -> Result<bool> {
+                (**self).clear_heartbeat().await
+            }
+            async fn inbound_message(&self, id: &str) -> Result<Option<InboundMessage>> {
+                (**self).inbound_message(id).await
+            }
+            async fn requeue(
+                &self,
+                id: &str,
+                tries: i64,
+                process_after: Timestamp,
+            ) -> Result<bool> {
+                (**self).requeue(id, tries, process_after).await
+            }
+            async fn fail_pending(&self, id: &str, tries: i64) -> Result<bool> {
+                (**self).fail_pending(id, tries).await
+            }
+            async fn completed_recurring(&self) -> Result<Vec<InboundMessage>> {
+                (**self).completed_recurring().await
+            }
+            async fn continue_series(&self, done: &str, next: SeriesNext) -> Result<bool> {
+                (**self).continue_series(done, next).await
+            }
+            async fn end_series(&self, id: &str) -> Result<bool> {
+                (**self).end_series(id).await
             }
             async fn prepare_guest(&self) -> Result<GuestSetup> {
                 (**self).prepare_guest().await

@@ -21,6 +21,7 @@ pub mod mailbox;
 mod memory;
 mod memory_mailbox;
 mod message_content;
+mod pages;
 mod seq;
 mod session;
 mod store;
@@ -41,7 +42,7 @@ pub use error::{BoxError, Error, Result, StorageFault};
 pub use guest_mailbox::{DynGuestMailbox, GuestMailboxStore, Reply, ToolInFlight, WrittenReply};
 pub use host_mailbox::{
     DeliveryOutcome, DueOutbound, DynHostMailbox, GuestSetup, GuestStopped, HostMailboxStore,
-    HostMailboxStoreExt, MailboxFactory, outbox_message_id,
+    HostMailboxStoreExt, MailboxFactory, SeriesNext, outbox_message_id,
 };
 pub use ids::{
     AgentGroupId, IdError, IdProblem, MAX_ID_BYTES, MessageId, MessagingGroupId, SessionId,
@@ -52,6 +53,7 @@ pub use memory_mailbox::{MemoryGuestMailbox, MemoryHostMailbox, MemoryMailboxes}
 pub use message_content::{
     FILES_KEY, declared_files, system_response_content, with_declared_files,
 };
+pub use pages::{ChangeStamps, HostPage, PageLimits};
 pub use seq::{Parity, Seq, SeqParseError};
 pub use session::{
     ContainerStatus, MessagingGroup, NewMessagingGroup, ParseEnumError, ResolveRequest, Resolved,

@@ -1,10 +1,12 @@
-//! `SessionManager`: the host's API, composing the registry with the
-//! filesystem mailboxes and attachments.
+//! `SessionManager`: the host's API, composing the registry
+//! ([`SessionStore`]) with a mailbox factory ([`MailboxFactory`]), both
+//! behind core's traits.
 //!
-//! Each method is a thin composition: resolution rules live in the
-//! [`SessionStore`], file invariants in `airlock-sqlite-fs`. Mailbox work is
-//! blocking file I/O, so it runs on tokio's blocking pool; every operation
-//! runs in a `tracing` span carrying the session id.
+//! Each operation reads the session from the registry once, checks that
+//! this host owns it, and works on the [`SessionHandle`] that answer gives:
+//! every mailbox call after that needs no further lookup. Every operation
+//! runs in a `tracing` span carrying the session id. The default wiring
+//! (SQLite-file mailboxes under a data dir) is in `wiring.rs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,83 +17,77 @@ use airlock_core::mailbox::{
     WrittenMessage,
 };
 use airlock_core::{
-    ContainerStatus, Error, MessageId, OutboxFile, ResolveRequest, Resolved, Result, Session,
-    SessionId, SessionRef, SessionStore, SessionStoreExt, Timestamp,
+    ContainerStatus, DynHostMailbox, Error, HostMailboxStore as _, HostMailboxStoreExt,
+    MailboxFactory, MessageId, OutboxFile, ResolveRequest, Resolved, Result, Session, SessionId,
+    SessionRef, SessionStore, SessionStoreExt, Timestamp,
 };
-use airlock_sqlite_fs::attachments::{
-    AttachmentLimits, InboundExtractor, SessionExtractor, clear_outbox, read_outbox_files,
-};
-use airlock_sqlite_fs::{HostMailbox, MailboxRoots};
 use tracing::Instrument;
 
 use crate::routing::{self, MessageRouter, Placement};
 
-/// Where a [`SessionManager`] keeps its files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManagerConfig {
-    /// The data dir: `v2-sessions/` (mounted into guests) and `host-state/`
-    /// (host only) live here.
-    pub data_dir: PathBuf,
-    /// Recorded as `owner_host` of sessions this manager creates.
-    pub host_id: Option<String>,
-    /// Size caps of inbound attachments and outbox files.
-    pub limits: AttachmentLimits,
-}
+pub use crate::wiring::ManagerConfig;
 
-impl ManagerConfig {
-    /// Files under `data_dir`, no owner host.
-    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        Self {
-            data_dir: data_dir.into(),
-            host_id: None,
-            limits: AttachmentLimits::default(),
-        }
-    }
-}
-
-/// What a guest about to start needs: its session folder and the mount nonce.
+/// What a guest about to start needs: its session folder and environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuestLaunch {
     /// The session, its container now marked running.
     pub session: Session,
-    /// The session folder on the host; mount it into the sandbox.
-    pub session_dir: PathBuf,
-    /// The nonce just written into the folder.
-    pub mount_nonce: String,
+    /// The session folder on the host to mount into the sandbox (`None` for
+    /// a mailbox that lives in no folder).
+    pub session_dir: Option<PathBuf>,
+    /// Environment for the guest process (the mount self-test's nonce).
+    pub env: Vec<(String, String)>,
 }
 
 impl GuestLaunch {
-    /// Environment for the guest process: the nonce its mount self-test expects.
-    pub fn env(&self) -> [(&'static str, &str); 1] {
-        [(airlock_sqlite_fs::host::MOUNT_NONCE_ENV, &self.mount_nonce)]
+    /// Environment for the guest process: what its mount self-test expects.
+    pub fn env(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The value of environment variable `name` for the guest.
+    pub fn env_var(&self, name: &str) -> Option<&str> {
+        self.env().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+}
+
+/// One session as the registry answered, with the host side of its mailbox.
+///
+/// Obtained with one registry lookup ([`SessionManager::open`]) or none
+/// ([`SessionManager::handle`], from a session read in bulk); only for a
+/// session this host owns. Every mailbox call on it needs no further lookup.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    session: Session,
+    mailbox: Arc<DynHostMailbox>,
+}
+
+impl SessionHandle {
+    /// The session as the registry answered.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The host side of its mailbox.
+    pub fn mailbox(&self) -> &Arc<DynHostMailbox> {
+        &self.mailbox
     }
 }
 
 /// The host's session API.
 #[derive(Debug, Clone)]
 pub struct SessionManager {
-    store: Arc<dyn SessionStore>,
-    roots: MailboxRoots,
-    extractor: InboundExtractor,
-    config: ManagerConfig,
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) mailboxes: Arc<dyn MailboxFactory>,
+    pub(crate) config: ManagerConfig,
+    /// Host-only files of the host layer (`delivery.db`, delivery leases,
+    /// prune intents).
+    pub(crate) state_dir: PathBuf,
     /// Where messages for other hosts' sessions go (`None`: refused with
     /// `NotOwner`).
     router: Option<Arc<dyn MessageRouter>>,
     /// Who owns new sessions (`None`: this host).
     placement: Option<Arc<dyn Placement>>,
-}
-
-/// Runs blocking mailbox work off the async runtime.
-pub(crate) async fn blocking<T, F>(job: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> airlock_sqlite_fs::Result<T> + Send + 'static,
-{
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(job))
-        .await
-        .map_err(|e| Error::backend("sqlite", "running a mailbox operation", e))?
-        .map_err(Error::from)
 }
 
 macro_rules! session_span {
@@ -101,15 +97,28 @@ macro_rules! session_span {
 }
 
 impl SessionManager {
-    /// A manager over `store`, with session folders under `config.data_dir`
-    /// (resolved once here: symlinks in its own path are followed, none below it).
-    pub fn new(store: Arc<dyn SessionStore>, mut config: ManagerConfig) -> Self {
-        config.data_dir = airlock_sqlite_fs::canonical_dir(&config.data_dir);
+    /// A manager over `store` and `mailboxes`; the host layer's own files
+    /// (`delivery.db`, leases) go under `config.data_dir`'s `host-state/`.
+    pub fn compose(
+        store: Arc<dyn SessionStore>,
+        mailboxes: Arc<dyn MailboxFactory>,
+        config: ManagerConfig,
+    ) -> Self {
+        let state_dir = config.data_dir.join("host-state");
+        Self::with_state_dir(store, mailboxes, config, state_dir)
+    }
+
+    pub(crate) fn with_state_dir(
+        store: Arc<dyn SessionStore>,
+        mailboxes: Arc<dyn MailboxFactory>,
+        config: ManagerConfig,
+        state_dir: PathBuf,
+    ) -> Self {
         Self {
-            roots: MailboxRoots::in_data_dir(&config.data_dir),
-            extractor: InboundExtractor::new(config.limits),
             store,
+            mailboxes,
             config,
+            state_dir,
             router: None,
             placement: None,
         }
@@ -134,14 +143,14 @@ impl SessionManager {
         self.config.host_id.as_deref()
     }
 
-    /// [`Error::NotOwner`] unless this host may touch `session`'s folder.
-    fn check_owner(&self, session: &Session) -> Result<()> {
-        routing::check_owner(session, self.host_id())
-    }
-
     /// The registry.
     pub fn store(&self) -> &Arc<dyn SessionStore> {
         &self.store
+    }
+
+    /// The mailbox factory.
+    pub fn mailboxes(&self) -> &Arc<dyn MailboxFactory> {
+        &self.mailboxes
     }
 
     /// The data dir.
@@ -149,23 +158,36 @@ impl SessionManager {
         &self.config.data_dir
     }
 
-    /// The session folder and host-state roots.
-    pub fn roots(&self) -> &MailboxRoots {
-        &self.roots
+    /// Where the host layer keeps its own files (`delivery.db`, leases).
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
     }
 
-    /// The host's handle on `session`'s mailbox (no I/O).
-    pub fn mailbox(&self, session: &Session) -> HostMailbox {
-        self.roots.host(&SessionRef::from(session))
+    /// The host layer's own files of one session (its delivery lease), in
+    /// the same per-session folder as the default wiring's host state, so
+    /// pruning the session removes both.
+    pub fn session_state_dir(&self, session: &SessionRef) -> PathBuf {
+        self.state_dir
+            .join("sessions")
+            .join(session.agent_group.as_str())
+            .join(session.session.as_str())
     }
 
-    /// The folder of `session`.
-    pub fn session_dir(&self, session: &Session) -> PathBuf {
-        self.mailbox(session).paths().dir().to_path_buf()
+    /// The handle of `session` as read already (no registry lookup);
+    /// [`Error::NotOwner`] unless this host may touch its mailbox.
+    pub fn handle(&self, session: Session) -> Result<SessionHandle> {
+        routing::check_owner(&session, self.host_id())?;
+        let mailbox = self.mailboxes.host_mailbox(&SessionRef::from(&session));
+        Ok(SessionHandle { session, mailbox })
     }
 
-    /// Finds or creates the session for a chat; the folder and both
-    /// databases exist before this returns.
+    /// Reads session `id` from the registry (one lookup) and returns its handle.
+    pub async fn open(&self, id: &SessionId) -> Result<SessionHandle> {
+        self.handle(self.store.session(id).await?)
+    }
+
+    /// Finds or creates the session for a chat; its mailbox exists before
+    /// this returns.
     pub async fn resolve_session(&self, mut request: ResolveRequest) -> Result<Resolved> {
         if request.owner_host.is_none() {
             request.owner_host = match &self.placement {
@@ -185,20 +207,28 @@ impl SessionManager {
             if routing::foreign_owner(&resolved.session, self.host_id()).is_some() {
                 return Ok(resolved);
             }
-            let mailbox = self.mailbox(&resolved.session);
+            let of = SessionRef::from(&resolved.session);
             // Also heals a registry entry whose folder was removed by hand.
-            if resolved.created || !mailbox.paths().inbound_db().exists() {
-                if let Err(e) = blocking(move || mailbox.create()).await {
-                    // A row without its folder would be listed and then break
-                    // delivery; the next resolve creates both again.
-                    if resolved.created
-                        && let Err(undo) = self.store.delete_session(&resolved.session.id).await
-                    {
-                        tracing::error!(session = %resolved.session.id, error = %undo, "could not remove the session whose folder failed");
+            if resolved.created || !self.mailboxes.mailbox_exists(&of).await? {
+                let mailbox = match self.mailboxes.create_mailbox(&of).await {
+                    Ok(mailbox) => mailbox,
+                    Err(e) => {
+                        // A row without its folder would be listed and then
+                        // break delivery; the next resolve creates both again.
+                        if resolved.created
+                            && let Err(undo) =
+                                self.store.delete_session(&resolved.session.id).await
+                        {
+                            tracing::error!(session = %resolved.session.id, error = %undo, "could not remove the session whose folder failed");
+                        }
+                        return Err(e);
                     }
-                    return Err(e);
-                }
-                self.publish_routing(&resolved.session).await?;
+                };
+                let handle = SessionHandle {
+                    session: resolved.session.clone(),
+                    mailbox,
+                };
+                self.publish_routing(&handle).await?;
             }
             tracing::debug!(session = %resolved.session.id, created = resolved.created, "resolved");
             Ok(resolved)
@@ -207,17 +237,16 @@ impl SessionManager {
         .await
     }
 
-    /// Creates `id`'s folder and databases if missing (this host must own
-    /// it); returns whether it did.
+    /// Creates `id`'s mailbox if missing (this host must own it); returns
+    /// whether it did.
     pub async fn ensure_folder(&self, id: &SessionId) -> Result<bool> {
-        let session = self.store.session(id).await?;
-        self.check_owner(&session)?;
-        let mailbox = self.mailbox(&session);
-        if mailbox.paths().inbound_db().exists() {
+        let handle = self.open(id).await?;
+        let of = SessionRef::from(handle.session());
+        if self.mailboxes.mailbox_exists(&of).await? {
             return Ok(false);
         }
-        blocking(move || mailbox.create()).await?;
-        self.publish_routing(&session).await?;
+        self.mailboxes.create_mailbox(&of).await?;
+        self.publish_routing(&handle).await?;
         Ok(true)
     }
 
@@ -247,17 +276,28 @@ impl SessionManager {
                 let owner = router.route(owner, id, &message).await?;
                 return Ok(routing::routed_ack(&message, &owner));
             }
-            let mailbox = self.mailbox(&session);
-            let content = SessionExtractor::new(mailbox.paths().dir(), self.extractor.clone());
-            let written = blocking(move || mailbox.write_message(&message, &content)).await?;
-            for failed in written.attachments.iter().filter(|a| a.error.is_some()) {
-                tracing::warn!(message = %written.id, index = failed.index, error = ?failed.error, "attachment not stored");
-            }
-            self.store.touch_session(id, Timestamp::now()).await?;
-            Ok(written)
+            let handle = self.handle(session)?;
+            self.write_to(&handle, message).await
         }
         .instrument(session_span!("write_message", id))
         .await
+    }
+
+    /// Writes an inbound message through `handle` (no registry lookup) and
+    /// sets `last_active`.
+    pub async fn write_to(
+        &self,
+        handle: &SessionHandle,
+        message: NewInboundMessage,
+    ) -> Result<WrittenMessage> {
+        let written = handle.mailbox.write_message(message).await?;
+        for failed in written.attachments.iter().filter(|a| a.error.is_some()) {
+            tracing::warn!(message = %written.id, index = failed.index, error = ?failed.error, "attachment not stored");
+        }
+        self.store
+            .touch_session(&handle.session.id, Timestamp::now())
+            .await?;
+        Ok(written)
     }
 
     /// Writes `session_routing` from the session's messaging group and
@@ -266,8 +306,8 @@ impl SessionManager {
     /// [`prepare_guest`](Self::prepare_guest) before every start, as the
     /// reference does on every wake.
     pub async fn write_routing(&self, id: &SessionId) -> Result<Routing> {
-        let session = self.store.session(id).await?;
-        self.publish_routing(&session).await
+        let handle = self.open(id).await?;
+        self.publish_routing(&handle).await
     }
 
     /// The session's default routing: its messaging group's chat and its
@@ -284,25 +324,24 @@ impl SessionManager {
         })
     }
 
-    async fn publish_routing(&self, session: &Session) -> Result<Routing> {
+    async fn publish_routing(&self, handle: &SessionHandle) -> Result<Routing> {
         async {
-            self.check_owner(session)?;
-            let routing = self.routing_of(session).await?;
-            let mailbox = self.mailbox(session);
-            let written = routing.clone();
-            blocking(move || mailbox.write_routing(&written)).await?;
+            let routing = self.routing_of(&handle.session).await?;
+            handle.mailbox.write_routing(routing.clone()).await?;
             Ok(routing)
         }
-        .instrument(session_span!("write_routing", session.id))
+        .instrument(session_span!("write_routing", handle.session.id))
         .await
     }
 
     /// Replaces the whole `destinations` table in one transaction.
     pub async fn replace_destinations(&self, id: &SessionId, rows: Vec<Destination>) -> Result<()> {
-        self.with_mailbox("replace_destinations", id, move |m| {
-            m.replace_destinations(&rows)
-        })
-        .await
+        let handle = self.open(id).await?;
+        handle
+            .mailbox
+            .replace_destinations(rows)
+            .instrument(session_span!("replace_destinations", id))
+            .await
     }
 
     /// Writes a `question_response` system message.
@@ -314,19 +353,24 @@ impl SessionManager {
         status: String,
         result: serde_json::Value,
     ) -> Result<WrittenMessage> {
-        self.with_mailbox("write_system_response", id, move |m| {
-            m.write_system_response(message_id, &request_id, &status, result)
-        })
-        .await
+        let handle = self.open(id).await?;
+        handle
+            .mailbox
+            .write_system_response(message_id, &request_id, &status, result)
+            .instrument(session_span!("write_system_response", id))
+            .await
     }
 
     /// Stores a host-originated outbound message (never in the guest's
     /// `outbound.db`); returns its seq.
     pub async fn write_host_message(&self, id: &SessionId, message: NewHostMessage) -> Result<i64> {
-        self.with_mailbox("write_host_message", id, move |m| {
-            m.write_host_message(&message)
-        })
-        .await
+        let handle = self.open(id).await?;
+        let seq = handle
+            .mailbox
+            .write_host_message(message)
+            .instrument(session_span!("write_host_message", id))
+            .await?;
+        Ok(seq.get())
     }
 
     /// Outbound messages due at `now` and not yet delivered, in seq order.
@@ -335,7 +379,11 @@ impl SessionManager {
         id: &SessionId,
         now: Timestamp,
     ) -> Result<Vec<OutboundMessage>> {
-        self.with_mailbox("due_outbound", id, move |m| m.due_outbound(now))
+        let handle = self.open(id).await?;
+        handle
+            .mailbox
+            .due_outbound(now)
+            .instrument(session_span!("due_outbound", id))
             .await
     }
 
@@ -346,18 +394,22 @@ impl SessionManager {
         message_id: String,
         platform_message_id: Option<String>,
     ) -> Result<()> {
-        self.with_mailbox("mark_delivered", id, move |m| {
-            m.mark_delivered(&message_id, platform_message_id.as_deref())
-        })
-        .await
+        let handle = self.open(id).await?;
+        handle
+            .mailbox
+            .mark_delivered(&message_id, platform_message_id)
+            .instrument(session_span!("mark_delivered", id))
+            .await
     }
 
     /// Records a delivery that failed for good.
     pub async fn mark_delivery_failed(&self, id: &SessionId, message_id: String) -> Result<()> {
-        self.with_mailbox("mark_delivery_failed", id, move |m| {
-            m.mark_delivery_failed(&message_id)
-        })
-        .await
+        let handle = self.open(id).await?;
+        handle
+            .mailbox
+            .mark_delivery_failed(&message_id)
+            .instrument(session_span!("mark_delivery_failed", id))
+            .await
     }
 
     /// Reads the files a guest declared for outbound message `message_id`
@@ -369,81 +421,95 @@ impl SessionManager {
         message_id: String,
         names: Vec<String>,
     ) -> Result<Vec<OutboxFile>> {
-        let session = self.store.session(id).await?;
-        self.check_owner(&session)?;
-        let dir = self.session_dir(&session);
-        let limits = self.config.limits;
-        tokio::task::spawn_blocking(move || read_outbox_files(&dir, &message_id, &names, &limits))
+        let handle = self.open(id).await?;
+        handle
+            .mailbox
+            .read_outbox_files(&message_id, &names)
             .instrument(session_span!("read_outbox_files", id))
             .await
-            .map_err(|e| Error::backend("sqlite", "reading outbox files", e))?
     }
 
     /// Removes a delivered message's outbox folder, best effort: failures
     /// are logged, never returned (that would deliver the message twice).
     pub async fn clear_outbox(&self, id: &SessionId, message_id: String) {
-        let Ok(session) = self.store.session(id).await else {
-            tracing::warn!(session = %id, "clear_outbox: session not found");
-            return;
-        };
-        if let Err(e) = self.check_owner(&session) {
-            tracing::warn!(session = %id, error = %e, "clear_outbox: not this host's session");
-            return;
-        }
-        let dir = self.session_dir(&session);
-        let cleared = tokio::task::spawn_blocking(move || clear_outbox(&dir, &message_id))
-            .instrument(session_span!("clear_outbox", id))
-            .await;
-        if let Err(e) = cleared {
-            tracing::warn!(session = %id, error = %e, "clear_outbox did not finish");
+        match self.open(id).await {
+            Ok(handle) => {
+                handle
+                    .mailbox
+                    .clear_outbox(&message_id)
+                    .instrument(session_span!("clear_outbox", id))
+                    .await
+            }
+            Err(e) => {
+                tracing::warn!(session = %id, error = %e, "clear_outbox: not this host's session")
+            }
         }
     }
 
     /// Copies the guest's completed/failed acks into `messages_in.status`.
     pub async fn sync_acks(&self, id: &SessionId) -> Result<usize> {
-        self.with_mailbox("sync_acks", id, |m| m.sync_acks()).await
+        let handle = self.open(id).await?;
+        handle
+            .mailbox
+            .sync_acks()
+            .instrument(session_span!("sync_acks", id))
+            .await
     }
 
     /// Pending, triggering, due inbound messages: whether to wake a guest.
     pub async fn count_due(&self, id: &SessionId, now: Timestamp) -> Result<u64> {
-        self.with_mailbox("count_due", id, move |m| m.count_due(now))
+        let handle = self.open(id).await?;
+        handle
+            .mailbox
+            .count_due(now)
+            .instrument(session_span!("count_due", id))
             .await
     }
 
     /// Message counts of both mailboxes.
     pub async fn counts(&self, id: &SessionId) -> Result<MailboxCounts> {
-        self.with_mailbox("counts", id, |m| m.counts()).await
+        let handle = self.open(id).await?;
+        handle
+            .mailbox
+            .counts()
+            .instrument(session_span!("counts", id))
+            .await
     }
 
     /// Age of the guest's heartbeat, or `None` when it never beat.
     pub async fn heartbeat_age(&self, id: &SessionId, now: Timestamp) -> Result<Option<Duration>> {
-        self.with_mailbox("heartbeat_age", id, move |m| m.heartbeat_age(now))
+        let handle = self.open(id).await?;
+        handle
+            .mailbox
+            .heartbeat_age(now)
+            .instrument(session_span!("heartbeat_age", id))
             .await
     }
 
-    /// Prepares `id`'s folder for a guest that is about to start: writes its
-    /// `session_routing` and a fresh mount nonce into it and marks the
-    /// container running. Start the
-    /// guest with [`GuestLaunch::env`], so its mount self-test
-    /// (`airlock_sqlite_fs::guest::check_mount_from_env`) can tell a mount
-    /// that hides host writes from one that works.
+    /// Prepares `id`'s mailbox for a guest that is about to start: writes
+    /// its `session_routing` and a fresh mount nonce into it and marks the
+    /// container running. Start the guest with [`GuestLaunch::env`], so its
+    /// mount self-test (the SQLite-file guest's `check_mount_from_env`)
+    /// can tell a mount that hides host writes from one that works.
     pub async fn prepare_guest(&self, id: &SessionId) -> Result<GuestLaunch> {
-        async {
-            let session = self.store.session(id).await?;
-            self.check_owner(&session)?;
-            self.publish_routing(&session).await?;
-            let mailbox = self.mailbox(&session);
-            let session_dir = mailbox.paths().dir().to_path_buf();
-            let mount_nonce = blocking(move || mailbox.write_mount_nonce()).await?;
-            let session = self.set_container(id, ContainerStatus::Running).await?;
-            Ok(GuestLaunch {
-                session,
-                session_dir,
-                mount_nonce,
-            })
-        }
-        .instrument(session_span!("prepare_guest", id))
-        .await
+        let handle = self.open(id).await?;
+        self.prepare(&handle)
+            .instrument(session_span!("prepare_guest", id))
+            .await
+    }
+
+    /// [`Self::prepare_guest`] through `handle` (no registry lookup).
+    pub async fn prepare(&self, handle: &SessionHandle) -> Result<GuestLaunch> {
+        self.publish_routing(handle).await?;
+        let setup = handle.mailbox.prepare_guest().await?;
+        let session = self
+            .set_container(&handle.session.id, ContainerStatus::Running)
+            .await?;
+        Ok(GuestLaunch {
+            session,
+            session_dir: setup.session_dir,
+            env: setup.env,
+        })
     }
 
     /// Marks the container running (and the session active now).
@@ -460,15 +526,23 @@ impl SessionManager {
     /// guest may have left in `outbound.db` (the one moment the host may
     /// open that file read-write).
     pub async fn mark_container_stopped(&self, id: &SessionId) -> Result<Session> {
-        self.check_owner(&self.store.session(id).await?)?;
+        let handle = self.open(id).await?;
+        self.mark_stopped(&handle).await
+    }
+
+    /// [`Self::mark_container_stopped`] through `handle`: the registry's
+    /// answer to the write is the proof that the guest is stopped.
+    pub async fn mark_stopped(&self, handle: &SessionHandle) -> Result<Session> {
+        let id = &handle.session.id;
         let (session, stopped) = self
             .store
             .mark_guest_stopped(id, Timestamp::now())
             .instrument(session_span!("set_container_status", id))
             .await?;
         if let Some(stopped) = stopped {
-            let mailbox = self.mailbox(&session);
-            let recovered = blocking(move || mailbox.recover_outbound(stopped))
+            let recovered = handle
+                .mailbox
+                .recover_stopped_guest(stopped)
                 .instrument(session_span!("recover_outbound", id))
                 .await?;
             if recovered {
@@ -483,21 +557,5 @@ impl SessionManager {
             .set_container_status(id, status, Timestamp::now())
             .instrument(session_span!("set_container_status", id))
             .await
-    }
-
-    async fn with_mailbox<T, F>(&self, op: &'static str, id: &SessionId, job: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&HostMailbox) -> airlock_sqlite_fs::Result<T> + Send + 'static,
-    {
-        let span = tracing::info_span!("mailbox", op, session = %id);
-        async {
-            let session = self.store.session(id).await?;
-            self.check_owner(&session)?;
-            let mailbox = self.mailbox(&session);
-            blocking(move || job(&mailbox)).await
-        }
-        .instrument(span)
-        .await
     }
 }

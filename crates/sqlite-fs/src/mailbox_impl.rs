@@ -7,25 +7,25 @@
 //! synchronous types (see [`crate::docs`]), the guest's reply with files
 //! included ([`GuestMailbox::write_reply`]).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use airlock_core::mailbox::{
     AckStatus, ContainerState, Destination, InboundMessage, MailboxCounts, NewHostMessage,
     NewInboundMessage, OutboundMessage, Routing, SeqTarget, WrittenMessage,
 };
 use airlock_core::{
-    DeliveryOutcome, DynHostMailbox, GuestMailboxStore, GuestSetup, HostMailboxStore,
-    MailboxFactory, OutboxFile, Reply, Seq, SessionRef, Timestamp, ToolInFlight, WrittenReply,
-    outbox_message_id,
+    ChangeStamps, DeliveryOutcome, DynHostMailbox, GuestMailboxStore, GuestSetup, HostMailboxStore,
+    HostPage, MailboxFactory, OutboxFile, PageLimits, Reply, Seq, SeriesNext, SessionRef,
+    Timestamp, ToolInFlight, WrittenReply, outbox_message_id,
 };
 use async_trait::async_trait;
 
 use crate::attachments::{AttachmentLimits, InboundExtractor, SessionExtractor};
 use crate::error::Result;
 use crate::guest::GuestMailbox;
-use crate::host::HostMailbox;
+use crate::host::{DeliveredMark, HostMailbox};
 use crate::layout::MailboxRoots;
 
 /// Runs blocking mailbox work off the async runtime, in the caller's span,
@@ -66,6 +66,11 @@ impl SqliteMailboxes {
         }
     }
 
+    /// The roots the mailboxes live under.
+    pub fn roots(&self) -> &MailboxRoots {
+        &self.roots
+    }
+
     /// Opens the guest side of `session` from the host's machine (what a
     /// guest whose folder is mounted elsewhere does with
     /// [`SqliteGuestMailbox::open`]). Blocking.
@@ -78,6 +83,13 @@ impl SqliteMailboxes {
 impl MailboxFactory for SqliteMailboxes {
     fn host_mailbox(&self, session: &SessionRef) -> Arc<DynHostMailbox> {
         Arc::new(self.sqlite_host(session))
+    }
+
+    async fn mailbox_exists(&self, session: &SessionRef) -> airlock_core::Result<bool> {
+        let inbound = self.roots.sessions().session(session).inbound_db();
+        Ok(tokio::task::spawn_blocking(move || inbound.exists())
+            .await
+            .map_err(|e| airlock_core::Error::backend("sqlite", "looking for a mailbox", e))?)
     }
 
     async fn create_mailbox(
@@ -180,19 +192,58 @@ impl HostMailboxStore for SqliteHostMailbox {
         }
     }
 
-    async fn record_outcome(
+    async fn record_outcomes(
         &self,
-        message_id: &str,
-        outcome: DeliveryOutcome,
+        outcomes: &[(String, DeliveryOutcome)],
     ) -> airlock_core::Result<()> {
-        let id = message_id.to_owned();
-        self.run("recording a delivery", move |m| match outcome {
-            DeliveryOutcome::Delivered {
-                platform_message_id,
-            } => m.mark_delivered(&id, platform_message_id.as_deref()),
-            DeliveryOutcome::Failed => m.mark_delivery_failed(&id),
+        let marks: Vec<DeliveredMark> = outcomes
+            .iter()
+            .map(|(id, outcome)| match outcome {
+                DeliveryOutcome::Delivered {
+                    platform_message_id,
+                } => DeliveredMark::delivered(id, platform_message_id.as_deref()),
+                DeliveryOutcome::Failed => DeliveredMark::failed(id),
+            })
+            .collect();
+        self.run("recording deliveries", move |m| {
+            m.mark_delivered_many(&marks)
         })
         .await
+    }
+
+    async fn settled_among(&self, ids: &[String]) -> airlock_core::Result<HashSet<String>> {
+        let ids = ids.to_vec();
+        self.run("reading deliveries", move |m| {
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            m.delivered_among(&ids)
+        })
+        .await
+    }
+
+    async fn outbound_page(
+        &self,
+        after: i64,
+        limits: PageLimits,
+    ) -> airlock_core::Result<Vec<OutboundMessage>> {
+        self.run("reading a page of replies", move |m| {
+            m.outbound_page(after, limits)
+        })
+        .await
+    }
+
+    async fn host_outbound_page(
+        &self,
+        after: i64,
+        limits: PageLimits,
+    ) -> airlock_core::Result<HostPage> {
+        self.run("reading a page of host messages", move |m| {
+            m.host_outbound_page(after, limits)
+        })
+        .await
+    }
+
+    async fn change_stamps(&self) -> airlock_core::Result<ChangeStamps> {
+        self.run("reading file stamps", |m| m.change_stamps()).await
     }
 
     async fn sync_acks(&self) -> airlock_core::Result<usize> {
@@ -217,8 +268,57 @@ impl HostMailboxStore for SqliteHostMailbox {
             .await
     }
 
-    async fn heartbeat_age(&self, now: Timestamp) -> airlock_core::Result<Option<Duration>> {
-        self.run("reading the heartbeat", move |m| m.heartbeat_age(now))
+    async fn last_heartbeat(&self) -> airlock_core::Result<Option<Timestamp>> {
+        self.run("reading the heartbeat", |m| m.last_heartbeat())
+            .await
+    }
+
+    async fn clear_heartbeat(&self) -> airlock_core::Result<bool> {
+        self.run("removing the heartbeat", |m| m.clear_heartbeat())
+            .await
+    }
+
+    async fn inbound_message(&self, id: &str) -> airlock_core::Result<Option<InboundMessage>> {
+        let id = id.to_owned();
+        self.run("reading a message", move |m| m.inbound_message(&id))
+            .await
+    }
+
+    async fn requeue(
+        &self,
+        id: &str,
+        tries: i64,
+        process_after: Timestamp,
+    ) -> airlock_core::Result<bool> {
+        let id = id.to_owned();
+        self.run("requeueing a message", move |m| {
+            m.requeue(&id, tries, process_after)
+        })
+        .await
+    }
+
+    async fn fail_pending(&self, id: &str, tries: i64) -> airlock_core::Result<bool> {
+        let id = id.to_owned();
+        self.run("failing a message", move |m| m.fail_pending(&id, tries))
+            .await
+    }
+
+    async fn completed_recurring(&self) -> airlock_core::Result<Vec<InboundMessage>> {
+        self.run("reading recurring messages", |m| m.completed_recurring())
+            .await
+    }
+
+    async fn continue_series(&self, done: &str, next: SeriesNext) -> airlock_core::Result<bool> {
+        let done = done.to_owned();
+        self.run("continuing a series", move |m| {
+            m.continue_series(&done, &next)
+        })
+        .await
+    }
+
+    async fn end_series(&self, id: &str) -> airlock_core::Result<bool> {
+        let id = id.to_owned();
+        self.run("ending a series", move |m| m.end_series(&id))
             .await
     }
 

@@ -56,6 +56,7 @@ impl GuestMailboxStore for MemoryGuestMailbox {
     async fn ack(&self, ids: &[String], status: AckStatus) -> Result<()> {
         let now = Timestamp::now().to_iso();
         let mut state = lock(&self.shared);
+        state.guest_writes += 1;
         for id in ids {
             state.acks.insert(
                 id.clone(),
@@ -82,6 +83,7 @@ impl GuestMailboxStore for MemoryGuestMailbox {
             });
         }
         let seq = Seq::next_guest(state.max_seq());
+        state.guest_writes += 1;
         if !reply.files.is_empty() {
             state.outbox.insert(msg.id.to_string(), reply.files);
         }
@@ -140,15 +142,17 @@ impl GuestMailboxStore for MemoryGuestMailbox {
     }
 
     async fn set_state(&self, key: &str, value: &str) -> Result<()> {
-        lock(&self.shared)
-            .state
-            .insert(key.to_owned(), value.to_owned());
+        let mut state = lock(&self.shared);
+        state.guest_writes += 1;
+        state.state.insert(key.to_owned(), value.to_owned());
         Ok(())
     }
 
     async fn set_tool_in_flight(&self, tool: Option<ToolInFlight>) -> Result<()> {
         let now = Timestamp::now().to_iso();
-        lock(&self.shared).container = Some(match tool {
+        let mut state = lock(&self.shared);
+        state.guest_writes += 1;
+        state.container = Some(match tool {
             Some(t) => ContainerState {
                 current_tool: Some(t.tool),
                 tool_declared_timeout_ms: t.declared_timeout_ms,

@@ -1,6 +1,6 @@
 //! The host half of [`MemoryMailboxes`](super::MemoryMailboxes).
 
-use std::time::Duration;
+use std::collections::HashSet;
 
 use async_trait::async_trait;
 
@@ -9,7 +9,7 @@ use crate::attachment::{OutboxFile, SessionRef};
 use crate::derived_id::free_message_id;
 use crate::error::{Error, Result};
 use crate::host_mailbox::{
-    DeliveryOutcome, GuestSetup, GuestStopped, HostMailboxStore, outbox_message_id,
+    DeliveryOutcome, GuestSetup, GuestStopped, HostMailboxStore, SeriesNext, outbox_message_id,
 };
 use crate::ids::MessageId;
 use crate::mailbox::{
@@ -17,6 +17,7 @@ use crate::mailbox::{
     NewHostMessage, NewInboundMessage, Origin, OutboundMessage, Routing, WriteOutcome,
     WrittenMessage,
 };
+use crate::pages::{ChangeStamps, HostPage, PageLimits};
 use crate::seq::Seq;
 use crate::time::Timestamp;
 
@@ -40,6 +41,46 @@ impl MemoryHostMailbox {
             .ok_or_else(|| Error::not_found("mailbox", self.session.session.as_str()))?;
         let mut state = lock(&shared);
         f(&mut state)
+    }
+
+    /// Like [`Self::with`], for an operation that writes the host's half.
+    fn write<T>(&self, f: impl FnOnce(&mut SessionMailbox) -> Result<T>) -> Result<T> {
+        self.with(|state| {
+            state.host_writes += 1;
+            f(state)
+        })
+    }
+
+    /// Sets fields of `id` when it is pending and the guest may process it.
+    fn update_pending(&self, id: &str, f: impl FnOnce(&mut InboundMessage)) -> Result<bool> {
+        self.write(|state| {
+            let row = state
+                .inbound
+                .iter_mut()
+                .find(|m| m.id == id && m.status == "pending" && m.kind != HOST_OUTBOUND_KIND);
+            match row {
+                Some(row) => {
+                    f(row);
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
+        })
+    }
+}
+
+/// Clears `id`'s recurrence; returns whether it had one.
+fn clear_recurrence(state: &mut SessionMailbox, id: &str) -> bool {
+    let row = state
+        .inbound
+        .iter_mut()
+        .find(|m| m.id == id && m.recurrence.is_some());
+    match row {
+        Some(row) => {
+            row.recurrence = None;
+            true
+        }
+        None => false,
     }
 }
 
@@ -67,7 +108,7 @@ fn host_row(m: &InboundMessage) -> OutboundMessage {
 #[async_trait]
 impl HostMailboxStore for MemoryHostMailbox {
     async fn write_message(&self, msg: NewInboundMessage) -> Result<WrittenMessage> {
-        self.with(|state| {
+        self.write(|state| {
             // A retry is a message requested under the same id with the same
             // content, wherever it was stored.
             let requested_as = |m: &InboundMessage| {
@@ -131,21 +172,21 @@ impl HostMailboxStore for MemoryHostMailbox {
     }
 
     async fn write_routing(&self, routing: Routing) -> Result<()> {
-        self.with(|state| {
+        self.write(|state| {
             state.routing = Some(routing);
             Ok(())
         })
     }
 
     async fn replace_destinations(&self, rows: Vec<Destination>) -> Result<()> {
-        self.with(|state| {
+        self.write(|state| {
             state.destinations = rows;
             Ok(())
         })
     }
 
     async fn write_host_message(&self, msg: NewHostMessage) -> Result<Seq> {
-        self.with(|state| {
+        self.write(|state| {
             if let Some(stored) = state.inbound.iter().find(|m| m.id == msg.id.as_str()) {
                 return Ok(Seq::new(stored.seq));
             }
@@ -227,26 +268,70 @@ impl HostMailboxStore for MemoryHostMailbox {
         }
     }
 
-    async fn record_outcome(&self, message_id: &str, outcome: DeliveryOutcome) -> Result<()> {
-        self.with(|state| {
-            let entry = state.delivered.entry(message_id.to_owned());
-            match entry {
-                std::collections::btree_map::Entry::Occupied(mut e)
-                    if matches!(e.get(), DeliveryOutcome::Failed)
-                        && matches!(outcome, DeliveryOutcome::Delivered { .. }) =>
-                {
-                    e.insert(outcome);
-                }
-                e => {
-                    e.or_insert(outcome);
+    async fn record_outcomes(&self, outcomes: &[(String, DeliveryOutcome)]) -> Result<()> {
+        self.write(|state| {
+            for (message_id, outcome) in outcomes {
+                let entry = state.delivered.entry(message_id.clone());
+                match entry {
+                    std::collections::btree_map::Entry::Occupied(mut e)
+                        if matches!(e.get(), DeliveryOutcome::Failed)
+                            && matches!(outcome, DeliveryOutcome::Delivered { .. }) =>
+                    {
+                        e.insert(outcome.clone());
+                    }
+                    e => {
+                        e.or_insert_with(|| outcome.clone());
+                    }
                 }
             }
             Ok(())
         })
     }
 
-    async fn sync_acks(&self) -> Result<usize> {
+    async fn settled_among(&self, ids: &[String]) -> Result<HashSet<String>> {
         self.with(|state| {
+            Ok(ids
+                .iter()
+                .filter(|id| state.delivered.contains_key(*id))
+                .cloned()
+                .collect())
+        })
+    }
+
+    async fn outbound_page(&self, after: i64, limits: PageLimits) -> Result<Vec<OutboundMessage>> {
+        self.with(|state| {
+            let mut rows: Vec<&OutboundMessage> =
+                state.outbound.iter().filter(|m| m.seq > after).collect();
+            rows.sort_by_key(|m| m.seq);
+            limits.fill(rows.into_iter().map(|m| Ok(Some(m.clone()))))
+        })
+    }
+
+    async fn host_outbound_page(&self, after: i64, limits: PageLimits) -> Result<HostPage> {
+        self.with(|state| {
+            let rows = state
+                .inbound
+                .iter()
+                .filter(|m| m.seq > after && m.kind == HOST_OUTBOUND_KIND)
+                .map(|m| Ok::<_, Error>(Some(host_row(m))));
+            Ok(HostPage {
+                messages: limits.fill(rows)?,
+                max_seq: state.inbound.iter().map(|m| m.seq).max().unwrap_or(0),
+            })
+        })
+    }
+
+    async fn change_stamps(&self) -> Result<ChangeStamps> {
+        self.with(|state| {
+            Ok(ChangeStamps {
+                guest: (state.guest_writes > 0).then(|| state.guest_writes.to_string()),
+                host: Some(state.host_writes.to_string()),
+            })
+        })
+    }
+
+    async fn sync_acks(&self) -> Result<usize> {
+        self.write(|state| {
             let mut changed = 0;
             for ack in state.acks.values() {
                 if !ack.status.is_finished() {
@@ -308,13 +393,81 @@ impl HostMailboxStore for MemoryHostMailbox {
         self.with(|state| Ok(state.container.clone()))
     }
 
-    async fn heartbeat_age(&self, now: Timestamp) -> Result<Option<Duration>> {
-        self.with(|state| {
-            Ok(state.heartbeat.map(|beat| {
-                let millis = now.as_millis().saturating_sub(beat.as_millis()).max(0);
-                Duration::from_millis(millis as u64)
-            }))
+    async fn last_heartbeat(&self) -> Result<Option<Timestamp>> {
+        self.with(|state| Ok(state.heartbeat))
+    }
+
+    async fn clear_heartbeat(&self) -> Result<bool> {
+        self.with(|state| Ok(state.heartbeat.take().is_some()))
+    }
+
+    async fn inbound_message(&self, id: &str) -> Result<Option<InboundMessage>> {
+        self.with(|state| Ok(state.inbound.iter().find(|m| m.id == id).cloned()))
+    }
+
+    async fn requeue(&self, id: &str, tries: i64, process_after: Timestamp) -> Result<bool> {
+        self.update_pending(id, |m| {
+            m.tries = tries;
+            m.process_after = Some(process_after.to_iso());
         })
+    }
+
+    async fn fail_pending(&self, id: &str, tries: i64) -> Result<bool> {
+        self.update_pending(id, |m| {
+            m.tries = tries;
+            m.status = "failed".into();
+        })
+    }
+
+    async fn completed_recurring(&self) -> Result<Vec<InboundMessage>> {
+        self.with(|state| {
+            Ok(state
+                .inbound
+                .iter()
+                .filter(|m| m.status == "completed" && m.recurrence.is_some())
+                .cloned()
+                .collect())
+        })
+    }
+
+    async fn continue_series(&self, done: &str, next: SeriesNext) -> Result<bool> {
+        self.write(|state| {
+            let taken = state.inbound.iter().any(|m| m.id == next.id.as_str());
+            let source = state
+                .inbound
+                .iter()
+                .find(|m| m.id == done && m.recurrence.is_some())
+                .cloned();
+            let inserted = match source {
+                Some(source) if !taken => {
+                    let seq = next_inbound_seq(state);
+                    state.inbound.push(InboundMessage {
+                        id: next.id.to_string(),
+                        seq: seq.get(),
+                        timestamp: Timestamp::now().to_iso(),
+                        status: "pending".into(),
+                        process_after: Some(next.process_after.to_iso()),
+                        recurrence: Some(next.recurrence.clone()),
+                        series_id: Some(
+                            source
+                                .series_id
+                                .clone()
+                                .unwrap_or_else(|| source.id.clone()),
+                        ),
+                        tries: 0,
+                        ..source
+                    });
+                    true
+                }
+                _ => false,
+            };
+            clear_recurrence(state, done);
+            Ok(inserted)
+        })
+    }
+
+    async fn end_series(&self, id: &str) -> Result<bool> {
+        self.write(|state| Ok(clear_recurrence(state, id)))
     }
 
     async fn prepare_guest(&self) -> Result<GuestSetup> {

@@ -40,6 +40,10 @@ struct SessionMailbox {
     state: HashMap<String, String>,
     container: Option<ContainerState>,
     heartbeat: Option<Timestamp>,
+    /// Bumped by every write of the guest's half: its change stamp.
+    guest_writes: u64,
+    /// Bumped by every write of the host's half: its change stamp.
+    host_writes: u64,
 }
 
 impl SessionMailbox {
@@ -120,6 +124,10 @@ impl MemoryMailboxes {
 impl MailboxFactory for MemoryMailboxes {
     fn host_mailbox(&self, session: &SessionRef) -> Arc<DynHostMailbox> {
         Arc::new(MemoryHostMailbox::new(self.clone(), session.clone()))
+    }
+
+    async fn mailbox_exists(&self, session: &SessionRef) -> Result<bool> {
+        Ok(self.find(session).is_some())
     }
 
     async fn create_mailbox(&self, session: &SessionRef) -> Result<Arc<DynHostMailbox>> {

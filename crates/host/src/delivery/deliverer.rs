@@ -108,7 +108,7 @@ impl DelivererBuilder {
 
     /// Opens the delivery store (`<data_dir>/host-state/delivery.db`).
     pub fn build(self) -> Result<Deliverer> {
-        let path = self.manager.roots().host_state().path().join(STATE_FILE);
+        let path = self.manager.state_dir().join(STATE_FILE);
         let state = Arc::new(DeliveryState::open(&path)?);
         Ok(Deliverer {
             engine: Arc::new(Engine {

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use airlock_core::mailbox::{NewInboundMessage, OutboundMessage, Routing};
-use airlock_core::{MessageId, OutboxFile, Result, Session, Timestamp};
+use airlock_core::{HostMailboxStoreExt, MessageId, OutboxFile, Result, Session, Timestamp};
 use serde_json::{Value, json};
 
 use super::adapter::DeliveryError;
@@ -16,6 +16,7 @@ use super::metrics;
 use super::policy::Retry;
 use super::settle::{Unsettled, settle};
 use super::state::{Failure, Key, QueuedMessage};
+use crate::SessionHandle;
 
 /// How a completed delivery ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +36,7 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct Delivery {
     pub(crate) engine: Arc<Engine>,
-    pub(crate) session: Session,
+    pub(crate) handle: SessionHandle,
     pub(crate) message: OutboundMessage,
     pub(crate) content: Value,
     pub(crate) routing: Routing,
@@ -67,7 +68,7 @@ pub(crate) fn parse_content(text: &str) -> Value {
 impl Delivery {
     /// The session the message belongs to.
     pub fn session(&self) -> &Session {
-        &self.session
+        self.handle.session()
     }
 
     /// The stored message (its text fields as the writer stored them).
@@ -102,8 +103,8 @@ impl Delivery {
 
     fn key(&self) -> Key {
         Key {
-            session: self.session.id.to_string(),
-            agent_group: self.session.agent_group_id.to_string(),
+            session: self.handle.session().id.to_string(),
+            agent_group: self.handle.session().agent_group_id.to_string(),
             origin: self.message.origin,
             seq: self.message.seq,
             message_id: self.message.id.clone(),
@@ -113,10 +114,9 @@ impl Delivery {
     /// Records the delivery (host state, then `delivered` in `inbound.db`),
     /// then clears the outbox.
     pub async fn delivered(self, platform_message_id: Option<String>) -> Result<Outcome> {
-        let (engine, session) = (self.engine.clone(), self.session.clone());
-        let mailbox = engine.manager.mailbox(&session);
+        let (engine, handle) = (self.engine.clone(), self.handle.clone());
         let recorded = self.record_delivered(platform_message_id).await?;
-        settle(&engine, &session, &mailbox, vec![recorded]).await?;
+        settle(&engine, &handle, vec![recorded]).await?;
         Ok(Outcome::Delivered)
     }
 
@@ -164,7 +164,11 @@ impl Delivery {
                 first_ts,
                 now,
                 *retry_after,
-                (self.session.id.as_str(), self.message.seq, attempts),
+                (
+                    self.handle.session().id.as_str(),
+                    self.message.seq,
+                    attempts,
+                ),
             ),
             DeliveryError::Permanent { .. } => Retry::GiveUp,
         };
@@ -196,10 +200,10 @@ impl Delivery {
         self.record(failure, now).await?;
         metrics::dead_lettered();
         tracing::warn!(attempts, error = %text, %reason, "delivery dead-lettered");
-        let manager = &engine.manager;
-        let id = &self.session.id;
-        if let Err(e) = manager
-            .mark_delivery_failed(id, self.message.id.clone())
+        if let Err(e) = self
+            .handle
+            .mailbox()
+            .mark_delivery_failed(&self.message.id)
             .await
         {
             tracing::warn!(error = %e, "dead-lettered, but recording it in inbound.db failed");
@@ -235,7 +239,7 @@ impl Delivery {
         notice.thread_id = self.routing.thread_id.clone();
         self.engine
             .manager
-            .write_message(&self.session.id, notice)
+            .write_to(&self.handle, notice)
             .await
             .map(drop)
     }

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use airlock_core::{Error, Result};
-use airlock_sqlite_fs::host::PageLimits;
+use airlock_core::{Error, PageLimits, Result};
 
 use super::adapter::DynChannelAdapter;
 use super::policy::RetryPolicy;

@@ -7,9 +7,10 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use airlock_core::mailbox::{Origin, OutboundMessage, Routing};
-use airlock_core::{Error, Result, Session, Timestamp, escape_for_log};
-use airlock_sqlite_fs::HostMailbox;
-use airlock_sqlite_fs::host::FileStamp;
+use airlock_core::{
+    DynHostMailbox, HostMailboxStore as _, PageLimits, Result, Session, SessionRef, Timestamp,
+    escape_for_log,
+};
 use tracing::Instrument;
 
 use super::adapter::DeliveryError;
@@ -18,6 +19,7 @@ use super::engine::Engine;
 use super::lease::SessionLease;
 use super::settle::{Pending, settle};
 use super::state::{Cursor, Key, QueuedMessage};
+use crate::SessionHandle;
 
 /// What the bulk read of the delivery store says about a session.
 #[derive(Debug, Clone, Default)]
@@ -64,11 +66,9 @@ impl SessionTally {
     }
 }
 
-fn stamp_text(stamp: Option<FileStamp>) -> String {
-    stamp.map_or_else(
-        || "absent".to_owned(),
-        |s| format!("{}:{}:{}", s.change_counter, s.size, s.inode),
-    )
+/// A half's stamp as the cursor stores it.
+fn stamp_text(stamp: Option<String>) -> String {
+    stamp.unwrap_or_else(|| "absent".to_owned())
 }
 
 /// One origin's rows past its cursor, read a page at a time.
@@ -97,27 +97,21 @@ impl Stream {
         }
     }
 
-    async fn fill(&mut self, engine: &Engine, mailbox: &HostMailbox) -> Result<()> {
+    async fn fill(&mut self, engine: &Engine, mailbox: &DynHostMailbox) -> Result<()> {
         if !self.rows.is_empty() || self.done {
             return Ok(());
         }
-        let (mailbox, after, limits, origin) =
-            (mailbox.clone(), self.after, engine.config.page, self.origin);
-        let (rows, recorded, scanned_to) = engine
-            .blocking(move || {
-                let (rows, scanned_to) = match origin {
-                    Origin::Guest => (mailbox.outbound_page(after, limits)?, None),
-                    Origin::Host => {
-                        let page = mailbox.host_outbound_page(after, limits)?;
-                        let full = page.messages.len() >= limits.max_rows.max(1);
-                        (page.messages, (!full).then_some(page.max_seq))
-                    }
-                };
-                let ids: Vec<&str> = rows.iter().map(|m| m.id.as_str()).collect();
-                let recorded = mailbox.delivered_among(&ids)?;
-                Ok((rows, recorded, scanned_to))
-            })
-            .await?;
+        let (after, limits) = (self.after, engine.config.page);
+        let (rows, scanned_to) = match self.origin {
+            Origin::Guest => (mailbox.outbound_page(after, limits).await?, None),
+            Origin::Host => {
+                let page = mailbox.host_outbound_page(after, limits).await?;
+                let full = page.messages.len() >= limits.max_rows.max(1);
+                (page.messages, (!full).then_some(page.max_seq))
+            }
+        };
+        let ids: Vec<String> = rows.iter().map(|m| m.id.clone()).collect();
+        let recorded = mailbox.settled_among(&ids).await?;
         if rows.is_empty() {
             self.done = true;
         }
@@ -143,17 +137,11 @@ pub(crate) async fn run_session(
     // confirmed delivery unrecorded, as cancelling the pass could.
     let budget = engine.config.session_timeout / 2;
     let mut tally = SessionTally::default();
-    let mailbox = engine.manager.mailbox(&session);
+    let handle = engine.manager.handle(session.clone())?;
+    let mailbox = handle.mailbox().clone();
     let now = Timestamp::now().as_millis();
-    let probe = mailbox.clone();
-    let (guest_stamp, host_stamp) = engine
-        .blocking(move || {
-            Ok((
-                stamp_text(probe.outbound_stamp().map_err(Error::from)?),
-                stamp_text(probe.inbound_stamp().map_err(Error::from)?),
-            ))
-        })
-        .await?;
+    let stamps = mailbox.change_stamps().await?;
+    let (guest_stamp, host_stamp) = (stamp_text(stamps.guest), stamp_text(stamps.host));
     let waiting_due = |at: Option<i64>| at.is_some_and(|w| w <= now || mode.ignore_backoff);
     if let Some(c) = &hint.cursor {
         if !mode.ignore_backoff && c.hold_until.is_some_and(|h| h > now) {
@@ -167,7 +155,9 @@ pub(crate) async fn run_session(
             return Ok(tally);
         }
     }
-    let state_dir = mailbox.host_state().dir().to_path_buf();
+    let state_dir = engine
+        .manager
+        .session_state_dir(&SessionRef::from(&session));
     let lease = match mode.lease_wait {
         Some(wait) => SessionLease::acquire_within(&state_dir, wait).await?,
         None => SessionLease::try_acquire(&state_dir)?,
@@ -191,7 +181,7 @@ pub(crate) async fn run_session(
     let mut work = Work {
         engine: &engine,
         session: &session,
-        mailbox: &mailbox,
+        handle: &handle,
         default_routing: None,
         tally,
         pending: Pending::default(),
@@ -203,7 +193,7 @@ pub(crate) async fn run_session(
             move || state.unsettled(&id)
         })
         .await?;
-    settle(&engine, &session, &mailbox, left).await?;
+    settle(&engine, &handle, left).await?;
     let queue = engine
         .blocking({
             let (state, id) = (state.clone(), id.clone());
@@ -218,10 +208,7 @@ pub(crate) async fn run_session(
     let guest_changed = cursor.guest_stamp.as_deref() != Some(guest_stamp.as_str());
     if guest_changed {
         // The guest's acks live in outbound.db too: copy them while here.
-        let acks = mailbox.clone();
-        engine
-            .blocking(move || acks.sync_acks().map_err(Error::from))
-            .await?;
+        mailbox.sync_acks().await?;
     }
     let mut guest = Stream::new(Origin::Guest, cursor.guest_seq, guest_changed);
     let mut host = Stream::new(
@@ -234,8 +221,8 @@ pub(crate) async fn run_session(
             work.tally.unfinished = true;
             return work.finish().await;
         }
-        guest.fill(&engine, &mailbox).await?;
-        host.fill(&engine, &mailbox).await?;
+        guest.fill(&engine, mailbox.as_ref()).await?;
+        host.fill(&engine, mailbox.as_ref()).await?;
         let stream = match (guest.rows.front(), host.rows.front()) {
             (None, None) => break,
             (Some(_), None) => &mut guest,
@@ -275,7 +262,7 @@ pub(crate) async fn run_session(
 struct Work<'a> {
     engine: &'a Arc<Engine>,
     session: &'a Session,
-    mailbox: &'a HostMailbox,
+    handle: &'a SessionHandle,
     default_routing: Option<Routing>,
     tally: SessionTally,
     /// Delivered and recorded, not yet settled (see [`super::settle`]).
@@ -291,7 +278,7 @@ impl Work<'_> {
 
     async fn settle_pending(&mut self) -> Result<()> {
         let batch = self.pending.take();
-        settle(self.engine, self.session, self.mailbox, batch).await
+        settle(self.engine, self.handle, batch).await
     }
 
     fn key(&self, message: &OutboundMessage) -> Key {
@@ -306,21 +293,17 @@ impl Work<'_> {
 
     /// A queued message, read back by its seq. Returns whether the session must stop.
     async fn deliver_queued(&mut self, queued: QueuedMessage) -> Result<bool> {
-        let (mailbox, seq, origin) = (self.mailbox.clone(), queued.seq, queued.origin);
-        let one = airlock_sqlite_fs::host::PageLimits {
-            max_rows: 1,
-            max_bytes: 1,
+        let (mailbox, seq) = (self.handle.mailbox(), queued.seq);
+        let rows = match queued.origin {
+            Origin::Guest => mailbox.outbound_page(seq - 1, PageLimits::one()).await?,
+            Origin::Host => {
+                mailbox
+                    .host_outbound_page(seq - 1, PageLimits::one())
+                    .await?
+                    .messages
+            }
         };
-        let found = self
-            .engine
-            .blocking(move || {
-                let rows = match origin {
-                    Origin::Guest => mailbox.outbound_page(seq - 1, one)?,
-                    Origin::Host => mailbox.host_outbound_page(seq - 1, one)?.messages,
-                };
-                Ok(rows.into_iter().next())
-            })
-            .await?;
+        let found = rows.into_iter().next();
         let Some(message) = found.filter(|m| m.seq == seq && m.id == queued.message_id) else {
             tracing::warn!(session = %self.session.id, seq, "a queued message is gone from the mailbox; forgotten");
             let (state, id) = (self.engine.state.clone(), queued.id);
@@ -412,9 +395,11 @@ impl Work<'_> {
         let (files, files_error) = if names.is_empty() || message.origin == Origin::Host {
             (Vec::new(), None)
         } else {
-            match engine
-                .manager
-                .read_outbox_files(&self.session.id, message.id.clone(), names)
+            match self
+                .handle
+                .mailbox()
+                .read_outbox_files(&message.id, &names)
+                .instrument(tracing::info_span!("read_outbox_files"))
                 .await
             {
                 Ok(files) => (files, None),
@@ -424,7 +409,7 @@ impl Work<'_> {
         };
         let delivery = Delivery {
             engine: engine.clone(),
-            session: self.session.clone(),
+            handle: self.handle.clone(),
             message,
             content,
             routing,

@@ -9,14 +9,12 @@
 use std::time::Instant;
 
 use airlock_core::mailbox::Origin;
-use airlock_core::{Result, Session};
-use airlock_sqlite_fs::HostMailbox;
-use airlock_sqlite_fs::attachments::clear_outbox;
-use airlock_sqlite_fs::host::DeliveredMark;
+use airlock_core::{DeliveryOutcome, HostMailboxStore as _, Result};
 use rusqlite::params;
 
 use super::engine::Engine;
 use super::state::{DeliveryState, origin_text};
+use crate::SessionHandle;
 
 /// A recorded delivery whose `inbound.db` row and outbox clearing are due.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,37 +73,33 @@ impl DeliveryState {
 /// never sent again) and the next pass tries again.
 pub(crate) async fn settle(
     engine: &Engine,
-    session: &Session,
-    mailbox: &HostMailbox,
+    handle: &SessionHandle,
     batch: Vec<Unsettled>,
 ) -> Result<()> {
+    let mailbox = handle.mailbox();
     if batch.is_empty() {
         return Ok(());
     }
-    let (state, mailbox, id) = (
-        engine.state.clone(),
-        mailbox.clone(),
-        session.id.to_string(),
-    );
-    engine
-        .blocking(move || {
-            let marks: Vec<DeliveredMark> = batch
-                .iter()
-                .map(|d| DeliveredMark::delivered(&d.message_id, d.platform_message_id.as_deref()))
-                .collect();
-            if let Err(e) = mailbox.mark_delivered_many(&marks) {
-                // Host state already says delivered, so nothing is sent
-                // twice; only the guest's view lags until the next pass.
-                tracing::warn!(error = %e, count = marks.len(), "delivered, but recording it in inbound.db failed");
-                return Ok(());
-            }
-            let dir = mailbox.paths().dir();
-            for d in batch.iter().filter(|d| d.origin == Origin::Guest) {
-                clear_outbox(dir, &d.message_id);
-            }
-            state.settled(&id, &batch)
+    let outcomes: Vec<(String, DeliveryOutcome)> = batch
+        .iter()
+        .map(|d| {
+            let outcome = DeliveryOutcome::Delivered {
+                platform_message_id: d.platform_message_id.clone(),
+            };
+            (d.message_id.clone(), outcome)
         })
-        .await
+        .collect();
+    if let Err(e) = mailbox.record_outcomes(&outcomes).await {
+        // Host state already says delivered, so nothing is sent twice; only
+        // the guest's view lags until the next pass.
+        tracing::warn!(error = %e, count = outcomes.len(), "delivered, but recording it in inbound.db failed");
+        return Ok(());
+    }
+    for d in batch.iter().filter(|d| d.origin == Origin::Guest) {
+        mailbox.clear_outbox(&d.message_id).await;
+    }
+    let (state, id) = (engine.state.clone(), handle.session().id.to_string());
+    engine.blocking(move || state.settled(&id, &batch)).await
 }
 
 /// The deliveries a session's pass has recorded and not settled yet.

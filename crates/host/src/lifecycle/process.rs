@@ -75,6 +75,13 @@ impl ContainerRuntime for ProcessRuntime {
     async fn wake(&self, launch: &GuestLaunch) -> Result<(), RuntimeError> {
         let session = &launch.session.id;
         let fail = |e: std::io::Error| RuntimeError::failed("wake", session, e);
+        let Some(dir) = &launch.session_dir else {
+            return Err(RuntimeError::failed(
+                "wake",
+                session,
+                "the session's mailbox has no folder to run a guest process in",
+            ));
+        };
         // The guest's stdout goes to the host's stderr: stdout carries deliveries.
         let stdout = std::io::stderr()
             .as_fd()
@@ -85,7 +92,7 @@ impl ContainerRuntime for ProcessRuntime {
             .arg("-c")
             .arg(&self.command)
             .envs(launch.env())
-            .env(SESSION_DIR_ENV, &launch.session_dir)
+            .env(SESSION_DIR_ENV, dir)
             .env(SESSION_ID_ENV, session.as_str())
             .stdin(Stdio::null())
             .stdout(Stdio::from(stdout))

@@ -130,7 +130,7 @@ impl Retention {
     }
 
     fn intents_dir(&self) -> PathBuf {
-        self.manager.roots().host_state().path().join("prune")
+        self.manager.state_dir().join("prune")
     }
 
     /// Sets `status='archived'`: never resolved again, prunable later.

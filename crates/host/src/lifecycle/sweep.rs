@@ -18,14 +18,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use airlock_core::mailbox::NewInboundMessage;
 use airlock_core::{
-    ContainerStatus, Error, MessageId, Result, SessionFilter, SessionId, Timestamp,
+    ContainerStatus, DynHostMailbox, Error, HostMailboxStore as _, MessageId, Result, SeriesNext,
+    SessionFilter, SessionId, Timestamp,
 };
-use airlock_sqlite_fs::HostMailbox;
-use airlock_sqlite_fs::host::SeriesNext;
 use chrono_tz::Tz;
 
 use super::observed::{Observed, tool_timeout};
@@ -34,9 +32,8 @@ use super::retry::{ClaimRetry, RetryDecision, decide_retry, failure_note};
 use super::runtime::Runtime;
 use super::stuck::{Stuck, StuckConfig};
 use super::wake::{Wake, decide_wake};
-use crate::SessionManager;
-use crate::manager::blocking;
 use crate::runner::{JobOutcome, RunnerConfig, run_each};
+use crate::{SessionHandle, SessionManager};
 
 /// Limits of the sweep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,16 +89,6 @@ pub struct Sweeper {
     observed: Arc<Mutex<HashMap<SessionId, Observed>>>,
 }
 
-fn mtime(path: &std::path::Path) -> Option<Timestamp> {
-    // Not followed, not opened: a guest's symlink or FIFO costs nothing.
-    let modified = std::fs::symlink_metadata(path).ok()?.modified().ok()?;
-    let millis = modified
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .ok()?
-        .as_millis();
-    Timestamp::from_millis(i64::try_from(millis).ok()?)
-}
-
 impl Sweeper {
     /// A sweeper over `manager`'s sessions.
     pub fn new(manager: SessionManager, runtime: Runtime, config: SweepConfig) -> Self {
@@ -153,14 +140,17 @@ impl Sweeper {
 
     /// One session's tick at `now`.
     pub async fn tick_session(&self, id: &SessionId, now: Timestamp) -> Result<TickReport> {
+        let handle = self.manager.open(id).await?;
+        let mailbox = handle.mailbox();
         let mut report = TickReport {
-            acks_synced: self.manager.sync_acks(id).await?,
+            acks_synced: mailbox.sync_acks().await?,
             ..TickReport::default()
         };
-        self.continue_series(id, now, &mut report).await?;
+        self.continue_series(mailbox.as_ref(), now, &mut report)
+            .await?;
         let mut running = self.runtime.is_running(id).await.map_err(runtime_error)?;
         if running {
-            let stuck = self.check_running(id, now).await?;
+            let stuck = self.check_running(id, mailbox.as_ref(), now).await?;
             if stuck != Stuck::Ok {
                 tracing::warn!(session = %id, verdict = ?stuck, "killing a stuck guest");
                 self.runtime.kill(id).await.map_err(runtime_error)?;
@@ -169,68 +159,55 @@ impl Sweeper {
             }
         }
         if !running {
-            let session = self.manager.session(id).await?;
-            if session.container_status != ContainerStatus::Stopped {
-                self.guest_gone(id, now, &mut report).await?;
+            if handle.session().container_status != ContainerStatus::Stopped {
+                self.stopped(&handle, now, &mut report).await?;
             }
-            report.woke = self.wake_if_due(id, now).await?;
+            report.woke = self.wake_if_due(&handle, now).await?;
         }
         Ok(report)
     }
 
     async fn continue_series(
         &self,
-        id: &SessionId,
+        mailbox: &DynHostMailbox,
         now: Timestamp,
         report: &mut TickReport,
     ) -> Result<()> {
-        let session = self.manager.session(id).await?;
-        let mailbox = self.manager.mailbox(&session);
         let zone = self.config.zone;
-        let (recurred, stopped) = blocking(move || {
-            let (mut recurred, mut stopped) = (Vec::new(), Vec::new());
-            for done in mailbox.completed_recurring()? {
-                match next_occurrence(&done, zone, now) {
-                    Recur::Once => {}
-                    Recur::Next(next) => {
-                        let series = SeriesNext {
-                            id: next.id.as_str(),
-                            process_after: next.process_after,
-                            recurrence: &next.recurrence,
-                        };
-                        if mailbox.continue_series(&done.id, &series)? {
-                            recurred.push(next.id.to_string());
-                        }
+        for done in mailbox.completed_recurring().await? {
+            match next_occurrence(&done, zone, now) {
+                Recur::Once => {}
+                Recur::Next(next) => {
+                    let series = SeriesNext {
+                        id: next.id.clone(),
+                        process_after: next.process_after,
+                        recurrence: next.recurrence.clone(),
+                    };
+                    if mailbox.continue_series(&done.id, series).await? {
+                        report.recurred.push(next.id.to_string());
                     }
-                    Recur::Stop(e) => {
-                        // Reported once: the recurrence is cleared with it.
-                        if mailbox.end_series(&done.id)? {
-                            tracing::warn!(message = %done.id, error = %e, "a recurring series stops");
-                            stopped.push(done.id);
-                        }
+                }
+                Recur::Stop(e) => {
+                    // Reported once: the recurrence is cleared with it.
+                    if mailbox.end_series(&done.id).await? {
+                        tracing::warn!(message = %done.id, error = %e, "a recurring series stops");
+                        report.series_stopped.push(done.id);
                     }
                 }
             }
-            Ok((recurred, stopped))
-        })
-        .await?;
-        report.recurred = recurred;
-        report.series_stopped = stopped;
+        }
         Ok(())
     }
 
-    async fn check_running(&self, id: &SessionId, now: Timestamp) -> Result<Stuck> {
-        let session = self.manager.session(id).await?;
-        let mailbox = self.manager.mailbox(&session);
-        let (beat, claims, state) = blocking(move || {
-            let beat = mtime(&mailbox.paths().heartbeat());
-            Ok((
-                beat,
-                mailbox.processing_claims()?,
-                mailbox.container_state()?,
-            ))
-        })
-        .await?;
+    async fn check_running(
+        &self,
+        id: &SessionId,
+        mailbox: &DynHostMailbox,
+        now: Timestamp,
+    ) -> Result<Stuck> {
+        let beat = mailbox.last_heartbeat().await?;
+        let claims = mailbox.processing_claims().await?;
+        let state = mailbox.container_state().await?;
         let mut all = self.observed();
         // A guest found running that this host did not wake (after a
         // restart) is observed from now on.
@@ -249,21 +226,31 @@ impl Sweeper {
         now: Timestamp,
         report: &mut TickReport,
     ) -> Result<()> {
+        let handle = self.manager.open(id).await?;
+        self.stopped(&handle, now, report).await
+    }
+
+    async fn stopped(
+        &self,
+        handle: &SessionHandle,
+        now: Timestamp,
+        report: &mut TickReport,
+    ) -> Result<()> {
+        let id = &handle.session().id;
         self.observed().remove(id);
-        let session = self.manager.mark_container_stopped(id).await?;
+        self.manager.mark_stopped(handle).await?;
         report.stopped = true;
-        let mailbox = self.manager.mailbox(&session);
         let retry = self.config.retry;
-        let (requeued, failed) = blocking(move || requeue_leftovers(&mailbox, &retry, now)).await?;
+        let (requeued, failed) = requeue_leftovers(handle.mailbox().as_ref(), &retry, now).await?;
         for f in &failed {
-            self.write_failure_note(id, f).await?;
+            self.write_failure_note(handle, f).await?;
         }
         report.requeued = requeued;
         report.failed = failed.into_iter().map(|f| f.message_id).collect();
         Ok(())
     }
 
-    async fn write_failure_note(&self, id: &SessionId, failed: &Failed) -> Result<()> {
+    async fn write_failure_note(&self, handle: &SessionHandle, failed: &Failed) -> Result<()> {
         let Failed {
             message_id,
             seq,
@@ -274,28 +261,22 @@ impl Sweeper {
         let note_id = MessageId::new(format!("failed-{seq}"))?;
         let mut note = NewInboundMessage::new(note_id, "system", failure_note(message_id, *tries));
         note.trigger = false;
-        tracing::warn!(session = %id, message = %message_id, tries, "a message failed on every try");
-        self.manager.write_message(id, note).await.map(|_| ())
+        tracing::warn!(session = %handle.session().id, message = %message_id, tries, "a message failed on every try");
+        self.manager.write_to(handle, note).await.map(|_| ())
     }
 
-    async fn wake_if_due(&self, id: &SessionId, now: Timestamp) -> Result<bool> {
-        let due = self.manager.count_due(id, now).await?;
-        let session = self.manager.session(id).await?;
-        let heartbeat = self.manager.mailbox(&session).paths().heartbeat();
-        let present = std::fs::symlink_metadata(&heartbeat).is_ok();
+    async fn wake_if_due(&self, handle: &SessionHandle, now: Timestamp) -> Result<bool> {
+        let mailbox = handle.mailbox();
+        let due = mailbox.count_due(now).await?;
+        let present = mailbox.last_heartbeat().await?.is_some();
         let Wake::Start { remove_heartbeat } = decide_wake(due, false, present) else {
             return Ok(false);
         };
         if remove_heartbeat {
-            // unlink does not follow a final symlink, and the folder is the host's.
-            match std::fs::remove_file(&heartbeat) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(Error::io(heartbeat, e));
-                }
-                _ => {}
-            }
+            mailbox.clear_heartbeat().await?;
         }
-        let launch = self.manager.prepare_guest(id).await?;
+        let id = &handle.session().id;
+        let launch = self.manager.prepare(handle).await?;
         if let Err(e) = self.runtime.wake(&launch).await {
             self.manager.mark_container_stopped(id).await?;
             return Err(runtime_error(e));
@@ -316,14 +297,14 @@ struct Failed {
 
 /// Requeues or fails every message the stopped guest still held
 /// `processing`; returns the requeued ids and the failed messages.
-fn requeue_leftovers(
-    mailbox: &HostMailbox,
+async fn requeue_leftovers(
+    mailbox: &DynHostMailbox,
     retry: &ClaimRetry,
     now: Timestamp,
-) -> airlock_sqlite_fs::Result<(Vec<String>, Vec<Failed>)> {
+) -> Result<(Vec<String>, Vec<Failed>)> {
     let (mut requeued, mut failed) = (Vec::new(), Vec::new());
-    for id in mailbox.processing_claims()? {
-        let Some(message) = mailbox.inbound_message(&id)? else {
+    for id in mailbox.processing_claims().await? {
+        let Some(message) = mailbox.inbound_message(&id).await? else {
             // A guest may claim ids that do not exist; nothing to requeue.
             continue;
         };
@@ -335,12 +316,12 @@ fn requeue_leftovers(
                 tries,
                 process_after,
             } => {
-                if mailbox.requeue(&id, tries, process_after)? {
+                if mailbox.requeue(&id, tries, process_after).await? {
                     requeued.push(id);
                 }
             }
             RetryDecision::Fail { tries } => {
-                if mailbox.fail_pending(&id, tries)? {
+                if mailbox.fail_pending(&id, tries).await? {
                     failed.push(Failed {
                         message_id: id,
                         seq: message.seq,

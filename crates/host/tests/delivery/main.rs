@@ -3,9 +3,12 @@
 //! processes, and backlogs.
 
 mod backlog;
+mod composed;
+mod counting;
 mod exactly_once;
 mod failures;
 mod isolation;
+mod lookups;
 mod processes;
 mod settle;
 mod support;

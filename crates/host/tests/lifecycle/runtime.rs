@@ -19,8 +19,8 @@ fn launch() -> GuestLaunch {
     );
     GuestLaunch {
         session: request.new_session(SessionId::generate(), Timestamp::now()),
-        session_dir: PathBuf::from("/nowhere"),
-        mount_nonce: "n".into(),
+        session_dir: Some(PathBuf::from("/nowhere")),
+        env: vec![("AIRLOCK_MOUNT_NONCE".into(), "n".into())],
     }
 }
 

@@ -59,9 +59,9 @@ async fn a_completed_recurring_message_is_followed_by_exactly_one_next_occurrenc
         assert!(again.recurred.is_empty(), "{again:?}");
     }
     let next = SeriesNext {
-        id: "m1@2",
+        id: airlock_core::MessageId::new("m1@2").unwrap(),
         process_after: Timestamp::parse("2026-06-02 07:00:00").unwrap(),
-        recurrence: "0 9 * * *",
+        recurrence: "0 9 * * *".into(),
     };
     assert!(
         !rig.manager

@@ -63,7 +63,7 @@ impl Rig {
         fake.on_wake(move |launch| {
             let guest = s.lock().unwrap().pop_front().unwrap_or(Guest::ClaimAndDie);
             let now = *c.lock().unwrap();
-            let mailbox = GuestMailbox::open(&launch.session_dir).unwrap();
+            let mailbox = GuestMailbox::open(launch.session_dir.as_ref().unwrap()).unwrap();
             let due = mailbox.pending_at(10, now).unwrap();
             let ids: Vec<&str> = due.iter().map(|m| m.id.as_str()).collect();
             mailbox.mark_processing(&ids).unwrap();

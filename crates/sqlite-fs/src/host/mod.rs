@@ -21,6 +21,7 @@ mod write;
 
 use std::path::PathBuf;
 
+pub use airlock_core::SeriesNext;
 pub use content::{InboundContent, PlainContent};
 pub use inspect::MailboxReport;
 pub use mount_nonce::{
@@ -28,7 +29,6 @@ pub use mount_nonce::{
     write_mount_nonce,
 };
 pub use outbound_page::{FileStamp, HostPage, PageLimits, file_stamp};
-pub use requeue::SeriesNext;
 pub use write::DeliveredMark;
 
 use crate::layout::{HostSessionState, SessionPaths};

@@ -9,6 +9,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use airlock_core::mailbox::{HOST_OUTBOUND_KIND, Origin, OutboundMessage};
+pub use airlock_core::{HostPage, PageLimits};
 use rusqlite::params;
 use rustix::fs::{Mode, OFlags};
 
@@ -28,34 +29,6 @@ pub struct FileStamp {
     pub size: u64,
     /// Inode number, so a file swapped in by the guest never looks unchanged.
     pub inode: u64,
-}
-
-/// How much one page of outbound rows may hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageLimits {
-    /// Rows per page (at least 1).
-    pub max_rows: usize,
-    /// Content bytes per page; the row that crosses it ends the page, so a
-    /// page holds at most this plus one row.
-    pub max_bytes: usize,
-}
-
-impl Default for PageLimits {
-    fn default() -> Self {
-        Self {
-            max_rows: 256,
-            max_bytes: 8 * 1024 * 1024,
-        }
-    }
-}
-
-/// A page of host-originated outbound messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostPage {
-    /// The messages, in seq order.
-    pub messages: Vec<OutboundMessage>,
-    /// The highest `messages_in` seq when the page was read.
-    pub max_seq: i64,
 }
 
 /// Header stamp of the file at `path`, opened without following symlinks
@@ -108,25 +81,17 @@ fn row_limit(limits: PageLimits) -> i64 {
     i64::try_from(limits.max_rows.max(1)).unwrap_or(i64::MAX)
 }
 
-/// Collects rows until the byte budget is spent.
-fn bounded(
-    rows: impl Iterator<Item = rusqlite::Result<Option<OutboundMessage>>>,
-    limits: PageLimits,
-) -> rusqlite::Result<Vec<OutboundMessage>> {
-    let mut out = Vec::new();
-    let mut bytes = 0usize;
-    for row in rows {
-        let Some(message) = row? else { continue };
-        bytes = bytes.saturating_add(message.content.len());
-        out.push(message);
-        if bytes >= limits.max_bytes {
-            break;
-        }
-    }
-    Ok(out)
-}
-
 impl HostMailbox {
+    /// Both stamps as core's opaque text (`change counter:size:inode`, the
+    /// form delivery cursors store).
+    pub fn change_stamps(&self) -> Result<airlock_core::ChangeStamps> {
+        let text = |s: FileStamp| format!("{}:{}:{}", s.change_counter, s.size, s.inode);
+        Ok(airlock_core::ChangeStamps {
+            guest: self.outbound_stamp()?.map(text),
+            host: self.inbound_stamp()?.map(text),
+        })
+    }
+
     /// Stamp of `outbound.db` (`None` before the guest's first write).
     pub fn outbound_stamp(&self) -> Result<Option<FileStamp>> {
         file_stamp(&self.paths.outbound_db())
@@ -160,7 +125,7 @@ impl HostMailbox {
                  ORDER BY seq LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![after_seq, row_limit(limits)], guest_row)?;
-            bounded(rows, limits)
+            limits.fill(rows)
         })?;
         Ok(rows.unwrap_or_default())
     }
@@ -194,7 +159,7 @@ impl HostMailbox {
                     }))
                 },
             )?;
-            let messages = bounded(rows, limits)?;
+            let messages = limits.fill(rows)?;
             let max_seq =
                 conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM messages_in", [], |r| {
                     r.get(0)

@@ -64,14 +64,37 @@ impl HostMailbox {
     /// A heartbeat in the future counts as zero.
     pub fn heartbeat_age(&self, now: Timestamp) -> Result<Option<Duration>> {
         let path = self.paths.heartbeat();
-        let meta = match std::fs::symlink_metadata(&path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(&path, e)),
+        let Some(mtime) = heartbeat_mtime(&path)? else {
+            return Ok(None);
         };
-        let mtime = meta.modified().map_err(|e| Error::io(&path, e))?;
         let now = SystemTime::UNIX_EPOCH + Duration::from_millis(now.as_millis().max(0) as u64);
         Ok(Some(now.duration_since(mtime).unwrap_or(Duration::ZERO)))
+    }
+
+    /// When the guest last touched `.heartbeat` (its mtime, not followed,
+    /// not opened: a guest's symlink or FIFO costs nothing); `None` when it
+    /// never did or the time cannot be read as a timestamp.
+    pub fn last_heartbeat(&self) -> Result<Option<Timestamp>> {
+        let Some(mtime) = heartbeat_mtime(&self.paths.heartbeat())? else {
+            return Ok(None);
+        };
+        let millis = mtime
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .ok()
+            .and_then(|d| i64::try_from(d.as_millis()).ok());
+        Ok(millis.and_then(Timestamp::from_millis))
+    }
+
+    /// Removes the `.heartbeat` a previous guest left (unlink does not
+    /// follow a final symlink, and the folder is the host's); returns
+    /// whether there was one.
+    pub fn clear_heartbeat(&self) -> Result<bool> {
+        let path = self.paths.heartbeat();
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(&path, e)),
+        }
     }
 }
 
@@ -82,4 +105,13 @@ pub(crate) fn count_due_sql() -> String {
         "SELECT count(*) FROM messages_in WHERE status = 'pending' AND trigger = 1 AND {}",
         due_sql("process_after")
     )
+}
+
+/// The mtime of the heartbeat file at `path`; `None` when absent.
+fn heartbeat_mtime(path: &std::path::Path) -> Result<Option<SystemTime>> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta.modified().map(Some).map_err(|e| Error::io(path, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
 }

@@ -4,8 +4,8 @@
 //! dead guest's `processing` row stays there until the next guest clears
 //! its leftovers at start-up.
 
-use airlock_core::Timestamp;
 use airlock_core::mailbox::{HOST_OUTBOUND_KIND, InboundMessage};
+use airlock_core::{SeriesNext, Timestamp};
 use rusqlite::{OptionalExtension, params};
 
 use super::HostMailbox;
@@ -62,18 +62,6 @@ impl HostMailbox {
     }
 }
 
-/// The occurrence that continues a recurring series (see
-/// [`HostMailbox::continue_series`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeriesNext<'a> {
-    /// Id of the new occurrence (derived from the series, never from the clock).
-    pub id: &'a str,
-    /// When it fires.
-    pub process_after: Timestamp,
-    /// The expression carried forward.
-    pub recurrence: &'a str,
-}
-
 impl HostMailbox {
     /// Completed messages that still carry a recurrence: series whose next
     /// occurrence is not inserted yet.
@@ -96,7 +84,7 @@ impl HostMailbox {
     /// next even seq, pending, no tries) and clears `done`'s recurrence, in
     /// one `host.db` transaction: a sweep killed at any point leaves both
     /// or neither, so a series never forks. Returns whether it inserted.
-    pub fn continue_series(&self, done: &str, next: &SeriesNext<'_>) -> Result<bool> {
+    pub fn continue_series(&self, done: &str, next: &SeriesNext) -> Result<bool> {
         batch::commit(&self.paths, &self.state, |tx| {
             let err = |e| Error::sqlite(&tx.path, "continuing a recurring series", e);
             let seq = super::write::next_inbound_seq(tx.conn).map_err(err)?;
@@ -112,7 +100,7 @@ impl HostMailbox {
                      FROM messages_in WHERE id = ?1 AND recurrence IS NOT NULL",
                     params![
                         done,
-                        next.id,
+                        next.id.as_str(),
                         seq,
                         Timestamp::now().to_iso(),
                         next.process_after.to_iso(),
@@ -122,7 +110,7 @@ impl HostMailbox {
                 .map_err(err)?;
             let cleared = self.clear_recurrence_in(tx.conn, done).map_err(err)?;
             if inserted > 0 {
-                tx.changes.messages.insert(next.id.to_owned());
+                tx.changes.messages.insert(next.id.to_string());
             }
             if cleared {
                 tx.changes.messages.insert(done.to_owned());

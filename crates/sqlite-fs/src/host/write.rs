@@ -355,11 +355,7 @@ impl HostMailbox {
 
     /// Records a delivery that failed for good (insert-or-ignore into `delivered`).
     pub fn mark_delivery_failed(&self, message_out_id: &str) -> Result<()> {
-        self.mark_delivered_many(&[DeliveredMark {
-            message_out_id: message_out_id.to_owned(),
-            platform_message_id: None,
-            failed: true,
-        }])
+        self.mark_delivered_many(&[DeliveredMark::failed(message_out_id)])
     }
 
     /// Records several outcomes in one commit, as [`Self::mark_delivered`]
@@ -465,6 +461,15 @@ impl DeliveredMark {
             message_out_id: message_out_id.to_owned(),
             platform_message_id: platform_message_id.map(str::to_owned),
             failed: false,
+        }
+    }
+
+    /// A delivery that failed for good.
+    pub fn failed(message_out_id: &str) -> Self {
+        Self {
+            message_out_id: message_out_id.to_owned(),
+            platform_message_id: None,
+            failed: true,
         }
     }
 }

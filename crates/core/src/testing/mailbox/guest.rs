@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::guest_mailbox::ToolInFlight;
-use crate::host_mailbox::GuestStopped;
+use crate::host_mailbox::{GuestStopped, HostMailboxStoreExt as _};
 use crate::mailbox::AckStatus;
 use crate::memory::MemorySessionStore;
 use crate::session::{ContainerStatus, ResolveRequest, SessionMode};

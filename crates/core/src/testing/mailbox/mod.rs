@@ -14,6 +14,7 @@
 //! [`MailboxCapabilities`]; a check it cannot run prints that it was skipped
 //! and why, never passing silently.
 
+mod engine;
 mod exchange;
 mod files;
 mod guest;
@@ -30,6 +31,7 @@ use crate::host_mailbox::{DynHostMailbox, MailboxFactory};
 use crate::ids::{AgentGroupId, MessageId, SessionId};
 use crate::mailbox::{NewInboundMessage, NewOutboundMessage};
 
+pub use engine::*;
 pub use exchange::*;
 pub use files::*;
 pub use guest::*;
@@ -135,6 +137,13 @@ macro_rules! mailbox_conformance {
             unsafe_reply_files_store_nothing,
             unsafe_outbox_ids_are_refused,
             inline_attachments_are_written_once,
+            pages_read_past_a_cursor_in_seq_order,
+            change_stamps_move_with_each_half,
+            outcomes_recorded_together_settle_each,
+            requeue_and_fail_change_only_pending,
+            a_series_continues_once,
+            clear_heartbeat_forgets_the_beat,
+            a_mailbox_exists_once_created,
         );
     };
 }

@@ -160,7 +160,7 @@ pub async fn run(settings: &Settings, created_data_dir: Option<&Path>) -> Result
         std::env::current_exe().map_err(|e| Error::io("current_exe", e))?,
     )
     .args(["guest", "demo-agent", "--session-dir"])
-    .arg(&launch.session_dir)
+    .arg(&dir)
     .envs(launch.env())
     .stdout(Stdio::piped())
     .stderr(Stdio::inherit())
