@@ -21,24 +21,21 @@ fn check_lock_file(root: &std::path::Path) -> Result<(), String> {
     let manifest = root.join("fuzz").join("Cargo.toml");
     let status = Command::new("cargo")
         .current_dir(root)
-        .args([
-            "+nightly",
-            "metadata",
-            "--locked",
-            "--offline",
-            "--format-version",
-            "1",
-        ])
+        // `fetch --locked` both downloads what a fresh machine lacks and
+        // fails when the lock file would have to change (an offline
+        // `metadata` took a missing download for a stale lock).
+        .args(["+nightly", "fetch", "--locked"])
         .arg("--manifest-path")
         .arg(&manifest)
         .stdout(std::process::Stdio::null())
         .status()
-        .map_err(|e| format!("running cargo metadata for {}: {e}", manifest.display()))?;
+        .map_err(|e| format!("running cargo fetch for {}: {e}", manifest.display()))?;
     if status.success() {
         Ok(())
     } else {
-        Err("fuzz/Cargo.lock is out of date with the workspace: run \
-             `cargo +nightly metadata --offline --manifest-path fuzz/Cargo.toml --format-version 1 >/dev/null` \
+        Err("fuzz/Cargo.lock is out of date with the workspace (or its packages \
+             could not be downloaded; cargo's error is above): run \
+             `cargo +nightly metadata --manifest-path fuzz/Cargo.toml --format-version 1 >/dev/null` \
              and commit fuzz/Cargo.lock"
             .into())
     }
