@@ -1,12 +1,10 @@
 //! Conformance checks of message ids as platforms send them: ids that end
 //! in `#N` like derived ids, and reused ids, mixed in any order.
 
-use std::collections::BTreeMap;
-
 use crate::mailbox::WriteOutcome;
-use crate::time::Timestamp;
 
-use super::{MailboxUnderTest, inbound};
+use super::super::{MailboxUnderTest, inbound};
+use super::{PLATFORM_IDS, PLATFORM_TEXTS, platform_id_sequence_is_stored_once};
 
 /// `x`, then the platform's own `x#2`, then `x` with `x#2`'s content: three
 /// messages, three rows (the third is no retry of `x#2`, which was never
@@ -44,13 +42,6 @@ pub async fn platform_ids_that_look_derived_are_not_retries(t: &MailboxUnderTest
     assert_eq!(t.host.counts().await.unwrap().inbound, 6);
 }
 
-/// The platform ids [`platform_id_sequence_is_stored_once`] draws from:
-/// ids that collide with derived ids (`#N`, nested, zero-padded).
-pub const PLATFORM_IDS: [&str; 8] = ["x", "x#2", "x#3", "x#2#2", "x#02", "x#10", "y", "y#2"];
-
-/// The contents [`platform_id_sequence_is_stored_once`] draws from.
-pub const PLATFORM_TEXTS: [&str; 3] = ["a", "b", "c"];
-
 /// [`platform_id_sequence_is_stored_once`] over one fixed pseudo-random
 /// sequence of 80 pairs (backends also run it under proptest).
 pub async fn every_distinct_platform_message_is_stored_once(t: &MailboxUnderTest) {
@@ -67,53 +58,4 @@ pub async fn every_distinct_platform_message_is_stored_once(t: &MailboxUnderTest
         })
         .collect();
     platform_id_sequence_is_stored_once(t, &pairs).await;
-}
-
-/// The property: writing `pairs` (indexes into [`PLATFORM_IDS`] and
-/// [`PLATFORM_TEXTS`]) in order, every distinct (id, content) pair is
-/// stored exactly once under an id of its own, and every repeat is a no-op
-/// returning the first write's id and seq. Panics on the first breach.
-pub async fn platform_id_sequence_is_stored_once(t: &MailboxUnderTest, pairs: &[(usize, usize)]) {
-    const IDS: [&str; 8] = PLATFORM_IDS;
-    const TEXTS: [&str; 3] = PLATFORM_TEXTS;
-    let mut stored: BTreeMap<(usize, usize), (String, i64)> = BTreeMap::new();
-    for (step, &pair) in pairs.iter().enumerate() {
-        let (id, text) = (IDS[pair.0], TEXTS[pair.1]);
-        let written = t.host.write_message(inbound(id, text)).await.unwrap();
-        let got = (written.id.to_string(), written.seq);
-        match stored.get(&pair) {
-            Some(first) => {
-                assert_eq!(
-                    written.outcome,
-                    WriteOutcome::Duplicate,
-                    "step {step}: {id} {text}"
-                );
-                assert_eq!(&got, first, "step {step}: {id} {text}");
-            }
-            None => {
-                assert_ne!(
-                    written.outcome,
-                    WriteOutcome::Duplicate,
-                    "step {step}: {id} {text}"
-                );
-                assert!(
-                    stored.values().all(|(other, _)| *other != got.0),
-                    "step {step}: {id} {text} stored under {}, already used",
-                    got.0
-                );
-                stored.insert(pair, got);
-            }
-        }
-    }
-    let pending = t.guest().pending(1000, Timestamp::now()).await.unwrap();
-    assert_eq!(pending.len(), stored.len());
-    for ((id, text), (stored_id, _)) in &stored {
-        let row = pending.iter().find(|m| m.id == *stored_id).unwrap();
-        assert!(
-            row.content.contains(&format!(r#""{}""#, TEXTS[*text])),
-            "{} stored as {stored_id}: {}",
-            IDS[*id],
-            row.content
-        );
-    }
 }
