@@ -232,7 +232,7 @@
 //!
 //! # Tests and their knobs
 //!
-//! `tests/mailbox_*.rs` run on tmpfs (`/dev/shm`) when present, because the
+//! `tests/it/mailbox_*.rs` run on tmpfs (`/dev/shm`) when present, because the
 //! properties they check do not depend on fsync; `AIRLOCK_TEST_ON_DISK=1`
 //! runs them on the default temp dir. Heavier runs:
 //! `AIRLOCK_CRASH_TRIALS` (SIGKILL trials, default 200),

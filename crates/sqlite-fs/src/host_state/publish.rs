@@ -115,13 +115,29 @@ fn attach_host(conn: &Connection, state: &HostSessionState) -> rusqlite::Result<
     .map(drop)
 }
 
+/// Removes what earlier rebuilds left (`.rebuild-<pid>.db` of any process:
+/// a rebuild whose clean-up failed, or a killed one). The caller holds the
+/// session's write lock, so none of them is in use.
+fn remove_stale_rebuilds(state: &HostSessionState) {
+    let Ok(entries) = std::fs::read_dir(state.published_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(".rebuild-") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Builds a fresh `inbound.db` from `host.db` in host state, makes it the
 /// host's link, and links it into the folder (temporary name, rename).
 pub(crate) fn rebuild(folder: &Folder, state: &HostSessionState) -> Result<()> {
     let tmp = state
         .published_dir()
         .join(format!(".rebuild-{}.db", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
+    remove_stale_rebuilds(state);
     let build = || -> rusqlite::Result<()> {
         let conn = open_published(&tmp, OpenMode::Create, "OFF")?;
         conn.execute_batch(INBOUND_SCHEMA)?;

@@ -1,13 +1,12 @@
 //! Replies carry routing: a reply naming none gets `session_routing`'s, a
 //! named destination resolves from `destinations`, explicit routing wins.
 
-mod mailbox_common;
-
 use airlock_core::MessageId;
 use airlock_core::mailbox::{Destination, NewOutboundMessage, Routing};
 use airlock_sqlite_fs::GuestMailbox;
-use mailbox_common::Fixture;
 use rusqlite::Connection;
+
+use crate::mailbox_common::Fixture;
 
 fn stored_routing(fx: &Fixture, id: &str) -> (Option<String>, Option<String>, Option<String>) {
     Connection::open(fx.host.paths().outbound_db())

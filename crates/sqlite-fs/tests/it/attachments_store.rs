@@ -1,14 +1,13 @@
 //! `FsAttachmentStore` through the async `AttachmentStore` trait: the session
 //! folder is resolved beneath the sessions root without following symlinks.
 
-mod attachments_support;
-
 use std::fs;
 use std::sync::Arc;
 
 use airlock_core::{AgentGroupId, AttachmentStore, MessageId, SessionId, SessionRef};
 use airlock_sqlite_fs::attachments::{AttachmentLimits, FsAttachmentStore};
-use attachments_support::{Fixture, link};
+
+use crate::attachments_support::{Fixture, link};
 
 fn session(ag: &str, sess: &str) -> SessionRef {
     SessionRef::new(

@@ -10,8 +10,6 @@
 //! `AIRLOCK_RACE_SECS` sets the seconds per variant (default 2; `cargo xtask`
 //! style soak runs use 10).
 
-mod attachments_support;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,8 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use airlock_sqlite_fs::attachments::{AttachmentLimits, clear_outbox, read_outbox_files};
-use attachments_support::{Fixture, leaks};
 use rustix::fs::{CWD, RenameFlags, renameat_with};
+
+use crate::attachments_support::{Fixture, leaks};
 
 const BENIGN: &[u8] = b"benign";
 /// How long the control may take to leak before the test gives up on it.

@@ -1,12 +1,11 @@
 //! Schemas as SQLite reports them, lazy migrations of older folders, and journal-mode checks.
 
-mod mailbox_common;
-
 use airlock_core::mailbox::NewOutboundMessage;
 use airlock_core::{AgentGroupId, MessageId, Seq, SessionId, SessionRef};
 use airlock_sqlite_fs::{Error, GuestMailbox, MailboxRoots, PlainContent};
-use mailbox_common::{Fixture, assert_no_wal, msg};
 use rusqlite::Connection;
+
+use crate::mailbox_common::{Fixture, assert_no_wal, msg};
 
 fn schema_of(path: &std::path::Path) -> String {
     let conn = Connection::open(path).unwrap();
@@ -130,7 +129,7 @@ INSERT INTO session_state (key, value) VALUES ('k', 'v');
 ";
 
 fn legacy_session() -> (tempfile::TempDir, MailboxRoots, SessionRef) {
-    let dir = mailbox_common::temp_dir();
+    let dir = crate::mailbox_common::temp_dir();
     let roots = MailboxRoots::in_data_dir(dir.path());
     let session = SessionRef::new(
         AgentGroupId::new("ag").unwrap(),

@@ -1,14 +1,13 @@
 //! Group commit: concurrent writers of one session share `host.db`
 //! transactions; each caller still gets its own result, once durable.
 
-mod mailbox_common;
-
 use std::collections::HashSet;
 use std::sync::{Arc, Barrier};
 
 use airlock_core::mailbox::WriteOutcome;
 use airlock_sqlite_fs::PlainContent;
-use mailbox_common::{Fixture, env_usize, integrity, msg};
+
+use crate::mailbox_common::{Fixture, env_usize, integrity, msg};
 
 /// The publishing generation in `host.db`: one per commit that changed rows.
 fn generation(fx: &Fixture) -> i64 {

@@ -7,8 +7,6 @@
 //! cases 1, 2 and the known gaps of case 9). `AIRLOCK_RACE_SECS` sets how
 //! long the planting loop runs (default 10).
 
-mod mailbox_common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,8 +16,9 @@ use std::time::{Duration, Instant};
 use airlock_core::Timestamp;
 use airlock_core::mailbox::{NewHostMessage, Origin};
 use airlock_sqlite_fs::{GuestMailbox, MailboxRoots, PlainContent};
-use mailbox_common::{Fixture, bulky, hot_journal_of, integrity, msg, reply, temp_dir};
 use rusqlite::{Connection, OpenFlags};
+
+use crate::mailbox_common::{Fixture, bulky, hot_journal_of, integrity, msg, reply, temp_dir};
 
 /// `(id, content)` of every `messages_in` row, read-only (never replays a journal).
 fn rows(db: &Path) -> BTreeMap<String, String> {
@@ -273,7 +272,7 @@ fn forged_journal_after_a_host_crash_is_never_trusted() {
 fn forged_wal_beside_a_legacy_wal_inbound_is_never_replayed() {
     let dir = temp_dir();
     let roots = MailboxRoots::in_data_dir(dir.path());
-    let session = mailbox_common::fixture_session();
+    let session = crate::mailbox_common::fixture_session();
     let paths = roots.sessions().session(&session);
     std::fs::create_dir_all(paths.dir()).unwrap();
     let db = paths.inbound_db();
@@ -315,7 +314,7 @@ fn forged_wal_beside_a_legacy_wal_inbound_is_never_replayed() {
 
 fn legacy_folder(dir: &Path) -> (MailboxRoots, airlock_core::SessionRef) {
     let roots = MailboxRoots::in_data_dir(dir);
-    let session = mailbox_common::fixture_session();
+    let session = crate::mailbox_common::fixture_session();
     let paths = roots.sessions().session(&session);
     std::fs::create_dir_all(paths.dir()).unwrap();
     Connection::open(paths.inbound_db())
@@ -381,7 +380,7 @@ fn host_state_on_another_file_system_is_a_clear_error() {
     )
     .unwrap();
     let err = roots
-        .create_session(&mailbox_common::fixture_session())
+        .create_session(&crate::mailbox_common::fixture_session())
         .unwrap_err();
     assert!(
         matches!(err, airlock_sqlite_fs::Error::NotOneFilesystem { .. }),
@@ -477,4 +476,22 @@ fn power_loss_torn_inbound_db_is_rebuilt_by_the_next_host_read() {
     assert_eq!(integrity(&fx.host.paths().inbound_db()), "ok");
     let guest = GuestMailbox::open(fx.session_dir()).unwrap();
     assert_eq!(guest.pending(100).unwrap().len(), 20);
+}
+
+#[test]
+fn io_errors_a_rebuild_left_by_an_earlier_process_is_removed_by_the_next_rebuild() {
+    // Under libfiu, a rebuild whose write failed and whose clean-up unlink
+    // failed too left `.rebuild-<pid>.db` in host state for good (no later
+    // process has that pid), a malformed file the campaign's check found.
+    let fx = Fixture::new();
+    fx.host
+        .write_message(&msg("m0", "x"), &PlainContent)
+        .unwrap();
+    let published = fx.host.host_state().published_db();
+    let stale = published.with_file_name(".rebuild-4000000.db");
+    std::fs::write(&stale, b"half a database").unwrap();
+    // A torn published file makes the next read rebuild it.
+    std::fs::remove_file(fx.host.host_state().published_record()).unwrap();
+    assert_eq!(fx.host.list_inbound(100).unwrap().len(), 1);
+    assert!(!stale.exists(), "{} is still there", stale.display());
 }

@@ -2,8 +2,6 @@
 //! swap: planted `-wal`/`-shm` files, FIFOs raced in place of `outbound.db`
 //! or its journal, and hard links (issue 10, cases 3, 4 and 8).
 
-mod mailbox_common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,8 +10,9 @@ use std::time::Duration;
 use airlock_core::{ContainerStatus, Timestamp};
 use airlock_sqlite_fs::doctor::check_session;
 use airlock_sqlite_fs::{Error, GuestMailbox};
-use mailbox_common::{Fixture, bulky, registry_proof, reply, temp_dir};
 use rusqlite::Connection;
+
+use crate::mailbox_common::{Fixture, bulky, registry_proof, reply, temp_dir};
 
 /// Runs `f` on a thread; a call that blocks (a FIFO opened for reading
 /// waits for a writer forever) fails the test instead of hanging the suite.

@@ -9,8 +9,6 @@
 //! host call hangs (a watchdog aborts the run) or panics.
 //! `AIRLOCK_TAMPER_CASES` sets the number of cases (default 12).
 
-mod mailbox_common;
-
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,9 +17,10 @@ use std::time::{Duration, Instant};
 use airlock_core::Timestamp;
 use airlock_core::mailbox::{NewHostMessage, Origin};
 use airlock_sqlite_fs::{GuestMailbox, PlainContent};
-use mailbox_common::{Fixture, env_usize, msg, reply};
 use proptest::prelude::*;
 use rusqlite::{Connection, OpenFlags};
+
+use crate::mailbox_common::{Fixture, env_usize, msg, reply};
 
 #[derive(Debug, Clone)]
 enum GuestOp {

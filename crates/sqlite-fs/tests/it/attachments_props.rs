@@ -3,8 +3,6 @@
 //! and clears never read or remove anything outside the session's outbox,
 //! whatever tree, ids and names the guest made up.
 
-mod attachments_support;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -12,10 +10,11 @@ use airlock_core::{MessageId, check_name};
 use airlock_sqlite_fs::attachments::{
     AttachmentLimits, InboundExtractor, clear_outbox, read_outbox_files,
 };
-use attachments_support::{Fixture, leaks, link, mkfifo};
 use base64::Engine;
 use proptest::prelude::*;
 use serde_json::{Value, json};
+
+use crate::attachments_support::{Fixture, leaks, link, mkfifo};
 
 /// Names a hostile sender or guest would try.
 fn hostile_name() -> impl Strategy<Value = String> {
@@ -160,7 +159,7 @@ proptest! {
         let before = fx.outside_snapshot();
         let limits = AttachmentLimits::default();
         let session = fx.session.clone();
-        let (read, _report) = attachments_support::within(30, move || {
+        let (read, _report) = crate::attachments_support::within(30, move || {
             let read = read_outbox_files(&session, &id, &names, &limits);
             let report = clear_outbox(&session, &id);
             (read, report)

@@ -2,10 +2,9 @@
 //! `outbound.db` leaves its host-state link to the file; the next read must
 //! not take it for the guest's second name and refuse the session forever.
 
-mod mailbox_common;
-
 use airlock_sqlite_fs::GuestMailbox;
-use mailbox_common::*;
+
+use crate::mailbox_common::*;
 
 #[test]
 fn deliver_kill_a_stale_snapshot_link_does_not_stall_the_session() {

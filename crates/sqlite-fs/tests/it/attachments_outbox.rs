@@ -1,8 +1,6 @@
 //! Outbox reading and clearing against a hostile guest: symlinks, FIFOs,
 //! sockets, sparse files, traversal ids and unsafe names.
 
-mod attachments_support;
-
 use std::fs;
 use std::os::unix::net::UnixListener;
 
@@ -11,7 +9,8 @@ use airlock_sqlite_fs::attachments::{
     AttachmentLimits, ConfinedDir, MAX_REMOVE_DEPTH, Resolver, clear_outbox, read_outbox_files,
     read_outbox_files_in,
 };
-use attachments_support::{Fixture, init_logs, leaks, link, mkfifo, within};
+
+use crate::attachments_support::{Fixture, init_logs, leaks, link, mkfifo, within};
 
 fn names(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()

@@ -1,11 +1,10 @@
 //! Mailbox basics: creation, schemas, writes, polls, replies, deliveries, acks.
 
-mod mailbox_common;
-
 use airlock_core::mailbox::{Origin, WriteOutcome};
 use airlock_core::{Seq, Timestamp};
 use airlock_sqlite_fs::{GuestMailbox, PlainContent};
-use mailbox_common::{Fixture, msg, reply};
+
+use crate::mailbox_common::{Fixture, msg, reply};
 
 #[test]
 fn host_writes_guest_polls_and_replies() {
@@ -62,10 +61,10 @@ fn host_writes_guest_polls_and_replies() {
 use std::cell::RefCell;
 use std::time::Duration;
 
+use crate::mailbox_common::{integrity, registry_proof};
 use airlock_core::mailbox::{Destination, NewHostMessage, Routing};
 use airlock_core::{AttachmentOutcome, ContainerStatus, ExtractedContent, MessageId};
 use airlock_sqlite_fs::InboundContent;
-use mailbox_common::{integrity, registry_proof};
 
 #[test]
 fn retries_are_no_ops_and_reused_ids_are_renamed() {
@@ -534,7 +533,7 @@ fn guest_never_rolls_back_a_hot_inbound_journal() {
     for i in 0..200 {
         fx.host
             .write_message(
-                &msg(&format!("m{i}"), &mailbox_common::bulky(i)),
+                &msg(&format!("m{i}"), &crate::mailbox_common::bulky(i)),
                 &PlainContent,
             )
             .unwrap();
@@ -542,11 +541,13 @@ fn guest_never_rolls_back_a_hot_inbound_journal() {
     let guest = GuestMailbox::open(fx.session_dir()).unwrap();
     // A hot journal (here: a copy of a real one) makes a read-only reader
     // fail with SQLITE_READONLY_ROLLBACK; a read-write open would replay it.
-    let scratch = mailbox_common::temp_dir();
+    let scratch = crate::mailbox_common::temp_dir();
     let copy = scratch.path().join("inbound.db");
     std::fs::copy(fx.host.paths().inbound_db(), &copy).unwrap();
-    let journal =
-        mailbox_common::hot_journal_of(&copy, "UPDATE messages_in SET content = 'x' || content");
+    let journal = crate::mailbox_common::hot_journal_of(
+        &copy,
+        "UPDATE messages_in SET content = 'x' || content",
+    );
     std::fs::copy(&journal, fx.host.paths().inbound_journal()).unwrap();
     let before = std::fs::read(fx.host.paths().inbound_db()).unwrap();
     let err = guest.pending(10).unwrap_err();
@@ -616,10 +617,10 @@ fn syncing_acks_that_are_already_synced_writes_nothing() {
     guest.mark_completed(&["m1"]).unwrap();
     assert_eq!(fx.host.sync_acks().unwrap(), 1);
     // Every publish bumps the published file's change counter.
-    let before = mailbox_common::inbound_counter(&fx);
+    let before = crate::mailbox_common::inbound_counter(&fx);
     assert_eq!(fx.host.sync_acks().unwrap(), 0);
     assert_eq!(
-        mailbox_common::inbound_counter(&fx),
+        crate::mailbox_common::inbound_counter(&fx),
         before,
         "a sync with nothing to change wrote inbound.db"
     );

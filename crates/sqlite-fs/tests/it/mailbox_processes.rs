@@ -2,9 +2,7 @@
 //! and processes killed with SIGKILL mid-write.
 //!
 //! Children are this test binary re-executed with `--exact <test>` and a
-//! role in the environment (see `mailbox_common::child_command`).
-
-mod mailbox_common;
+//! role in the environment (see `crate::mailbox_common::child_command`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Read};
@@ -15,7 +13,8 @@ use airlock_core::ContainerStatus;
 use airlock_core::Timestamp;
 use airlock_core::mailbox::Origin;
 use airlock_sqlite_fs::{Error, GuestMailbox, MailboxRoots, PlainContent};
-use mailbox_common::*;
+
+use crate::mailbox_common::*;
 
 fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let start = Instant::now();
@@ -84,7 +83,10 @@ fn host_and_guest_processes_exchange_every_message_once_in_order() {
     }
     let fx = Fixture::new();
     let mut child = child_command(
-        "host_and_guest_processes_exchange_every_message_once_in_order",
+        &crate::libtest_name(
+            module_path!(),
+            "host_and_guest_processes_exchange_every_message_once_in_order",
+        ),
         "guest",
         &[(DIR_ENV, fx.session_dir().display().to_string())],
     )
@@ -168,7 +170,10 @@ fn sixteen_tasks_and_a_second_process_write_one_session() {
     let fx = Fixture::new();
     let n = writes_per_task();
     let mut child = child_command(
-        "sixteen_tasks_and_a_second_process_write_one_session",
+        &crate::libtest_name(
+            module_path!(),
+            "sixteen_tasks_and_a_second_process_write_one_session",
+        ),
         "writer",
         &[(DATA_ENV, fx.dir.path().display().to_string())],
     )
@@ -273,7 +278,10 @@ fn host_writer_killed_at_random_moments_loses_no_committed_write() {
     let mut journals_left = 0;
     for trial in 0..trials {
         let mut child = child_command(
-            "host_writer_killed_at_random_moments_loses_no_committed_write",
+            &crate::libtest_name(
+                module_path!(),
+                "host_writer_killed_at_random_moments_loses_no_committed_write",
+            ),
             "crash-writer",
             &[
                 (DATA_ENV, fx.dir.path().display().to_string()),
@@ -377,7 +385,10 @@ fn killed_foreign_transaction_with_spilled_pages_is_quarantined_and_rebuilt() {
     }
     kill_child_when_ready(
         &fx,
-        "killed_foreign_transaction_with_spilled_pages_is_quarantined_and_rebuilt",
+        &crate::libtest_name(
+            module_path!(),
+            "killed_foreign_transaction_with_spilled_pages_is_quarantined_and_rebuilt",
+        ),
         "stuck",
     );
     assert!(fx.host.paths().inbound_journal().exists());
@@ -415,7 +426,10 @@ fn guest_killed_mid_commit_is_recovered_once_stopped() {
     }
     kill_child_when_ready(
         &fx,
-        "guest_killed_mid_commit_is_recovered_once_stopped",
+        &crate::libtest_name(
+            module_path!(),
+            "guest_killed_mid_commit_is_recovered_once_stopped",
+        ),
         "guest",
     );
     assert!(fx.host.paths().outbound_journal().exists());

@@ -4,8 +4,6 @@
 //! against `datetime('now')`-style strings. Also: old rows stay readable
 //! and the registry's old-form rows are rewritten by its migration.
 
-mod mailbox_common;
-
 use airlock_core::mailbox::{NewInboundMessage, NewOutboundMessage};
 use airlock_core::{
     MessageId, NewMessagingGroup, ResolveRequest, SessionMode, SessionStore, SessionStoreExt,
@@ -13,8 +11,9 @@ use airlock_core::{
 };
 use airlock_sqlite_fs::host::PlainContent;
 use airlock_sqlite_fs::{GuestMailbox, SqliteSessionStore};
-use mailbox_common::Fixture;
 use rusqlite::Connection;
+
+use crate::mailbox_common::Fixture;
 
 /// An hour: far beyond any pause between a write and its check.
 const HOUR: i64 = 3_600_000;
@@ -271,7 +270,7 @@ async fn old_form_registry_rows_are_rewritten_and_sort_with_new_ones() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("airlock.db");
     let conn = Connection::open(&path).unwrap();
-    conn.execute_batch(include_str!("../src/registry/migrations/0001_init.sql"))
+    conn.execute_batch(include_str!("../../src/registry/migrations/0001_init.sql"))
         .unwrap();
     conn.execute_batch(
         "INSERT INTO messaging_groups VALUES ('mg-old', 'slack', 'C1', NULL, '2099-01-01T10:00:00.000Z');

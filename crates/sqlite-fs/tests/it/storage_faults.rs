@@ -3,15 +3,14 @@
 //! API and once converted to airlock-core's error. Needs root (a tmpfs);
 //! says SKIPPED otherwise.
 
-mod mailbox_common;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use airlock_core::{AgentGroupId, SessionId, SessionRef, StorageFault};
 use airlock_sqlite_fs::{GuestMailbox, MailboxRoots, PlainContent};
-use mailbox_common::{msg, reply};
+
+use crate::mailbox_common::{msg, reply};
 
 /// A tmpfs at a fresh folder, unmounted on drop.
 struct Tmpfs(PathBuf, #[allow(dead_code)] tempfile::TempDir);

@@ -1,6 +1,5 @@
 //! Helpers shared by the mailbox integration tests: temp session folders,
 //! the header journal-mode check, and child-process roles.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
@@ -134,7 +133,8 @@ pub fn child_role() -> Option<String> {
     std::env::var(ROLE_ENV).ok()
 }
 
-/// Re-runs this test binary's `test_name` as a child with `role` and extra env.
+/// Re-runs this test binary's `test_name` (its full libtest name, from
+/// [`crate::libtest_name`]) as a child with `role` and extra env.
 pub fn child_command(
     test_name: &str,
     role: &str,
@@ -204,8 +204,9 @@ pub fn wait_for_line(reader: &mut impl std::io::BufRead, marker: &str) {
     }
 }
 
-/// Runs `test_name` as a child in `role` on `fx`'s session folder, waits
-/// until it prints `READY` (it is stuck mid-transaction), and SIGKILLs it.
+/// Runs `test_name` (a full libtest name) as a child in `role` on `fx`'s
+/// session folder, waits until it prints `READY` (it is stuck
+/// mid-transaction), and SIGKILLs it.
 pub fn kill_child_when_ready(fx: &Fixture, test_name: &str, role: &str) {
     let mut child = child_command(
         test_name,

@@ -2,8 +2,6 @@
 //! temporary file in `inbox/<id>/`; the session's next write removes it,
 //! whether that write is the retry or another message.
 
-mod mailbox_common;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -11,7 +9,8 @@ use std::time::{Duration, Instant};
 use airlock_sqlite_fs::attachments::{InboundExtractor, SessionExtractor, TEMP_PREFIX};
 use airlock_sqlite_fs::{HostMailbox, MailboxRoots};
 use base64::Engine;
-use mailbox_common::*;
+
+use crate::mailbox_common::*;
 
 /// Decoded size of the attachment: big enough that staging it takes a
 /// while, so the parent sees the temporary file before the write ends.
@@ -105,7 +104,14 @@ fn a_retry_removes_the_temp_file_of_a_killed_send() {
         return stage_big_attachment();
     }
     let fx = Fixture::new();
-    killed_staging(&fx, "a_retry_removes_the_temp_file_of_a_killed_send", "big");
+    killed_staging(
+        &fx,
+        &crate::libtest_name(
+            module_path!(),
+            "a_retry_removes_the_temp_file_of_a_killed_send",
+        ),
+        "big",
+    );
     let written = fx
         .host
         .write_message(&big_message("big"), &extractor(&fx.host))
@@ -127,7 +133,10 @@ fn the_next_write_removes_the_temp_file_of_a_killed_send() {
     let fx = Fixture::new();
     killed_staging(
         &fx,
-        "the_next_write_removes_the_temp_file_of_a_killed_send",
+        &crate::libtest_name(
+            module_path!(),
+            "the_next_write_removes_the_temp_file_of_a_killed_send",
+        ),
         "big",
     );
     fx.host

@@ -2,8 +2,6 @@
 //! "outside" folder full of secrets, snapshots to prove nothing outside
 //! changed, and a timeout so a blocking bug fails instead of hanging.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, symlink};

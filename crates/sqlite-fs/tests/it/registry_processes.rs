@@ -72,9 +72,13 @@ fn spawn_command(test: &str, env: &str, dir: &std::path::Path) -> Command {
 }
 
 fn spawn_child(dir: &std::path::Path) -> std::process::Child {
-    spawn_command("child_resolver", CHILD_ENV, dir)
-        .spawn()
-        .unwrap()
+    spawn_command(
+        &crate::libtest_name(module_path!(), "child_resolver"),
+        CHILD_ENV,
+        dir,
+    )
+    .spawn()
+    .unwrap()
 }
 
 #[test]
@@ -86,7 +90,11 @@ fn processes_opening_a_new_registry_at_once_all_succeed() {
         let start = (unix_ms() + 300).to_string();
         let children: Vec<_> = (0..6)
             .map(|_| {
-                let mut cmd = spawn_command("child_opener", OPENER_ENV, dir.path());
+                let mut cmd = spawn_command(
+                    &crate::libtest_name(module_path!(), "child_opener"),
+                    OPENER_ENV,
+                    dir.path(),
+                );
                 cmd.env(START_ENV, &start);
                 cmd.spawn().unwrap()
             })

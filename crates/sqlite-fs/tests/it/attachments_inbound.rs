@@ -2,16 +2,15 @@
 //! it was except for the rewritten entries, bad entries kept with `error`,
 //! retries recognised by content.
 
-mod attachments_support;
-
 use std::fs;
 
 use airlock_core::{MessageId, check_name};
 use airlock_sqlite_fs::attachments::{AttachmentLimits, InboundExtractor, SessionExtractor};
-use attachments_support::{Fixture, SECRET, init_logs, link};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
+
+use crate::attachments_support::{Fixture, SECRET, init_logs, link};
 
 fn b64(data: &[u8]) -> String {
     STANDARD.encode(data)

@@ -1,14 +1,13 @@
 //! Files the guest can plant or craft: forged journals, crafted and corrupt
 //! `outbound.db`, FIFOs and symlinks in place of mailbox files.
 
-mod mailbox_common;
-
 use std::time::{Duration, Instant};
 
 use airlock_core::Timestamp;
 use airlock_sqlite_fs::{Error, PlainContent};
-use mailbox_common::{Fixture, bulky, hot_journal_of, integrity, msg, temp_dir};
 use rusqlite::Connection;
+
+use crate::mailbox_common::{Fixture, bulky, hot_journal_of, integrity, msg, temp_dir};
 
 fn contents(db: &std::path::Path) -> Vec<String> {
     // Read-write on purpose: an ordinary open replays a hot journal.
@@ -203,7 +202,7 @@ fn huge_page_count_in_outbound_header_never_hangs() {
     let fx = Fixture::new();
     let guest = airlock_sqlite_fs::GuestMailbox::open(fx.session_dir()).unwrap();
     guest
-        .write_message_out(&mailbox_common::reply("r", "{}"))
+        .write_message_out(&crate::mailbox_common::reply("r", "{}"))
         .unwrap();
     let path = fx.host.paths().outbound_db();
     let mut bytes = std::fs::read(&path).unwrap();
@@ -227,7 +226,7 @@ fn corrupted_outbound_never_hangs_or_panics() {
     let guest = airlock_sqlite_fs::GuestMailbox::open(fx.session_dir()).unwrap();
     for i in 0..30 {
         guest
-            .write_message_out(&mailbox_common::reply(&format!("r{i}"), &bulky(i)))
+            .write_message_out(&crate::mailbox_common::reply(&format!("r{i}"), &bulky(i)))
             .unwrap();
     }
     let path = fx.host.paths().outbound_db();
