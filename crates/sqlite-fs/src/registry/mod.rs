@@ -187,7 +187,12 @@ impl SqliteSessionStore {
         };
         migrate::refuse_foreign(&conn).map_err(migrate_err)?;
         switch_to_wal(&conn).map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
+        // FULL: a session, group or route the registry acknowledged must
+        // survive a power cut (under NORMAL a WAL commit is durable only
+        // at the next checkpoint, and a lost session row orphans a folder
+        // whose messages were acknowledged). Only `last_active` touches,
+        // advisory and one per message, commit under NORMAL (`relaxed`).
+        conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;

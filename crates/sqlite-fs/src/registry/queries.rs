@@ -162,6 +162,19 @@ fn adopt(conn: &mut Connection, session: &Session) -> Result<()> {
     tx.commit().map_err(sqlite("committing an adoption"))
 }
 
+/// Runs `job` with `synchronous=NORMAL`, then puts the connection back to
+/// `FULL` (also when `job` failed).
+fn relaxed<T>(conn: &mut Connection, job: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    let set = |conn: &Connection, level: &str| {
+        conn.pragma_update(None, "synchronous", level)
+            .map_err(sqlite("setting synchronous"))
+    };
+    set(conn, "NORMAL")?;
+    let result = job(conn);
+    set(conn, "FULL")?;
+    result
+}
+
 fn update(conn: &mut Connection, id: &SessionId, update: &SessionUpdate) -> Result<Session> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -307,7 +320,19 @@ impl SessionStore for SqliteSessionStore {
 
     async fn update_session(&self, id: &SessionId, changes: SessionUpdate) -> Result<Session> {
         let id = id.clone();
-        self.run(move |conn| update(conn, &id, &changes)).await
+        // A touch alone is advisory (when the session was last used): it
+        // may be lost to a power cut, and need not cost an fsync per message.
+        let advisory = changes.status.is_none()
+            && changes.container_status.is_none()
+            && changes.agent_provider.is_none();
+        self.run(move |conn| {
+            if advisory {
+                relaxed(conn, |conn| update(conn, &id, &changes))
+            } else {
+                update(conn, &id, &changes)
+            }
+        })
+        .await
     }
 
     async fn adopt_session(&self, session: Session) -> Result<()> {
@@ -326,5 +351,45 @@ impl SessionStore for SqliteSessionStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use airlock_core::{AgentGroupId, SessionStoreExt};
+
+    use super::*;
+
+    fn synchronous(store: &SqliteSessionStore) -> i64 {
+        let conn = store.conn.lock().unwrap();
+        conn.pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn power_loss_structural_writes_commit_with_synchronous_full() {
+        // 2 = FULL, 1 = NORMAL: every write but a touch syncs its WAL commit.
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteSessionStore::open_in(dir.path()).unwrap();
+        assert_eq!(synchronous(&store), 2, "after open");
+        let request = ResolveRequest::new(
+            AgentGroupId::new("a").unwrap(),
+            None,
+            None,
+            airlock_core::SessionMode::Shared,
+        );
+        let session = store.resolve_session(request).await.unwrap().session;
+        store
+            .touch_session(&session.id, Timestamp::now())
+            .await
+            .unwrap();
+        assert_eq!(synchronous(&store), 2, "after a touch");
+        let mut conn = store.conn.lock().unwrap();
+        let during = relaxed(&mut conn, |c| {
+            c.pragma_query_value(None, "synchronous", |r| r.get::<_, i64>(0))
+                .map_err(sqlite("reading synchronous"))
+        })
+        .unwrap();
+        assert_eq!(during, 1, "a touch commits under NORMAL");
     }
 }
