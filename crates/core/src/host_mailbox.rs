@@ -324,7 +324,9 @@ impl<T: HostMailboxStore + ?Sized> HostMailboxStoreExt for T {}
 ///   folder, where it has one) and is idempotent: calling it again keeps
 ///   every stored message.
 /// - `mailbox_exists` is true once `create_mailbox` succeeded (and the
-///   mailbox was not removed behind the factory's back since).
+///   mailbox was not removed behind the factory's back since); a create
+///   cut short (a full disk, a kill) leaves it false, so the next
+///   `create_mailbox` finishes the mailbox.
 #[async_trait]
 pub trait MailboxFactory: Debug + Send + Sync + 'static {
     /// The host side of `session`'s mailbox (no I/O).

@@ -86,10 +86,19 @@ impl MailboxFactory for SqliteMailboxes {
     }
 
     async fn mailbox_exists(&self, session: &SessionRef) -> airlock_core::Result<bool> {
-        let inbound = self.roots.sessions().session(session).inbound_db();
-        Ok(tokio::task::spawn_blocking(move || inbound.exists())
-            .await
-            .map_err(|e| airlock_core::Error::backend("sqlite", "looking for a mailbox", e))?)
+        // Complete, not begun: a create cut short (a full disk, a kill)
+        // leaves `inbound.db` without `outbound.db` or the file folders, and
+        // the next resolve must finish it.
+        let paths = self.roots.sessions().session(session);
+        let (files, dirs) = (
+            [paths.inbound_db(), paths.outbound_db()],
+            [paths.inbox(), paths.outbox()],
+        );
+        Ok(tokio::task::spawn_blocking(move || {
+            files.iter().all(|f| f.is_file()) && dirs.iter().all(|d| d.is_dir())
+        })
+        .await
+        .map_err(|e| airlock_core::Error::backend("sqlite", "looking for a mailbox", e))?)
     }
 
     async fn create_mailbox(

@@ -4,9 +4,10 @@
 //! `resolve`, so the space runs out at every point of each write. Every
 //! failure must say "disk full" (never another error, never a panic);
 //! nothing acknowledged may be lost, no attachment may exist half-written
-//! under its final name, no session may be listed without its folder; once
-//! the tmpfs grows, every kind of write succeeds again, leaves no temporary
-//! file and `doctor` finds nothing. Skipped, and said so, where no tmpfs
+//! under its final name; once the tmpfs grows, every kind of write succeeds
+//! again and leaves no temporary file, every failed resolve retried
+//! completes its session (no listed session lacks either mailbox) and
+//! `doctor` finds nothing. Skipped, and said so, where no tmpfs
 //! can be mounted (it needs root).
 
 use std::collections::BTreeMap;
@@ -126,6 +127,7 @@ fn real(c: &Campaign, mnt: &Tmpfs) -> Result<Outcome, String> {
     inbound.ack("in-1");
     let mut sizes = BTreeMap::new();
     let mut resolved = Vec::new();
+    let mut failed_resolves = Vec::new();
     let mut exits = Exits::default();
     let rounds = (c.trials / 4).clamp(4, 64);
     let quiet = |args: &[&str]| {
@@ -205,6 +207,8 @@ fn real(c: &Campaign, mnt: &Tmpfs) -> Result<Outcome, String> {
         let out = quiet(&args)?;
         if exits.record("resolve", &out) {
             resolved.push(chat);
+        } else {
+            failed_resolves.push(chat);
         }
     }
 
@@ -256,6 +260,26 @@ fn real(c: &Campaign, mnt: &Tmpfs) -> Result<Outcome, String> {
     ] {
         if let Err(e) = a.run(&args) {
             after.push(format!("{what}: {e}"));
+        }
+    }
+    // A caller retries the resolves that failed: each must now complete
+    // its session, whatever the failure left half made.
+    let retried = failed_resolves.len();
+    for chat in failed_resolves {
+        let args = [
+            "resolve",
+            "--agent-group",
+            "faults",
+            "--channel",
+            "test",
+            "--platform-id",
+            &chat,
+            "--mode",
+            "shared",
+        ];
+        match a.run(&args) {
+            Ok(_) => resolved.push(chat),
+            Err(e) => after.push(format!("resolve {chat} again: {e}")),
         }
     }
     inbound.attempt("final");
@@ -311,8 +335,9 @@ fn real(c: &Campaign, mnt: &Tmpfs) -> Result<Outcome, String> {
         && doctor.is_ok();
     let mut figures = format!(
         "exits ok {} disk-full {} other {} panic {}; inbound {rin}; outbound {rout}; \
-         partial files {} temp files {} sessions without folder {} resolved but unlisted {} \
-         writes failing after growth {} integrity failures {}",
+         partial files {} temp files {} sessions without a complete folder {} resolved but \
+         unlisted {} failed resolves retried {retried} writes failing after growth {} \
+         integrity failures {}",
         exits.ok,
         exits.disk_full,
         exits.other.len(),
@@ -339,7 +364,8 @@ fn real(c: &Campaign, mnt: &Tmpfs) -> Result<Outcome, String> {
     })
 }
 
-/// Sessions listed without a folder, and resolved chats not listed.
+/// Sessions listed without a complete folder (both mailboxes), and
+/// resolved chats not listed.
 fn sessions_check(a: &Airlock, resolved: &[String]) -> Result<(Vec<String>, Vec<String>), String> {
     let out = a.run(&["sessions"])?;
     let listed: serde_json::Value =
@@ -357,7 +383,7 @@ fn sessions_check(a: &Airlock, resolved: &[String]) -> Result<(Vec<String>, Vec<
             }
         };
         let dir = Path::new(shown["dir"].as_str().ok_or("show printed no dir")?);
-        if !dir.join("inbound.db").is_file() {
+        if !dir.join("inbound.db").is_file() || !dir.join("outbound.db").is_file() {
             homeless.push(format!("{id} ({})", dir.display()));
         }
         if let Some(chat) = shown["platform_id"].as_str().or(s["platform_id"].as_str()) {

@@ -2,8 +2,9 @@
 //! fails with exactly one stderr line naming the problem, and never panics.
 
 use serde_json::{Value, json};
+use std::path::PathBuf;
 
-use crate::util::TestDir;
+use crate::util::{TestDir, str_field};
 
 #[test]
 fn bad_input_fails_with_one_line_naming_the_problem() {
@@ -575,4 +576,35 @@ fn io_errors_an_unwritable_stderr_is_no_panic() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
+
+#[test]
+fn disk_full_half_made_session_is_completed_by_the_next_resolve() {
+    // A resolve cut short by a full disk, whose undo failed too, leaves the
+    // registry row and a folder with `inbound.db` only; the chat's next
+    // resolve (the caller retries what failed) must finish the folder.
+    let env = TestDir::new();
+    let args = [
+        "resolve",
+        "--agent-group",
+        "a",
+        "--channel",
+        "test",
+        "--platform-id",
+        "chat-1",
+        "--mode",
+        "shared",
+    ];
+    let first = env.json(&args);
+    let dir = PathBuf::from(str_field(&first, "dir"));
+    std::fs::remove_file(dir.join("outbound.db")).unwrap();
+    std::fs::remove_dir(dir.join("outbox")).unwrap();
+    let again = env.json(&args);
+    assert_eq!(str_field(&again, "id"), str_field(&first, "id"));
+    assert!(
+        dir.join("outbound.db").is_file(),
+        "outbound.db not made again"
+    );
+    assert!(dir.join("outbox").is_dir(), "outbox/ not made again");
+    env.cmd(&["doctor"]).run().success();
 }
