@@ -8,7 +8,7 @@
 //! (`>/dev/full`) is a transient failure, never a delivery.
 
 use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -121,13 +121,34 @@ impl ChannelAdapter for StdoutAdapter {
     }
 }
 
+/// Writes all of `bytes` to `fd`, every error (EBADF included) returned.
+fn write_fd(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        match rustix::io::write(fd, bytes) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// Writes `bytes` to stdout and, on a pipe, waits until the reader took them.
 fn write_and_confirm(bytes: &[u8]) -> Result<(), DeliveryError> {
     let mut out = std::io::stdout().lock();
-    out.write_all(bytes)
-        .and_then(|()| out.flush())
+    // Whatever else was printed goes first; the line itself is written to
+    // fd 1 directly, because std's stdout reports a write to a closed fd 1
+    // (EBADF) as done, and a line nobody got must not count as delivered.
+    out.flush()
         .map_err(|e| DeliveryError::transient(format!("writing to stdout failed: {e}")))?;
-    let fd = out.as_fd();
+    write_line(out.as_fd(), bytes)
+}
+
+/// Writes `bytes` to `fd` and, on a pipe, waits until the reader took them.
+fn write_line(fd: BorrowedFd<'_>, bytes: &[u8]) -> Result<(), DeliveryError> {
+    write_fd(fd, bytes)
+        .map_err(|e| DeliveryError::transient(format!("writing to stdout failed: {e}")))?;
     let is_pipe = rustix::fs::fstat(fd)
         .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo)
         .unwrap_or(false);
@@ -164,5 +185,29 @@ fn write_and_confirm(bytes: &[u8]) -> Result<(), DeliveryError> {
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::write_line;
+
+    #[test]
+    fn io_errors_a_write_failing_with_ebadf_is_not_a_delivery() {
+        // A read-only descriptor answers a write with EBADF, which std's
+        // stdout would report as written (libfiu injects exactly that).
+        let read_only = std::fs::File::open("/dev/null").unwrap();
+        let err = write_line(read_only.as_fd(), b"{}\n").unwrap_err();
+        assert!(
+            err.to_string().contains("writing to stdout failed"),
+            "{err}"
+        );
+        let writable = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
+        write_line(writable.as_fd(), b"{}\n").unwrap();
     }
 }
