@@ -19,16 +19,12 @@ pub const CI_TRIALS: usize = 40;
 
 /// The scenarios CI runs: the quick ones (io-errors needs minutes;
 /// power-loss at 40 cuts and its 20-cut control about a minute, io-sweep
-/// about 80 s, read-only and guest-kill seconds).
-// disk-full is out of CI until a resolve that fails on a full disk can no
-// longer leave its session listed with a half-made folder (issue 15).
-// deliver-kill is out of CI until it is understood why, on an idle machine,
-// almost no run was killed ("delivery stalled: 19 kills in 401 runs" in a
-// fresh-clone CI run of 699e80d; it passed under load). `cargo xtask faults`
-// still runs it.
-pub const CI_SCENARIOS: [&str; 5] = [
+/// about 80 s, deliver-kill, disk-full, read-only and guest-kill seconds).
+pub const CI_SCENARIOS: [&str; 7] = [
     "send-kill",
     "guest-kill",
+    "deliver-kill",
+    "disk-full",
     "read-only",
     "io-sweep",
     "power-loss",

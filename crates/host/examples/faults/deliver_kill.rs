@@ -3,7 +3,6 @@
 //! replies keep coming. Every reply must reach stdout at least once, and
 //! more than once only the one in flight at a kill.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,6 +13,7 @@ use airlock_core::testing::history::{DeliveryHistory, DeliveryReport};
 use airlock_sqlite_fs::GuestMailbox;
 
 use crate::airlock::Airlock;
+use crate::support::{Kill, Run, run_child};
 use crate::{Campaign, Outcome, Rng};
 
 /// Keep at least this many replies due, so that a kill finds work in flight.
@@ -73,43 +73,27 @@ fn top_up(
 }
 
 /// The texts of the complete lines a delivery run printed (a line cut by
-/// the kill is no delivery: a reader discards it).
+/// the kill is no delivery: a reader discards it) and how the run ended.
 fn delivered_lines(
-    mut child: std::process::Child,
-    kill_after: Option<Duration>,
-) -> Result<(Vec<String>, bool), String> {
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let reader = std::thread::spawn(move || {
-        let mut keys = Vec::new();
-        let mut reader = BufReader::new(stdout);
-        let mut line = Vec::new();
-        while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
-            if line.ends_with(b"\n")
-                && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line)
-                && let Some(text) = v["content"]["text"].as_str()
-            {
-                keys.push(text.to_owned());
-            }
-            line.clear();
-        }
-        keys
-    });
-    if let Some(delay) = kill_after {
-        std::thread::sleep(delay);
-        let _ = child.kill();
-    }
-    let status = child.wait().map_err(|e| e.to_string())?;
-    let keys = reader.join().map_err(|_| "reader thread panicked")?;
-    let killed = kill_after.is_some() && !status.success() && status.code().is_none();
-    Ok((keys, killed))
+    child: std::process::Child,
+    kill: Option<Kill>,
+) -> Result<(Vec<String>, Run), String> {
+    let run = run_child(child, kill)?;
+    let keys = run.lines.iter().filter_map(|l| line_text(l.as_bytes()));
+    Ok((keys.collect(), run))
+}
+
+/// The message text of one JSON line `deliver` printed.
+fn line_text(line: &[u8]) -> Option<String> {
+    let v = serde_json::from_slice::<serde_json::Value>(line).ok()?;
+    v["content"]["text"].as_str().map(str::to_owned)
 }
 
 /// The texts of complete JSON lines.
 pub fn texts(out: &[u8]) -> Vec<String> {
     out.split_inclusive(|b| *b == b'\n')
         .filter(|l| l.ends_with(b"\n"))
-        .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
-        .filter_map(|v| v["content"]["text"].as_str().map(str::to_owned))
+        .filter_map(line_text)
         .collect()
 }
 
@@ -125,12 +109,11 @@ fn campaign(
     let mut history = DeliveryHistory::new();
     let mut rng = Rng::from_time();
     let (mut next, mut delivered) = (0usize, std::collections::BTreeSet::new());
-    let mut window = Duration::from_millis(40);
     let mut done = 0;
     let spawn = || {
         command()
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("starting the delivery run: {e}"))
     };
@@ -138,10 +121,13 @@ fn campaign(
     let mut runs = 0;
     let mut idle = false;
     let mut stalls = 0;
+    let mut last_ending = String::from("no run yet");
     while done < kills {
         runs += 1;
         if runs > 20 * kills {
-            return Err(format!("delivery stalled: {done} kills in {runs} runs"));
+            return Err(format!(
+                "delivery stalled: {done} kills in {runs} runs, the last {last_ending}"
+            ));
         }
         // Replies in flight at a kill back off (the engine counts the kill as
         // a failed attempt): fresh ones keep the runs busy meanwhile.
@@ -159,8 +145,17 @@ fn campaign(
                 format!("the guest was still blocked after a host pass ({blocked}): {e}")
             })?;
         }
-        let delay = Duration::from_micros(rng.below(window.as_micros() as u64 + 1));
-        let (keys, killed) = delivered_lines(spawn()?, Some(delay))?;
+        // Killed after a random number of the due replies is printed (none:
+        // during start-up or the settling of the last kill), a random
+        // moment (under 3 ms) later.
+        let due = (next - delivered.len()) as u64;
+        let kill = Kill {
+            after_lines: rng.below(due + 1) as usize,
+            delay: Duration::from_micros(rng.below(3_000)),
+        };
+        let (keys, run) = delivered_lines(spawn()?, Some(kill))?;
+        let killed = run.killed;
+        last_ending = run.ending;
         // A run killed before printing anything had nothing visibly in flight.
         let in_flight: Vec<String> = if killed {
             keys.last().cloned().into_iter().collect()
@@ -170,12 +165,6 @@ fn campaign(
         if killed {
             done += 1;
         }
-        // Kills should land while replies are printed: widen or narrow the window.
-        if keys.is_empty() {
-            window = window.mul_f32(1.5).min(Duration::from_secs(5));
-        } else if !killed {
-            window = window.mul_f32(0.7).max(Duration::from_millis(1));
-        }
         idle = keys.is_empty() && !killed;
         delivered.extend(keys.iter().cloned());
         history.run(keys, in_flight);
@@ -184,12 +173,9 @@ fn campaign(
     // backs off after a kill comes out within its back-off (seconds).
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
     loop {
-        let mut child = spawn()?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let out = std::io::read_to_string(stdout).map_err(|e| e.to_string())?;
-        let status = child.wait().map_err(|e| e.to_string())?;
-        history.run(texts(out.as_bytes()), Vec::<String>::new());
-        if status.success() || std::time::Instant::now() > deadline {
+        let (keys, run) = delivered_lines(spawn()?, None)?;
+        history.run(keys, Vec::<String>::new());
+        if run.success || std::time::Instant::now() > deadline {
             break;
         }
         std::thread::sleep(Duration::from_millis(500));

@@ -65,8 +65,10 @@ const HANG: Duration = Duration::from_secs(20);
 /// makes that write fail (the kernel does not), so it is counted apart.
 const WAKE_ARTIFACT: &str = "failed to wake I/O driver";
 
-/// What a bounded run ended with.
-pub type Run = Option<(ExitStatus, Vec<u8>, bool)>;
+/// What a bounded run ended with: its status (`None`: it hung and was
+/// killed), everything it printed (a hung run's lines count too: they were
+/// delivered before it hung) and whether it hit tokio's wake-up artifact.
+pub type Run = (Option<ExitStatus>, Vec<u8>, bool);
 
 /// Runs `cmd` with its stdout captured; `None` if it hung (then killed).
 /// The flag says whether its stderr shows the wake-up artifact.
@@ -101,7 +103,7 @@ pub fn bounded(mut cmd: Command) -> Result<Run, String> {
     let out = reader.join().unwrap_or_default();
     let artifact = std::fs::read_to_string(&stderr_path).is_ok_and(|e| e.contains(WAKE_ARTIFACT));
     let _ = std::fs::remove_file(&stderr_path);
-    Ok(status.map(|s| (s, out, artifact)))
+    Ok((status, out, artifact))
 }
 
 /// Counts of one faulted run.
@@ -117,7 +119,7 @@ struct Exits {
 impl Exits {
     /// Records one run; whether it succeeded.
     fn record(&mut self, run: &Run) -> bool {
-        let Some((status, _, artifact)) = run else {
+        let (Some(status), _, artifact) = run else {
             self.hangs += 1;
             return false;
         };
@@ -138,8 +140,8 @@ impl std::fmt::Display for Exits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "exits ok {} error {} panic {}",
-            self.ok, self.errors, self.panics
+            "exits ok {} error {} panic {} hang {} wake-up artifact {}",
+            self.ok, self.errors, self.panics, self.hangs, self.artifacts
         )
     }
 }
@@ -284,10 +286,7 @@ fn deliveries(c: &Campaign, p: f64) -> Result<Outcome, String> {
     for _ in 0..count {
         let run = bounded(a.command_via(&wrapper, &["deliver", "--once"]))?;
         runs += 1;
-        let keys = run
-            .as_ref()
-            .map(|(_, out, _)| crate::deliver_kill::texts(out))
-            .unwrap_or_default();
+        let keys = crate::deliver_kill::texts(&run.1);
         let done = exits.record(&run);
         let in_flight: Vec<String> = if done {
             Vec::new()
@@ -301,7 +300,7 @@ fn deliveries(c: &Campaign, p: f64) -> Result<Outcome, String> {
     }
     let out = a
         .command(&["deliver", "--once"])
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .output()
         .map_err(|e| e.to_string())?;
     history.run(
@@ -318,7 +317,16 @@ fn deliveries(c: &Campaign, p: f64) -> Result<Outcome, String> {
             "io-errors deliver p=0.1"
         },
         trials: runs,
-        figures: format!("{exits}; {report}; integrity failures {}", integrity.len()),
+        figures: format!(
+            "{exits}; {report}; integrity failures {}; final unfaulted run {}{}",
+            integrity.len(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .map(|l| format!(": {l}"))
+                .unwrap_or_default()
+        ),
         ok,
     })
 }

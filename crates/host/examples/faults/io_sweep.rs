@@ -69,16 +69,16 @@ impl Tally {
     fn record(&mut self, run: &Run, fired: bool) -> bool {
         self.runs += 1;
         self.complete |= !fired;
-        match run {
+        match &run.0 {
             None => {
                 self.hangs += 1;
                 false
             }
-            Some((status, _, _)) if status.success() => {
+            Some(status) if status.success() => {
                 self.absorbed += usize::from(fired);
                 true
             }
-            Some((status, _, _)) if panicked(status) => {
+            Some(status) if panicked(status) => {
                 self.panics += 1;
                 false
             }
@@ -275,10 +275,7 @@ fn deliver(c: &Campaign, f: &Faulter) -> Result<Outcome, String> {
             history.outbound(key);
         }
         let (run, fired) = f.run(a.command(&["deliver", "--once"]), k)?;
-        let keys = run
-            .as_ref()
-            .map(|(_, out, _)| crate::deliver_kill::texts(out))
-            .unwrap_or_default();
+        let keys = crate::deliver_kill::texts(&run.1);
         let done = tally.record(&run, fired);
         // A failed run's last printed message may not be marked delivered.
         let in_flight: Vec<String> = if done {

@@ -9,35 +9,104 @@ use std::time::Duration;
 
 use crate::airlock::{Airlock, text_of};
 
-/// Runs `child` (stdout piped) to completion, or SIGKILLs it after `delay`;
-/// returns the complete lines it printed (a line cut by the kill is no
-/// confirmation) and whether it exited 0.
-pub fn lines_until_killed(
-    mut child: Child,
-    delay: Option<Duration>,
-) -> Result<(Vec<String>, bool), String> {
+/// When to SIGKILL a child: once it has printed `after_lines` complete
+/// lines (0: at once), `delay` later. Counting lines puts kills among the
+/// child's work however fast the machine runs it; a wall-clock delay alone
+/// lands after a short run has ended on an idle machine.
+#[derive(Debug, Clone, Copy)]
+pub struct Kill {
+    /// Complete lines to wait for first.
+    pub after_lines: usize,
+    /// Then this long.
+    pub delay: Duration,
+}
+
+impl Kill {
+    /// `delay` after the start.
+    pub fn after(delay: Duration) -> Kill {
+        Kill {
+            after_lines: 0,
+            delay,
+        }
+    }
+}
+
+/// What one child run printed and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    /// The complete lines of stdout (a line cut by the kill is no
+    /// confirmation).
+    pub lines: Vec<String>,
+    /// Ended by the kill (by a signal, not an exit code).
+    pub killed: bool,
+    /// Exited 0.
+    pub success: bool,
+    /// How it ended and its last stderr, for error messages.
+    pub ending: String,
+}
+
+/// Runs `child` (stdout piped; stderr piped or not) to completion, or
+/// SIGKILLs it as `kill` says.
+pub fn run_child(mut child: Child, kill: Option<Kill>) -> Result<Run, String> {
     let stdout = child.stdout.take().ok_or("no stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
-        let mut lines = Vec::new();
         let mut reader = BufReader::new(stdout);
         let mut line = Vec::new();
         while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
-            if line.ends_with(b"\n") {
-                lines.push(String::from_utf8_lossy(&line).trim_end().to_owned());
+            if line.ends_with(b"\n")
+                && tx
+                    .send(String::from_utf8_lossy(&line).trim_end().to_owned())
+                    .is_err()
+            {
+                break;
             }
             line.clear();
         }
-        lines
     });
-    if let Some(delay) = delay {
-        std::thread::sleep(delay);
-        let _ = child.kill();
+    let stderr = child
+        .stderr
+        .take()
+        .map(|e| std::thread::spawn(move || std::io::read_to_string(e).unwrap_or_default()));
+    let mut lines = Vec::new();
+    if let Some(kill) = kill {
+        while lines.len() < kill.after_lines {
+            match rx.recv() {
+                Ok(line) => lines.push(line),
+                Err(_) => break,
+            }
+        }
+        if lines.len() >= kill.after_lines {
+            std::thread::sleep(kill.delay);
+            let _ = child.kill();
+        }
     }
+    lines.extend(rx.iter());
     let status = child
         .wait()
         .map_err(|e| format!("waiting for a child: {e}"))?;
-    let lines = reader.join().map_err(|_| "reader thread panicked")?;
-    Ok((lines, status.success()))
+    reader.join().map_err(|_| "reader thread panicked")?;
+    let stderr = match stderr {
+        Some(t) => t.join().map_err(|_| "stderr thread panicked")?,
+        None => String::new(),
+    };
+    let tail: String = stderr.lines().last().unwrap_or_default().to_owned();
+    Ok(Run {
+        lines,
+        killed: kill.is_some() && status.code().is_none(),
+        success: status.success(),
+        ending: format!("{status}, last stderr line {tail:?}"),
+    })
+}
+
+/// Runs `child` (stdout piped) to completion, or SIGKILLs it after `delay`;
+/// returns the complete lines it printed and whether it exited 0.
+pub fn lines_until_killed(
+    child: Child,
+    delay: Option<Duration>,
+) -> Result<(Vec<String>, bool), String> {
+    let run = run_child(child, delay.map(Kill::after))?;
+    Ok((run.lines, run.success))
 }
 
 /// The texts of the session's outbound rows, as the host lists them.

@@ -58,8 +58,17 @@ async fn child_deliverer() {
     let mut quiet = 0;
     while quiet < 20 {
         let report = deliverer.poll(Scope::Active).await.unwrap();
-        assert!(report.errors.is_empty(), "{report:?}");
-        quiet = if report.delivered == 0 && report.busy == 0 {
+        // The parent writes as a guest in a tight loop, so on a loaded
+        // machine its journal can outlast a read's retries: that session
+        // fails this pass and is read again at the next (nothing is lost,
+        // which the parent checks). Any other error fails the test.
+        let other: Vec<_> = report
+            .errors
+            .iter()
+            .filter(|f| !f.error.contains("the guest may still be running"))
+            .collect();
+        assert!(other.is_empty(), "{report:?}");
+        quiet = if report.delivered == 0 && report.busy == 0 && report.errors.is_empty() {
             quiet + 1
         } else {
             0
