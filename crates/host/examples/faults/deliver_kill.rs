@@ -13,7 +13,7 @@ use airlock_core::testing::history::{DeliveryHistory, DeliveryReport};
 use airlock_sqlite_fs::GuestMailbox;
 
 use crate::airlock::Airlock;
-use crate::support::{Kill, Run, run_child};
+use crate::support::{Kill, Run, integrity_figure, run_child};
 use crate::{Campaign, Outcome, Rng};
 
 /// Keep at least this many replies due, so that a kill finds work in flight.
@@ -30,8 +30,8 @@ pub fn run(c: &Campaign) -> Result<Vec<Outcome>, String> {
         name: "deliver-kill",
         trials: kills,
         figures: format!(
-            "{real}; integrity failures {}; guest blocked by a killed publish {stalls} time(s), each unblocked by the next host pass",
-            integrity.len()
+            "{real}; {}; guest blocked by a killed publish {stalls} time(s), each unblocked by the next host pass",
+            integrity_figure(&integrity)
         ),
         ok,
     }];
@@ -79,8 +79,15 @@ fn delivered_lines(
     kill: Option<Kill>,
 ) -> Result<(Vec<String>, Run), String> {
     let run = run_child(child, kill)?;
-    let keys = run.lines.iter().filter_map(|l| line_text(l.as_bytes()));
-    Ok((keys.collect(), run))
+    Ok((line_texts(&run.lines), run))
+}
+
+/// The message texts of complete lines `deliver` printed.
+pub fn line_texts(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|l| line_text(l.as_bytes()))
+        .collect()
 }
 
 /// The message text of one JSON line `deliver` printed.

@@ -18,7 +18,7 @@ use std::process::{Output, Stdio};
 use airlock_core::testing::history::WriteHistory;
 
 use crate::airlock::Airlock;
-use crate::support::{Tmpfs, error_line, inbound_texts, outbound_texts};
+use crate::support::{Tmpfs, error_line, inbound_texts, integrity_figure, outbound_texts};
 use crate::{Campaign, Outcome};
 
 /// Free space added per round.
@@ -193,18 +193,7 @@ fn real(c: &Campaign, mnt: &Tmpfs) -> Result<Outcome, String> {
 
         filler.leave_free(free)?;
         let chat = format!("chat-r{round}");
-        let args = [
-            "resolve",
-            "--agent-group",
-            "faults",
-            "--channel",
-            "test",
-            "--platform-id",
-            &chat,
-            "--mode",
-            "shared",
-        ];
-        let out = quiet(&args)?;
+        let out = quiet(&resolve_args(&chat))?;
         if exits.record("resolve", &out) {
             resolved.push(chat);
         } else {
@@ -243,20 +232,7 @@ fn real(c: &Campaign, mnt: &Tmpfs) -> Result<Outcome, String> {
                 "final-r",
             ],
         ),
-        (
-            "resolve",
-            vec![
-                "resolve",
-                "--agent-group",
-                "faults",
-                "--channel",
-                "test",
-                "--platform-id",
-                "chat-final",
-                "--mode",
-                "shared",
-            ],
-        ),
+        ("resolve", resolve_args("chat-final").to_vec()),
     ] {
         if let Err(e) = a.run(&args) {
             after.push(format!("{what}: {e}"));
@@ -266,18 +242,7 @@ fn real(c: &Campaign, mnt: &Tmpfs) -> Result<Outcome, String> {
     // its session, whatever the failure left half made.
     let retried = failed_resolves.len();
     for chat in failed_resolves {
-        let args = [
-            "resolve",
-            "--agent-group",
-            "faults",
-            "--channel",
-            "test",
-            "--platform-id",
-            &chat,
-            "--mode",
-            "shared",
-        ];
-        match a.run(&args) {
+        match a.run(&resolve_args(&chat)) {
             Ok(_) => resolved.push(chat),
             Err(e) => after.push(format!("resolve {chat} again: {e}")),
         }
@@ -337,7 +302,7 @@ fn real(c: &Campaign, mnt: &Tmpfs) -> Result<Outcome, String> {
         "exits ok {} disk-full {} other {} panic {}; inbound {rin}; outbound {rout}; \
          partial files {} temp files {} sessions without a complete folder {} resolved but \
          unlisted {} failed resolves retried {retried} writes failing after growth {} \
-         integrity failures {}",
+         {}",
         exits.ok,
         exits.disk_full,
         exits.other.len(),
@@ -347,7 +312,7 @@ fn real(c: &Campaign, mnt: &Tmpfs) -> Result<Outcome, String> {
         homeless.len(),
         unlisted.len(),
         after.len(),
-        integrity.len()
+        integrity_figure(&integrity)
     );
     if let Err(e) = doctor {
         figures.push_str(&format!("; doctor: {e}"));
@@ -437,4 +402,19 @@ fn control(c: &Campaign) -> Result<Outcome, String> {
         ),
         ok: !partial.is_empty(),
     })
+}
+
+/// `airlock resolve` of the shared session of `chat` in the test channel.
+fn resolve_args(chat: &str) -> [&str; 9] {
+    [
+        "resolve",
+        "--agent-group",
+        "faults",
+        "--channel",
+        "test",
+        "--platform-id",
+        chat,
+        "--mode",
+        "shared",
+    ]
 }

@@ -9,11 +9,12 @@
 //! `fiu-run`.
 
 use std::process::{Command, ExitCode, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use airlock_core::testing::history::{DeliveryHistory, WriteHistory};
 
 use crate::airlock::{Airlock, text_of};
+use crate::support::{Run, integrity_figure, run_bounded, stderr_tail};
 use crate::{Campaign, Outcome};
 
 /// The failure points, as libfiu's POSIX preload names them.
@@ -65,45 +66,20 @@ const HANG: Duration = Duration::from_secs(20);
 /// makes that write fail (the kernel does not), so it is counted apart.
 const WAKE_ARTIFACT: &str = "failed to wake I/O driver";
 
-/// What a bounded run ended with: its status (`None`: it hung and was
-/// killed), everything it printed (a hung run's lines count too: they were
-/// delivered before it hung) and whether it hit tokio's wake-up artifact.
-pub type Run = (Option<ExitStatus>, Vec<u8>, bool);
+/// Runs `cmd` with stdout and stderr captured, killed after [`HANG`] (a
+/// hung run's lines count too: they were delivered before it hung).
+pub fn bounded(cmd: Command) -> Result<Run, String> {
+    run_bounded(cmd, HANG)
+}
 
-/// Runs `cmd` with its stdout captured; `None` if it hung (then killed).
-/// The flag says whether its stderr shows the wake-up artifact.
-pub fn bounded(mut cmd: Command) -> Result<Run, String> {
-    let stderr_path =
-        std::env::temp_dir().join(format!("airlock-faults-stderr-{}", std::process::id()));
-    let stderr = std::fs::File::create(&stderr_path).map_err(|e| e.to_string())?;
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .map_err(|e| format!("starting {cmd:?}: {e}"))?;
-    let mut stdout = child.stdout.take().ok_or("no stdout")?;
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut stdout, &mut buf);
-        buf
-    });
-    let deadline = Instant::now() + HANG;
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let out = reader.join().unwrap_or_default();
-    let artifact = std::fs::read_to_string(&stderr_path).is_ok_and(|e| e.contains(WAKE_ARTIFACT));
-    let _ = std::fs::remove_file(&stderr_path);
-    Ok((status, out, artifact))
+/// Whether `run` hung (and was killed).
+pub fn hung(run: &Run) -> bool {
+    run.killed
+}
+
+/// Whether `run` failed with tokio's wake-up artifact.
+fn artifact(run: &Run) -> bool {
+    run.stderr.contains(WAKE_ARTIFACT)
 }
 
 /// Counts of one faulted run.
@@ -114,25 +90,26 @@ struct Exits {
     panics: usize,
     hangs: usize,
     artifacts: usize,
+    /// The last stderr lines of the first panicked run.
+    first_panic: Option<String>,
 }
 
 impl Exits {
     /// Records one run; whether it succeeded.
     fn record(&mut self, run: &Run) -> bool {
-        let (Some(status), _, artifact) = run else {
+        if hung(run) {
             self.hangs += 1;
-            return false;
-        };
-        if status.success() {
+        } else if run.success {
             self.ok += 1;
-        } else if *artifact {
+        } else if artifact(run) {
             self.artifacts += 1;
-        } else if panicked(status) {
+        } else if panicked(&run.status) {
             self.panics += 1;
+            self.first_panic.get_or_insert_with(|| stderr_tail(run, 3));
         } else {
             self.errors += 1;
         }
-        status.success()
+        run.success
     }
 }
 
@@ -142,7 +119,11 @@ impl std::fmt::Display for Exits {
             f,
             "exits ok {} error {} panic {} hang {} wake-up artifact {}",
             self.ok, self.errors, self.panics, self.hangs, self.artifacts
-        )
+        )?;
+        match &self.first_panic {
+            Some(tail) => write!(f, " (first panic: {tail:?})"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -255,8 +236,8 @@ fn writes(c: &Campaign, p: f64) -> Result<Outcome, String> {
         },
         trials,
         figures: format!(
-            "{exits}; inbound {rin}; outbound {rout}; integrity failures {}",
-            integrity.len()
+            "{exits}; inbound {rin}; outbound {rout}; {}",
+            integrity_figure(&integrity)
         ),
         ok,
     })
@@ -286,7 +267,7 @@ fn deliveries(c: &Campaign, p: f64) -> Result<Outcome, String> {
     for _ in 0..count {
         let run = bounded(a.command_via(&wrapper, &["deliver", "--once"]))?;
         runs += 1;
-        let keys = crate::deliver_kill::texts(&run.1);
+        let keys = crate::deliver_kill::line_texts(&run.lines);
         let done = exits.record(&run);
         let in_flight: Vec<String> = if done {
             Vec::new()
@@ -318,8 +299,8 @@ fn deliveries(c: &Campaign, p: f64) -> Result<Outcome, String> {
         },
         trials: runs,
         figures: format!(
-            "{exits}; {report}; integrity failures {}; final unfaulted run {}{}",
-            integrity.len(),
+            "{exits}; {report}; {}; final unfaulted run {}{}",
+            integrity_figure(&integrity),
             out.status,
             String::from_utf8_lossy(&out.stderr)
                 .lines()

@@ -20,8 +20,8 @@ use airlock_core::testing::history::{DeliveryHistory, WriteHistory};
 use airlock_sqlite_fs::GuestMailbox;
 
 use crate::airlock::Airlock;
-use crate::io_errors::{Run, bounded, panicked};
-use crate::support::{inbound_texts, outbound_texts};
+use crate::io_errors::{bounded, hung, panicked};
+use crate::support::{Run, inbound_texts, integrity_figure, outbound_texts};
 use crate::{Campaign, Outcome};
 
 const POSIX_PRELOAD: &str = "/usr/lib/fiu/fiu_posix_preload.so";
@@ -69,24 +69,16 @@ impl Tally {
     fn record(&mut self, run: &Run, fired: bool) -> bool {
         self.runs += 1;
         self.complete |= !fired;
-        match &run.0 {
-            None => {
-                self.hangs += 1;
-                false
-            }
-            Some(status) if status.success() => {
-                self.absorbed += usize::from(fired);
-                true
-            }
-            Some(status) if panicked(status) => {
-                self.panics += 1;
-                false
-            }
-            Some(_) => {
-                self.errors += 1;
-                false
-            }
+        if hung(run) {
+            self.hangs += 1;
+        } else if run.success {
+            self.absorbed += usize::from(fired);
+        } else if panicked(&run.status) {
+            self.panics += 1;
+        } else {
+            self.errors += 1;
         }
+        run.success
     }
 
     fn is_ok(&self) -> bool {
@@ -192,10 +184,10 @@ fn send(c: &Campaign, f: &Faulter) -> Result<Outcome, String> {
         name: "io-sweep send --attach",
         trials: tally.runs as usize,
         figures: format!(
-            "{tally}; {report}; partial files {} temp files {} integrity failures {}",
+            "{tally}; {report}; partial files {} temp files {} {}",
             partial.len(),
             temps.len(),
-            integrity.len()
+            integrity_figure(&integrity)
         ),
         ok,
     })
@@ -254,7 +246,7 @@ fn reply(c: &Campaign, f: &Faulter) -> Result<Outcome, String> {
     Ok(Outcome {
         name: "io-sweep guest reply",
         trials: tally.runs as usize,
-        figures: format!("{tally}; {report}; integrity failures {}", integrity.len()),
+        figures: format!("{tally}; {report}; {}", integrity_figure(&integrity)),
         ok,
     })
 }
@@ -275,7 +267,7 @@ fn deliver(c: &Campaign, f: &Faulter) -> Result<Outcome, String> {
             history.outbound(key);
         }
         let (run, fired) = f.run(a.command(&["deliver", "--once"]), k)?;
-        let keys = crate::deliver_kill::texts(&run.1);
+        let keys = crate::deliver_kill::line_texts(&run.lines);
         let done = tally.record(&run, fired);
         // A failed run's last printed message may not be marked delivered.
         let in_flight: Vec<String> = if done {
@@ -303,7 +295,7 @@ fn deliver(c: &Campaign, f: &Faulter) -> Result<Outcome, String> {
     Ok(Outcome {
         name: "io-sweep deliver",
         trials: tally.runs as usize,
-        figures: format!("{tally}; {report}; integrity failures {}", integrity.len()),
+        figures: format!("{tally}; {report}; {}", integrity_figure(&integrity)),
         ok,
     })
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use airlock_core::testing::history::WriteHistory;
 
 use crate::airlock::Airlock;
-use crate::support::{Tmpfs, error_line, inbound_texts, outbound_texts};
+use crate::support::{Tmpfs, error_line, inbound_texts, integrity_figure, outbound_texts};
 use crate::{Campaign, Outcome};
 
 /// Writes after the remount succeeded (all of them must fail).
@@ -191,7 +191,7 @@ fn campaign(
     };
     let mut figures = format!(
         "exits ok {} read-only {} other {} panic {} ok-while-read-only {}; inbound {}; outbound {}; \
-         reads failing {} writes failing after rw {} temp files {} integrity failures {}",
+         reads failing {} writes failing after rw {} temp files {} {}",
         tally.ok,
         tally.read_only,
         tally.other.len(),
@@ -202,7 +202,7 @@ fn campaign(
         reads_failed.len(),
         usize::from(after.is_some()),
         temps.len(),
-        integrity.len()
+        integrity_figure(&integrity)
     );
     let firsts = [&tally.other, &reads_failed];
     if let Some(first) = firsts.iter().find_map(|v| v.first()).or(after.as_ref()) {

@@ -4,8 +4,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::airlock::{Airlock, text_of};
 
@@ -37,16 +37,20 @@ pub struct Run {
     /// The complete lines of stdout (a line cut by the kill is no
     /// confirmation).
     pub lines: Vec<String>,
+    /// How it ended.
+    pub status: ExitStatus,
     /// Ended by the kill (by a signal, not an exit code).
     pub killed: bool,
     /// Exited 0.
     pub success: bool,
+    /// All it wrote to stderr, when stderr was piped.
+    pub stderr: String,
     /// How it ended and its last stderr, for error messages.
     pub ending: String,
 }
 
 /// Runs `child` (stdout piped; stderr piped or not) to completion, or
-/// SIGKILLs it as `kill` says.
+/// SIGKILLs it as `kill` says if it is still running then.
 pub fn run_child(mut child: Child, kill: Option<Kill>) -> Result<Run, String> {
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let (tx, rx) = std::sync::mpsc::channel();
@@ -69,6 +73,7 @@ pub fn run_child(mut child: Child, kill: Option<Kill>) -> Result<Run, String> {
         .take()
         .map(|e| std::thread::spawn(move || std::io::read_to_string(e).unwrap_or_default()));
     let mut lines = Vec::new();
+    let mut killed = false;
     if let Some(kill) = kill {
         while lines.len() < kill.after_lines {
             match rx.recv() {
@@ -77,8 +82,7 @@ pub fn run_child(mut child: Child, kill: Option<Kill>) -> Result<Run, String> {
             }
         }
         if lines.len() >= kill.after_lines {
-            std::thread::sleep(kill.delay);
-            let _ = child.kill();
+            killed = kill_at(&mut child, Instant::now() + kill.delay)?;
         }
     }
     lines.extend(rx.iter());
@@ -93,10 +97,58 @@ pub fn run_child(mut child: Child, kill: Option<Kill>) -> Result<Run, String> {
     let tail: String = stderr.lines().last().unwrap_or_default().to_owned();
     Ok(Run {
         lines,
-        killed: kill.is_some() && status.code().is_none(),
+        status,
+        killed: killed && status.code().is_none(),
         success: status.success(),
         ending: format!("{status}, last stderr line {tail:?}"),
+        stderr,
     })
+}
+
+/// SIGKILLs `child` at `deadline` unless it exited first; whether it was
+/// still running then.
+fn kill_at(child: &mut Child, deadline: Instant) -> Result<bool, String> {
+    loop {
+        if child
+            .try_wait()
+            .map_err(|e| format!("waiting for a child: {e}"))?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            let _ = child.kill();
+            return Ok(true);
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(1)));
+    }
+}
+
+/// Runs `cmd` (stdin null, stdout and stderr piped) to completion, or
+/// SIGKILLs it after `limit` (a hang: then `killed`).
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> Result<Run, String> {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting {cmd:?}: {e}"))?;
+    run_child(child, Some(Kill::after(limit)))
+}
+
+/// The last `n` lines `run` wrote to stderr, joined by " | ".
+pub fn stderr_tail(run: &Run, n: usize) -> String {
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+/// "integrity failures N", with the first failure when there is one.
+pub fn integrity_figure(failures: &[String]) -> String {
+    match failures.first() {
+        None => "integrity failures 0".into(),
+        Some(first) => format!("integrity failures {} (first: {first})", failures.len()),
+    }
 }
 
 /// Runs `child` (stdout piped) to completion, or SIGKILLs it after `delay`;
