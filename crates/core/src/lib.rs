@@ -17,6 +17,7 @@ mod guest_mailbox;
 mod host_mailbox;
 mod idgen;
 mod ids;
+mod inbound_status;
 pub mod mailbox;
 mod memory;
 mod memory_mailbox;
@@ -60,4 +61,4 @@ pub use session::{
     Session, SessionFilter, SessionMode, SessionStatus, SessionUpdate,
 };
 pub use store::{DynSessionStore, SessionStore, SessionStoreExt};
-pub use time::{Timestamp, TimestampError};
+pub use time::{Timestamp, TimestampError, due_at, is_due};

@@ -10,6 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::MessageId;
+pub use crate::inbound_status::InboundStatus;
 use crate::time::Timestamp;
 
 /// Kind of the `messages_in` rows that carry host-originated outbound messages.
@@ -155,8 +156,8 @@ pub struct InboundMessage {
     pub kind: String,
     /// Stored timestamp text.
     pub timestamp: String,
-    /// `pending`, `completed`, `failed` or `paused`.
-    pub status: String,
+    /// `pending`, `completed`, `failed` or `paused`, parsed once on read.
+    pub status: InboundStatus,
     /// Stored `process_after` text.
     pub process_after: Option<String>,
     /// Recurrence rule.

@@ -109,6 +109,23 @@ impl Timestamp {
     }
 }
 
+/// Whether a stored time text (`process_after`, `deliver_after`) is due at
+/// `now`: the one definition of "due" every mailbox uses, host and guest.
+/// No time is due. An unreadable time is due too (`Err` carries it, for a
+/// caller that logs it): a value nobody can parse must not hold a message
+/// back forever.
+pub fn due_at(stored: Option<&str>, now: Timestamp) -> Result<bool, &str> {
+    match stored {
+        None => Ok(true),
+        Some(text) => Timestamp::parse(text).map(|t| t <= now).map_err(|_| text),
+    }
+}
+
+/// [`due_at`] with an unreadable time counted as due.
+pub fn is_due(stored: Option<&str>, now: Timestamp) -> bool {
+    due_at(stored, now).unwrap_or(true)
+}
+
 /// Splits `HH:MM[:SS[.f]][zone]` into the clock and the zone's offset (UTC
 /// when there is none); `None` when the zone is malformed.
 fn split_zone(rest: &str) -> Option<(&str, FixedOffset)> {
@@ -185,6 +202,18 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn due_at_compares_readable_times_and_counts_unreadable_ones_due() {
+        let now = Timestamp::parse("2026-12-01 10:00:00.000").unwrap();
+        assert_eq!(due_at(None, now), Ok(true));
+        assert_eq!(due_at(Some("2026-12-01T10:00:00Z"), now), Ok(true));
+        assert_eq!(due_at(Some("2026-12-01T10:30:00+01:00"), now), Ok(true));
+        assert_eq!(due_at(Some("2026-12-01 10:00:00.001"), now), Ok(false));
+        assert_eq!(due_at(Some("2026-12-02"), now), Err("2026-12-02"));
+        assert!(is_due(Some("2026-12-02"), now));
+        assert!(!is_due(Some("2026-12-01T11:00:01+01:00"), now));
+    }
 
     #[test]
     fn writes_sqlite_form_with_millis() {

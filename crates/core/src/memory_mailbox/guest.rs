@@ -4,9 +4,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 
-use super::{Shared, is_due, lock};
+use super::{Shared, lock};
 use crate::error::Result;
 use crate::guest_mailbox::{GuestMailboxStore, Reply, ToolInFlight, WrittenReply};
+use crate::is_due;
 use crate::mailbox::{
     AckStatus, ContainerState, InboundMessage, Origin, OutboundMessage, ProcessingAck, SeqTarget,
 };
@@ -43,7 +44,7 @@ impl GuestMailboxStore for MemoryGuestMailbox {
             .inbound
             .iter()
             .rev()
-            .filter(|m| m.status == "pending" && is_due(m.process_after.as_deref(), now))
+            .filter(|m| m.status.is_pending() && is_due(m.process_after.as_deref(), now))
             .filter(|m| first || !m.on_wake)
             .filter(|m| !state.acks.contains_key(&m.id))
             .take(limit)

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 
-use super::{MemoryMailboxes, SessionMailbox, is_due, lock};
+use super::{MemoryMailboxes, SessionMailbox, lock};
 use crate::attachment::{OutboxFile, SessionRef};
 use crate::derived_id::free_message_id;
 use crate::error::{Error, Result};
@@ -12,10 +12,11 @@ use crate::host_mailbox::{
     DeliveryOutcome, GuestSetup, GuestStopped, HostMailboxStore, SeriesNext, outbox_message_id,
 };
 use crate::ids::MessageId;
+use crate::is_due;
 use crate::mailbox::{
-    AckStatus, ContainerState, Destination, HOST_OUTBOUND_KIND, InboundMessage, MailboxCounts,
-    NewHostMessage, NewInboundMessage, Origin, OutboundMessage, Routing, WriteOutcome,
-    WrittenMessage,
+    AckStatus, ContainerState, Destination, HOST_OUTBOUND_KIND, InboundMessage, InboundStatus,
+    MailboxCounts, NewHostMessage, NewInboundMessage, Origin, OutboundMessage, Routing,
+    WriteOutcome, WrittenMessage,
 };
 use crate::pages::{ChangeStamps, HostPage, PageLimits};
 use crate::seq::Seq;
@@ -57,7 +58,7 @@ impl MemoryHostMailbox {
             let row = state
                 .inbound
                 .iter_mut()
-                .find(|m| m.id == id && m.status == "pending" && m.kind != HOST_OUTBOUND_KIND);
+                .find(|m| m.id == id && m.status.is_pending() && m.kind != HOST_OUTBOUND_KIND);
             match row {
                 Some(row) => {
                     f(row);
@@ -148,7 +149,7 @@ impl HostMailboxStore for MemoryHostMailbox {
                 seq: seq.get(),
                 kind: msg.kind.clone(),
                 timestamp: msg.timestamp.to_iso(),
-                status: "pending".into(),
+                status: InboundStatus::Pending,
                 process_after: msg.process_after.as_ref().map(Timestamp::to_iso),
                 recurrence: msg.recurrence.clone(),
                 series_id: Some(id.to_string()),
@@ -196,7 +197,7 @@ impl HostMailboxStore for MemoryHostMailbox {
                 seq: seq.get(),
                 kind: HOST_OUTBOUND_KIND.into(),
                 timestamp: msg.timestamp.to_iso(),
-                status: "completed".into(),
+                status: InboundStatus::Completed,
                 process_after: msg.deliver_after.as_ref().map(Timestamp::to_iso),
                 recurrence: None,
                 series_id: Some(msg.id.to_string()),
@@ -334,15 +335,15 @@ impl HostMailboxStore for MemoryHostMailbox {
         self.write(|state| {
             let mut changed = 0;
             for ack in state.acks.values() {
-                if !ack.status.is_finished() {
+                let Some(settled) = InboundStatus::settled_by(ack.status) else {
                     continue;
-                }
+                };
                 for row in state.inbound.iter_mut() {
                     if row.id == ack.message_id
-                        && row.status != ack.status.as_str()
+                        && row.status != settled
                         && row.kind != HOST_OUTBOUND_KIND
                     {
-                        row.status = ack.status.as_str().to_owned();
+                        row.status = settled.clone();
                         changed += 1;
                     }
                 }
@@ -358,7 +359,7 @@ impl HostMailboxStore for MemoryHostMailbox {
                 inbound_pending: state
                     .inbound
                     .iter()
-                    .filter(|m| m.status == "pending")
+                    .filter(|m| m.status.is_pending())
                     .count() as u64,
                 outbound: state.outbound.len() as u64,
                 delivered: state.delivered.len() as u64,
@@ -372,7 +373,7 @@ impl HostMailboxStore for MemoryHostMailbox {
                 .inbound
                 .iter()
                 .filter(|m| {
-                    m.status == "pending" && m.trigger && is_due(m.process_after.as_deref(), now)
+                    m.status.is_pending() && m.trigger && is_due(m.process_after.as_deref(), now)
                 })
                 .count() as u64)
         })
@@ -415,7 +416,7 @@ impl HostMailboxStore for MemoryHostMailbox {
     async fn fail_pending(&self, id: &str, tries: i64) -> Result<bool> {
         self.update_pending(id, |m| {
             m.tries = tries;
-            m.status = "failed".into();
+            m.status = InboundStatus::Failed;
         })
     }
 
@@ -424,7 +425,7 @@ impl HostMailboxStore for MemoryHostMailbox {
             Ok(state
                 .inbound
                 .iter()
-                .filter(|m| m.status == "completed" && m.recurrence.is_some())
+                .filter(|m| m.status == InboundStatus::Completed && m.recurrence.is_some())
                 .cloned()
                 .collect())
         })
@@ -445,7 +446,7 @@ impl HostMailboxStore for MemoryHostMailbox {
                         id: next.id.to_string(),
                         seq: seq.get(),
                         timestamp: Timestamp::now().to_iso(),
-                        status: "pending".into(),
+                        status: InboundStatus::Pending,
                         process_after: Some(next.process_after.to_iso()),
                         recurrence: Some(next.recurrence.clone()),
                         series_id: Some(

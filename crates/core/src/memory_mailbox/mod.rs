@@ -61,12 +61,6 @@ fn lock(shared: &Shared) -> MutexGuard<'_, SessionMailbox> {
     shared.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Whether a stored time text is due at `now`; unreadable times are due, so
-/// a message is never held back for ever by a value nobody can parse.
-fn is_due(stored: Option<&str>, now: Timestamp) -> bool {
-    stored.is_none_or(|text| Timestamp::parse(text).map_or(true, |t| t <= now))
-}
-
 /// The mailboxes of many sessions, kept in memory; nothing survives the process.
 ///
 /// ```

@@ -308,7 +308,7 @@ async fn requeue_leftovers(
             // A guest may claim ids that do not exist; nothing to requeue.
             continue;
         };
-        if message.status != "pending" {
+        if !message.status.is_pending() {
             continue;
         }
         match decide_retry(retry, message.tries, now) {

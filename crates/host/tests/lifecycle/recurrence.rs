@@ -3,7 +3,7 @@
 //! expressions that stop the series.
 
 use airlock_core::Timestamp;
-use airlock_core::mailbox::InboundMessage;
+use airlock_core::mailbox::{InboundMessage, InboundStatus};
 use airlock_host::lifecycle::{Recur, RecurrenceError, Schedule, next_occurrence, parse_zone};
 use chrono::{Datelike, NaiveDate, Timelike};
 
@@ -23,7 +23,7 @@ fn message(
         seq,
         kind: "chat".into(),
         timestamp: "2026-03-01 08:00:00".into(),
-        status: "completed".into(),
+        status: InboundStatus::Completed,
         process_after: process_after.map(str::to_owned),
         recurrence: recurrence.map(str::to_owned),
         series_id: series.map(str::to_owned),

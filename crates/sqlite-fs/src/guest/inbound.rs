@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::GuestMailbox;
 use crate::error::{Error, Result};
-use crate::schema::rows::{due_sql, inbound_row};
+use crate::schema::rows::inbound_row;
 use crate::schema::{self, InboundColumns, inbound_columns};
 use crate::sqlite_util::{
     FileState, JournalKind, OpenMode, RetryPolicy, check_regular_or_absent, open_file, read_header,
@@ -82,18 +82,19 @@ impl GuestMailbox {
         let acks = open_file(&outbound, OpenMode::ReadOnly, Duration::from_secs(5))
             .map_err(|e| Error::sqlite(&outbound, "opening outbound.db", e))?;
         let first = self.first_poll.load(Ordering::SeqCst);
-        let now_text = now.to_iso();
         let mut rows = self.read_inbound("polling messages_in", |conn| {
             let mut acked =
                 acks.prepare_cached("SELECT 1 FROM processing_ack WHERE message_id = ?1")?;
             let cols = inbound_columns(conn)?;
             let mut stmt = conn.prepare(&pending_sql(cols, first))?;
-            let mut iter = stmt.query_map([&now_text], inbound_row)?;
+            let mut iter = stmt.query_map([], inbound_row)?;
             let mut out = Vec::new();
             while out.len() < limit {
                 let Some(row) = iter.next() else { break };
                 let row = row?;
-                if !acked.exists([&row.id])? {
+                if airlock_core::is_due(row.process_after.as_deref(), now)
+                    && !acked.exists([&row.id])?
+                {
                     out.push(row);
                 }
             }
@@ -164,8 +165,9 @@ impl GuestMailbox {
     }
 }
 
-/// The guest's poll: pending, due rows, newest first (`on_wake` rows only
-/// on a first poll); `?1` is now. Reads only pending rows through
+/// The guest's poll: pending rows, newest first (`on_wake` rows only on a
+/// first poll), which the caller filters by `airlock_core::is_due` (due is
+/// defined once, in Rust, for every mailbox). Reads only pending rows through
 /// `idx_messages_in_pending` (see [`crate::schema::INBOUND_INDEXES`]).
 pub(crate) fn pending_sql(cols: InboundColumns, first: bool) -> String {
     let wake = if first || !cols.on_wake {
@@ -174,8 +176,7 @@ pub(crate) fn pending_sql(cols: InboundColumns, first: bool) -> String {
         " AND on_wake = 0"
     };
     format!(
-        "SELECT {} FROM messages_in WHERE status = 'pending' AND {}{wake} ORDER BY seq DESC",
+        "SELECT {} FROM messages_in WHERE status = 'pending'{wake} ORDER BY seq DESC",
         select_list(cols),
-        due_sql("process_after"),
     )
 }

@@ -48,20 +48,12 @@ fn int(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<i64>> {
     })
 }
 
-/// Whether a stored time is due at `now`; unreadable times are due (never lose a message).
+/// [`airlock_core::is_due`], logging an unreadable time (it counts as due).
 pub(crate) fn is_due(stored: Option<&str>, now: Timestamp) -> bool {
-    due_unless_later(stored, now).unwrap_or_else(|text| {
+    airlock_core::due_at(stored, now).unwrap_or_else(|text| {
         tracing::warn!(value = %airlock_core::escape_for_log(text), "unreadable delivery time; treating as due");
         true
     })
-}
-
-/// [`is_due`] without the warning: `Err` carries an unreadable time.
-fn due_unless_later(stored: Option<&str>, now: Timestamp) -> std::result::Result<bool, &str> {
-    match stored {
-        None => Ok(true),
-        Some(text) => Timestamp::parse(text).map(|t| t <= now).map_err(|_| text),
-    }
 }
 
 /// The lowest seq of a guest row that is neither delivered nor scheduled for
@@ -78,8 +70,7 @@ fn first_undelivered_seq(
         let (Some(id), Some(seq)) = (text(r, 0)?, int(r, 1)?) else {
             continue;
         };
-        if delivered.contains(&id) || !due_unless_later(text(r, 2)?.as_deref(), now).unwrap_or(true)
-        {
+        if delivered.contains(&id) || !airlock_core::is_due(text(r, 2)?.as_deref(), now) {
             continue;
         }
         first = Some(first.map_or(seq, |f| f.min(seq)));

@@ -8,7 +8,7 @@ use airlock_core::mailbox::{InboundMessage, MailboxCounts};
 use super::HostMailbox;
 use crate::error::{Error, Result};
 use crate::host_state;
-pub(crate) use crate::schema::rows::{INBOUND_COLUMNS, due_sql, inbound_row};
+pub(crate) use crate::schema::rows::{INBOUND_COLUMNS, inbound_row};
 
 impl HostMailbox {
     /// The newest `limit` inbound rows, oldest first (from host state; the
@@ -29,9 +29,16 @@ impl HostMailbox {
     /// Pending, `trigger=1`, due messages: whether to wake a guest.
     pub fn count_due(&self, now: Timestamp) -> Result<u64> {
         let n = host_state::read(&self.paths, &self.state, "counting due messages", |conn| {
-            conn.query_row(&count_due_sql(), [now.to_iso()], |r| r.get::<_, i64>(0))
+            let mut stmt = conn.prepare(count_due_sql())?;
+            let mut rows = stmt.query([])?;
+            let mut due = 0_u64;
+            while let Some(r) = rows.next()? {
+                let stored = super::outbound::text(r, 0)?;
+                due += u64::from(airlock_core::is_due(stored.as_deref(), now));
+            }
+            Ok(due)
         })?;
-        Ok(n.max(0) as u64)
+        Ok(n)
     }
 
     /// Row counts: inbound and deliveries from host state, outbound from `outbound.db`.
@@ -98,13 +105,11 @@ impl HostMailbox {
     }
 }
 
-/// Pending, waking, due rows (`?1` is now), read through
-/// `idx_messages_in_pending` (see [`crate::schema::INBOUND_INDEXES`]).
-pub(crate) fn count_due_sql() -> String {
-    format!(
-        "SELECT count(*) FROM messages_in WHERE status = 'pending' AND trigger = 1 AND {}",
-        due_sql("process_after")
-    )
+/// The times of pending, waking rows (the caller counts the due ones with
+/// `airlock_core::is_due`), read through `idx_messages_in_pending` (see
+/// [`crate::schema::INBOUND_INDEXES`]).
+pub(crate) fn count_due_sql() -> &'static str {
+    "SELECT process_after FROM messages_in WHERE status = 'pending' AND trigger = 1"
 }
 
 /// The mtime of the heartbeat file at `path`; `None` when absent.

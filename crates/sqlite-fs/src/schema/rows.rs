@@ -1,14 +1,9 @@
-//! The `messages_in` row shape and the "due" test, shared by the host's
-//! reads of `host.db` and the guest's reads of `inbound.db` (the guest half
-//! must not import the host half).
+//! The `messages_in` row shape, shared by the host's reads of `host.db` and
+//! the guest's reads of `inbound.db` (the guest half must not import the
+//! host half).
 
-use airlock_core::mailbox::InboundMessage;
+use airlock_core::mailbox::{InboundMessage, InboundStatus};
 use rusqlite::Row;
-
-/// SQL that is true when `col` (stored text) is NULL, unreadable or not after `?1`.
-pub(crate) fn due_sql(col: &str) -> String {
-    format!("({col} IS NULL OR julianday({col}) IS NULL OR julianday({col}) <= julianday(?1))")
-}
 
 #[cfg(feature = "host")]
 pub(crate) const INBOUND_COLUMNS: &str =
@@ -21,9 +16,7 @@ pub(crate) fn inbound_row(r: &Row<'_>) -> rusqlite::Result<InboundMessage> {
         seq: r.get(1)?,
         kind: r.get(2)?,
         timestamp: r.get(3)?,
-        status: r
-            .get::<_, Option<String>>(4)?
-            .unwrap_or_else(|| "pending".into()),
+        status: InboundStatus::parse(r.get::<_, Option<String>>(4)?.as_deref()),
         process_after: r.get(5)?,
         recurrence: r.get(6)?,
         series_id: r.get(7)?,

@@ -1,6 +1,6 @@
 //! Mailbox basics: creation, schemas, writes, polls, replies, deliveries, acks.
 
-use airlock_core::mailbox::{Origin, WriteOutcome};
+use airlock_core::mailbox::{InboundStatus, Origin, WriteOutcome};
 use airlock_core::{Seq, Timestamp};
 use airlock_sqlite_fs::{GuestMailbox, PlainContent};
 
@@ -636,8 +636,8 @@ fn syncing_acks_that_are_already_synced_writes_nothing() {
     assert_eq!(
         statuses,
         [
-            ("m1".into(), "completed".into()),
-            ("m2".into(), "failed".into())
+            ("m1".into(), InboundStatus::Completed),
+            ("m2".into(), InboundStatus::Failed)
         ]
     );
 }
@@ -673,7 +673,7 @@ fn an_ack_status_the_guest_made_up_is_skipped_where_it_is_read() {
         .list_inbound(10)
         .unwrap()
         .into_iter()
-        .map(|m| m.status)
+        .map(|m| m.status.to_string())
         .collect();
     assert_eq!(statuses, ["completed", "pending"]);
 }

@@ -331,3 +331,47 @@ fn old_form_mailbox_rows_stay_readable() {
     assert_eq!(pending.len(), 1);
     assert!(Timestamp::parse(&pending[0].timestamp).is_ok());
 }
+
+/// "Due" has one definition, `airlock_core::is_due`, for the host's
+/// `count_due` and the guest's poll alike: a time in any form either side
+/// writes is compared, and a time nobody can read (a bare date included,
+/// which SQLite's `julianday` would have read as a far future) is due.
+#[test]
+fn due_is_one_definition_for_the_host_count_and_the_guest_poll() {
+    let fx = Fixture::new();
+    let times = [
+        Some("2020-01-01T01:00:00+01:00"),
+        Some("2999-01-01 00:00:00.000"),
+        Some("2999-01-01"),
+        Some("soon"),
+        None,
+    ];
+    let inbound = Connection::open(fx.host.paths().inbound_db()).unwrap();
+    for (i, at) in times.iter().enumerate() {
+        inbound
+            .execute(
+                "INSERT INTO messages_in (id, seq, kind, timestamp, status, process_after, content) \
+                 VALUES (?1, ?2, 'chat', '2020-01-01 00:00:00.000', 'pending', ?3, '{}')",
+                rusqlite::params![format!("m{i}"), 2 * (i as i64 + 1), at],
+            )
+            .unwrap();
+    }
+    drop(inbound);
+    // Adopted once, as rows from before host state existed.
+    std::fs::remove_dir_all(fx.host.host_state().dir()).unwrap();
+    let now = Timestamp::now();
+    let expected = times
+        .iter()
+        .filter(|at| airlock_core::is_due(**at, now))
+        .count();
+    assert_eq!(expected, 4, "only the far future is held back");
+    assert_eq!(fx.host.count_due(now).unwrap(), expected as u64);
+    let guest = GuestMailbox::open(fx.session_dir()).unwrap();
+    let ids: Vec<String> = guest
+        .pending_at(10, now)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(ids, ["m0", "m2", "m3", "m4"]);
+}

@@ -46,7 +46,7 @@ pub async fn run(
                     m.seq,
                     clean(&m.id),
                     clean(&m.kind),
-                    clean(&m.status),
+                    clean(m.status.as_str()),
                     clean(&m.timestamp),
                     clip(&m.content, 60)
                 ));
