@@ -82,6 +82,16 @@ fn artifact(run: &Run) -> bool {
     run.stderr.contains(WAKE_ARTIFACT)
 }
 
+/// Where a panicked run says it panicked and why (the two lines from
+/// "panicked at"), else its last stderr lines.
+fn panic_message(run: &Run) -> String {
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    match lines.iter().position(|l| l.contains("panicked at")) {
+        Some(at) => lines[at..(at + 2).min(lines.len())].join(" "),
+        None => stderr_tail(run, 3),
+    }
+}
+
 /// Counts of one faulted run.
 #[derive(Default)]
 struct Exits {
@@ -105,7 +115,7 @@ impl Exits {
             self.artifacts += 1;
         } else if panicked(&run.status) {
             self.panics += 1;
-            self.first_panic.get_or_insert_with(|| stderr_tail(run, 3));
+            self.first_panic.get_or_insert_with(|| panic_message(run));
         } else {
             self.errors += 1;
         }

@@ -2,7 +2,7 @@
 //! routing, destinations, deliveries, acks.
 
 use airlock_core::mailbox::{
-    Destination, HOST_OUTBOUND_KIND, NewHostMessage, NewInboundMessage, ProcessingAck, Routing,
+    Destination, HOST_OUTBOUND_KIND, InboundStatus, NewHostMessage, NewInboundMessage, Routing,
     WriteOutcome, WrittenMessage,
 };
 use airlock_core::{MessageId, Seq, Timestamp};
@@ -402,9 +402,9 @@ impl HostMailbox {
     /// publishes them; never writes `outbound.db`. Returns how many rows changed.
     pub fn sync_acks(&self) -> Result<usize> {
         let acks = self.processing_acks()?;
-        let done: Vec<_> = acks
+        let done: Vec<Settled> = acks
             .into_iter()
-            .filter(|a| a.status.is_finished())
+            .filter_map(|a| InboundStatus::settled_by(a.status).map(|s| (a.message_id, s)))
             .collect();
         if done.is_empty() {
             return Ok(0);
@@ -429,12 +429,12 @@ impl HostMailbox {
                 .prepare("UPDATE messages_in SET status = ?2 WHERE id = ?1 AND status != ?2 AND kind != ?3")
                 .map_err(|e| Error::sqlite(&tx.path, "syncing acks", e))?;
             let mut changed = 0;
-            for ack in stale {
+            for (id, settled) in stale {
                 let n = stmt
-                    .execute(params![ack.message_id, ack.status.as_str(), HOST_OUTBOUND_KIND])
+                    .execute(params![id, settled.as_str(), HOST_OUTBOUND_KIND])
                     .map_err(|e| Error::sqlite(&tx.path, "syncing acks", e))?;
                 if n > 0 {
-                    tx.changes.messages.insert(ack.message_id.clone());
+                    tx.changes.messages.insert(id.clone());
                 }
                 changed += n;
             }
@@ -474,21 +474,21 @@ impl DeliveredMark {
     }
 }
 
-/// The acks whose status `messages_in` does not hold yet.
+/// A message id and the status its guest's finished ack settles it to.
+type Settled = (String, InboundStatus);
+
+/// The settled statuses `messages_in` does not hold yet.
 fn acks_not_yet_synced<'a>(
     conn: &rusqlite::Connection,
-    acks: &'a [ProcessingAck],
-) -> rusqlite::Result<Vec<&'a ProcessingAck>> {
+    acks: &'a [Settled],
+) -> rusqlite::Result<Vec<&'a Settled>> {
     let mut stale = Vec::new();
     let mut stmt =
         conn.prepare("SELECT 1 FROM messages_in WHERE id = ?1 AND status != ?2 AND kind != ?3")?;
-    for ack in acks {
-        if stmt.exists(params![
-            ack.message_id,
-            ack.status.as_str(),
-            HOST_OUTBOUND_KIND
-        ])? {
-            stale.push(ack);
+    for settled in acks {
+        let (id, status) = settled;
+        if stmt.exists(params![id, status.as_str(), HOST_OUTBOUND_KIND])? {
+            stale.push(settled);
         }
     }
     Ok(stale)
