@@ -8,9 +8,6 @@
 //!
 //! `cargo bench -p airlock-postgres --bench resolve`
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::any::Any;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -19,6 +16,7 @@ use std::time::Duration;
 use airlock_core::testing::{agent, chat, request, thread};
 use airlock_core::{MessagingGroupId, ResolveRequest, SessionMode, SessionStore};
 use airlock_postgres::PgSessionStore;
+use airlock_postgres::testing as common;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 

@@ -49,6 +49,19 @@ impl StoreUnderTest {
     }
 }
 
+/// The name libtest knows test `name` of module `module_path` by (what
+/// `module_path!()` gives there), for `--exact` when a test binary re-runs
+/// itself as a child: the path without the binary's crate name, so
+/// `it::registry_processes` and `child_opener` give
+/// `registry_processes::child_opener`.
+pub fn libtest_name(module_path: &str, name: &str) -> String {
+    let module = module_path
+        .split_once("::")
+        .map_or("", |(_crate_name, module)| module);
+    assert!(!module.is_empty(), "{module_path} is not a test module");
+    format!("{module}::{name}")
+}
+
 /// An agent group id for tests.
 pub fn agent(name: &str) -> AgentGroupId {
     AgentGroupId::new(name).expect("test agent group id")

@@ -2,7 +2,7 @@
 //! of ripgrep's and rust-analyzer's): each former `tests/<name>.rs` is a
 //! module here, and the shared fixtures are the `attachments_support` and
 //! `mailbox_common` modules. Tests that re-run this binary as a child
-//! process name their test with [`libtest_name`].
+//! process name their test with `airlock_core::testing::libtest_name`.
 
 // Shared fixtures.
 mod attachments_support;
@@ -33,15 +33,4 @@ mod registry_processes;
 mod storage_faults;
 mod timestamps;
 
-/// The name libtest knows test `name` of module `module_path` by (what
-/// `module_path!()` gives there), for `--exact` when this binary is re-run
-/// as a child: the path without this binary's crate name, so
-/// `it::registry_processes` and `child_opener` give
-/// `registry_processes::child_opener`.
-fn libtest_name(module_path: &str, name: &str) -> String {
-    let module = module_path
-        .split_once("::")
-        .map_or("", |(_crate_name, module)| module);
-    assert!(!module.is_empty(), "{module_path} is not a test module");
-    format!("{module}::{name}")
-}
+use airlock_core::testing::libtest_name;
