@@ -7,14 +7,13 @@
 //! under the same id with the same content ([`free_message_id`] picks the
 //! id of a new one).
 
-use crate::error::Result;
-use crate::ids::{MAX_ID_BYTES, MessageId};
+use crate::ids::{IdError, MAX_ID_BYTES, MessageId};
 
 /// The `n`-th id derived from `id` (`n` ≥ 2): `<base>#<n>`, the base cut at a
 /// char boundary so the result stays within [`MAX_ID_BYTES`].
 ///
 /// `n` of 0 or 1 gives `id` itself: the first message keeps its own id.
-pub fn derived_message_id(id: &MessageId, n: u64) -> Result<MessageId> {
+pub fn derived_message_id(id: &MessageId, n: u64) -> Result<MessageId, IdError> {
     if n < 2 {
         return Ok(id.clone());
     }
@@ -26,7 +25,7 @@ pub fn derived_message_id(id: &MessageId, n: u64) -> Result<MessageId> {
     while !id.as_str().is_char_boundary(cut) {
         cut -= 1;
     }
-    Ok(MessageId::new(format!("{}{suffix}", &id.as_str()[..cut]))?)
+    MessageId::new(format!("{}{suffix}", &id.as_str()[..cut]))
 }
 
 /// The id a new message requested as `requested` is stored under: the
@@ -41,15 +40,17 @@ pub fn free_message_id<E>(
     mut taken: impl FnMut(&MessageId) -> std::result::Result<bool, E>,
 ) -> std::result::Result<MessageId, E>
 where
-    E: From<crate::Error>,
+    E: From<IdError>,
 {
-    for n in 1u64.. {
+    // Ends: a session cannot hold 2^64 messages requested under one id.
+    let mut n = 1u64;
+    loop {
         let id = derived_message_id(requested, n)?;
         if !taken(&id)? {
             return Ok(id);
         }
+        n += 1;
     }
-    Err(crate::Error::invariant(None, "no derived message id is free").into())
 }
 
 #[cfg(test)]

@@ -285,3 +285,49 @@ pub(crate) fn sqlite_fault(path: &Path, err: &rusqlite::Error) -> Option<Storage
 /// Below this much free space, an I/O error SQLite reports is taken for a
 /// full disk (see [`sqlite_fault`]).
 const LOW_SPACE: u64 = 1 << 20;
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use airlock_core::Error as E;
+
+    use super::Error;
+
+    fn enospc() -> std::io::Error {
+        std::io::Error::from_raw_os_error(28)
+    }
+
+    #[test]
+    fn each_error_is_mapped_into_cores_once() {
+        // sqlite-fs's own errors are classified here, once.
+        let at = PathBuf::from("/data/s/inbound.db");
+        let mapped = E::from(Error::io(&at, enospc()));
+        assert!(
+            matches!(&mapped, E::DiskFull { path: Some(p), .. } if *p == at),
+            "{mapped:?}"
+        );
+        assert!(matches!(
+            E::from(Error::InvalidInput("no".into())),
+            E::InvalidInput(w) if w == "no"
+        ));
+        // Errors that are core's from the start (core's helpers, the
+        // attachment half) come back exactly as they were, never classified
+        // a second time: a full disk met while staging an attachment stays
+        // a full disk with its own path, a missing thing stays missing.
+        let staged = PathBuf::from("/data/s/inbox/m1/.tmp");
+        let from_attachments = E::io(&staged, enospc());
+        let expected = from_attachments.to_string();
+        let back = E::from(Error::Content {
+            message_id: "m1".into(),
+            source: from_attachments,
+        });
+        assert!(
+            matches!(&back, E::DiskFull { path: Some(p), .. } if *p == staged),
+            "{back:?}"
+        );
+        assert_eq!(back.to_string(), expected);
+        let missing = E::from(Error::Core(E::not_found("session", "s1")));
+        assert!(matches!(missing, E::NotFound { kind: "session", ref id } if id == "s1"));
+    }
+}
