@@ -98,6 +98,16 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// The guest is in the middle of writing its mailbox file (it left a
+    /// hot journal and may still be running), so the host did not touch
+    /// the file. Transient: a later pass reads it, and recovery runs once
+    /// the registry says the guest is stopped.
+    #[error("{} has a hot journal and the guest may still be running", path.display())]
+    GuestBusy {
+        /// The guest's database file.
+        path: PathBuf,
+    },
+
     /// The database backend failed (SQLite, PostgreSQL, connection loss, …).
     #[error("{backend} error while {context}: {source}")]
     Backend {

@@ -218,8 +218,9 @@
 //! "malformed"/"not a database" with exponential backoff (about 3 s in the
 //! worst case) and count them ([`GuestMailbox::retry_stats`](crate::GuestMailbox::retry_stats));
 //! host reads of `outbound.db` retry busy and 776, and a persistent 776 becomes
-//! [`Error::GuestMayBeRunning`](crate::Error::GuestMayBeRunning): recover once
-//! the guest is stopped.
+//! [`Error::GuestMayBeRunning`](crate::Error::GuestMayBeRunning) (core's
+//! `Error::GuestBusy` at the seam, which the delivery engine counts as a
+//! busy session, not a failure): recover once the guest is stopped.
 //!
 //! # Migrations
 //!

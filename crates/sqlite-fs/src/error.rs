@@ -218,7 +218,7 @@ impl From<Error> for airlock_core::Error {
             Error::InvalidId(e) => E::InvalidId(e),
             Error::InvalidInput(what) => E::InvalidInput(what),
             Error::Missing { path } => E::not_found("mailbox file", path.display()),
-            Error::GuestMayBeRunning { .. } => E::Conflict(err.to_string()),
+            Error::GuestMayBeRunning { path } => E::GuestBusy { path },
             Error::Content { source, .. } | Error::Core(source) => source,
             Error::WrongJournalMode { ref path, .. } | Error::UnsafeFile { ref path, .. } => {
                 E::invariant(Some(path.clone()), err.to_string())
@@ -310,6 +310,11 @@ mod tests {
         assert!(matches!(
             E::from(Error::InvalidInput("no".into())),
             E::InvalidInput(w) if w == "no"
+        ));
+        let journal = PathBuf::from("/data/s/outbound.db");
+        assert!(matches!(
+            E::from(Error::GuestMayBeRunning { path: journal.clone() }),
+            E::GuestBusy { path } if path == journal
         ));
         // Errors that are core's from the start (core's helpers, the
         // attachment half) come back exactly as they were, never classified

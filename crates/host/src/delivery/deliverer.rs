@@ -59,6 +59,10 @@ pub struct PassReport {
     pub dead_lettered: usize,
     /// Sessions whose pass stopped at its time budget with rows left.
     pub unfinished: usize,
+    /// Sessions not read because their guest was writing its mailbox
+    /// ([`Error::GuestBusy`](airlock_core::Error::GuestBusy)): not a
+    /// failure, the next pass reads them.
+    pub guest_busy: usize,
     /// Sessions whose pass failed; the others went on.
     pub errors: Vec<SessionFailure>,
 }
@@ -76,7 +80,10 @@ impl PassReport {
 
     /// Whether every message looked at was delivered and no session failed.
     pub fn is_clean(&self) -> bool {
-        self.errors.is_empty() && self.retrying == 0 && self.dead_lettered == 0
+        self.errors.is_empty()
+            && self.retrying == 0
+            && self.dead_lettered == 0
+            && self.guest_busy == 0
     }
 }
 
@@ -272,7 +279,12 @@ impl Deliverer {
             ..PassReport::default()
         };
         for ((session, _), outcome) in outcomes {
-            if let Some(error) = outcome.problem() {
+            if matches!(
+                outcome,
+                JobOutcome::Failed(airlock_core::Error::GuestBusy { .. })
+            ) {
+                report.guest_busy += 1;
+            } else if let Some(error) = outcome.problem() {
                 metrics::session_error();
                 report.errors.push(SessionFailure {
                     session: session.id,

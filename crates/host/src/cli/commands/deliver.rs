@@ -75,14 +75,30 @@ async fn open(
 /// `deliver --once`: passes until nothing due is left or one fails.
 async fn drain(deliverer: &Deliverer, only: Option<&SessionId>) -> Result<()> {
     let scope = only.map_or(Scope::Active, |id| Scope::Session(id.clone()));
-    // A backlog larger than one pass's time budget takes several passes.
+    // A backlog larger than one pass's time budget takes several passes,
+    // and a guest caught mid-write is read again a moment later.
+    let mut busy_retries = 0;
     loop {
         let report = deliverer.deliver_now(scope.clone()).await?;
+        let only_guest_busy = report.guest_busy > 0
+            && report.errors.is_empty()
+            && report.retrying == 0
+            && report.dead_lettered == 0;
+        if only_guest_busy && busy_retries < GUEST_BUSY_RETRIES {
+            busy_retries += 1;
+            tokio::time::sleep(GUEST_BUSY_PAUSE).await;
+            continue;
+        }
         if report.unfinished == 0 || !report.is_clean() {
             return summarise(&report);
         }
     }
 }
+
+/// How often `--once` reads again a session whose guest was mid-write.
+const GUEST_BUSY_RETRIES: u32 = 20;
+/// The pause before each of those reads.
+const GUEST_BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// `Ok` when everything due was delivered; otherwise one line saying what
 /// is left (the messages stay due, or are listed by `airlock failures`).
@@ -101,6 +117,12 @@ fn summarise(report: &PassReport) -> Result<()> {
         parts.push(format!(
             "{} message(s) dead-lettered (see `airlock failures`)",
             report.dead_lettered
+        ));
+    }
+    if report.guest_busy > 0 {
+        parts.push(format!(
+            "{} session(s) not read: the guest was writing its mailbox (a later pass delivers them)",
+            report.guest_busy
         ));
     }
     if let Some(first) = report.errors.first() {

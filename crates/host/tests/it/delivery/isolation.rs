@@ -96,3 +96,49 @@ async fn fifty_sessions_with_four_broken_deliver_the_other_46_in_one_pass() {
     stop.send(()).unwrap();
     running.await.unwrap();
 }
+
+/// A guest caught mid-write (a hot journal beside its `outbound.db`) makes
+/// its session guest-busy, not failed: nothing is read or marked, the pass
+/// is not clean, and the next pass after the write ends delivers it all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_mid_write_is_guest_busy_not_a_failure_and_read_by_the_next_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = Host::at(tmp.path());
+    let session = host.session("chat-busy").await;
+    host.bulk_replies(&session, "r", 50, 2000);
+    let db = host.session_dir(&session).join("outbound.db");
+    let journal = db.with_extension("db-journal");
+    // A journal the guest's open transaction would leave: written while a
+    // write spills pages, kept, and the transaction rolled back.
+    let hot = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.pragma_update(None, "cache_size", 10).unwrap();
+        conn.execute_batch("BEGIN IMMEDIATE; UPDATE messages_out SET content = 'torn';")
+            .unwrap();
+        let hot = std::fs::read(&journal).unwrap();
+        conn.execute_batch("ROLLBACK").unwrap();
+        hot
+    };
+    assert!(hot.len() > 8 && hot[..8] != [0u8; 8], "the journal is hot");
+    std::fs::write(&journal, &hot).unwrap();
+
+    let adapter = Arc::new(RecordingAdapter::new());
+    let deliverer = host.deliverer(adapter.clone(), quick());
+    let report = deliverer.poll(Scope::Active).await.unwrap();
+    assert_eq!(
+        (report.guest_busy, report.errors.len(), report.delivered),
+        (1, 0, 0),
+        "{report:#?}"
+    );
+    assert!(!report.is_clean(), "messages are left: {report:#?}");
+
+    // The guest's write ends (its journal goes): everything arrives.
+    std::fs::remove_file(&journal).unwrap();
+    let report = deliverer.poll(Scope::Active).await.unwrap();
+    assert_eq!(
+        (report.guest_busy, report.delivered),
+        (0, 50),
+        "{report:#?}"
+    );
+    assert!(report.is_clean(), "{report:#?}");
+}

@@ -60,15 +60,10 @@ async fn child_deliverer() {
         let report = deliverer.poll(Scope::Active).await.unwrap();
         // The parent writes as a guest in a tight loop, so on a loaded
         // machine its journal can outlast a read's retries: that session
-        // fails this pass and is read again at the next (nothing is lost,
-        // which the parent checks). Any other error fails the test.
-        let other: Vec<_> = report
-            .errors
-            .iter()
-            .filter(|f| !f.error.contains("the guest may still be running"))
-            .collect();
-        assert!(other.is_empty(), "{report:?}");
-        quiet = if report.delivered == 0 && report.busy == 0 && report.errors.is_empty() {
+        // counts as guest-busy, not failed, and is read again at the next
+        // pass (nothing is lost, which the parent checks).
+        assert!(report.errors.is_empty(), "{report:?}");
+        quiet = if report.delivered == 0 && report.busy == 0 && report.guest_busy == 0 {
             quiet + 1
         } else {
             0
