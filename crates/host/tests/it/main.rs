@@ -4,6 +4,8 @@
 //! and retention. Tests that re-run this binary as a child name their test
 //! by its full path (`delivery::processes::child_deliverer`).
 
+mod support;
+
 mod cli;
 mod delivery;
 mod lifecycle;

@@ -5,10 +5,7 @@
 use std::sync::Arc;
 
 use airlock_core::mailbox::NewOutboundMessage;
-use airlock_core::{
-    AgentGroupId, MessageId, NewMessagingGroup, OutboxFile, Reply, ResolveRequest, SessionMode,
-    SessionStoreExt,
-};
+use airlock_core::{MessageId, OutboxFile, Reply};
 use airlock_host::delivery::{DelivererConfig, RecordingAdapter};
 use airlock_host::{Deliverer, ManagerConfig, SessionManager};
 use airlock_sqlite_fs::GuestMailbox;
@@ -22,20 +19,7 @@ async fn a_pass_costs_a_few_registry_lookups_whatever_its_backlog() {
     let tmp = tempfile::tempdir().unwrap();
     let store = CountingStore::new();
     let manager = SessionManager::new(store.clone(), ManagerConfig::new(tmp.path()));
-    let chat = store
-        .ensure_messaging_group(NewMessagingGroup::new("slack", "C1"))
-        .await
-        .unwrap();
-    let session = manager
-        .resolve_session(ResolveRequest::new(
-            AgentGroupId::new("ag").unwrap(),
-            Some(chat.id),
-            None,
-            SessionMode::Shared,
-        ))
-        .await
-        .unwrap()
-        .session;
+    let session = crate::support::chat_session(&manager, "C1").await;
     let guest = GuestMailbox::open(manager.session_dir(&session)).unwrap();
     for i in 0..REPLIES {
         let id = MessageId::new(format!("r{i}")).unwrap();

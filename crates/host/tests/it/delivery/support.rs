@@ -5,10 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_core::mailbox::NewOutboundMessage;
-use airlock_core::{
-    AgentGroupId, MessageId, NewMessagingGroup, ResolveRequest, Session, SessionMode,
-    SessionStoreExt,
-};
+use airlock_core::{MessageId, Session};
 use airlock_host::delivery::{DelivererConfig, DynChannelAdapter, RetryPolicy};
 use airlock_host::{Deliverer, ManagerConfig, SessionManager};
 use airlock_sqlite_fs::{GuestMailbox, SqliteSessionStore};
@@ -29,22 +26,7 @@ impl Host {
 
     /// A session of its own chat `name`.
     pub async fn session(&self, name: &str) -> Session {
-        let chat = self
-            .manager
-            .store()
-            .ensure_messaging_group(NewMessagingGroup::new("slack", name))
-            .await
-            .unwrap();
-        self.manager
-            .resolve_session(ResolveRequest::new(
-                AgentGroupId::new("ag").unwrap(),
-                Some(chat.id),
-                None,
-                SessionMode::Shared,
-            ))
-            .await
-            .unwrap()
-            .session
+        crate::support::chat_session(&self.manager, name).await
     }
 
     pub fn session_dir(&self, session: &Session) -> PathBuf {

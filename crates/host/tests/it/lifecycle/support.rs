@@ -16,10 +16,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use airlock_core::mailbox::{InboundMessage, NewInboundMessage, NewOutboundMessage};
-use airlock_core::{
-    AgentGroupId, MessageId, NewMessagingGroup, ResolveRequest, Session, SessionMode,
-    SessionStoreExt,
-};
+use airlock_core::{MessageId, Session};
 use airlock_host::lifecycle::{FakeRuntime, Runtime, RuntimeTimeouts, SweepConfig, Sweeper};
 use airlock_host::{ManagerConfig, SessionManager};
 use airlock_sqlite_fs::{GuestMailbox, SqliteSessionStore};
@@ -104,22 +101,7 @@ impl Rig {
 
     /// A session of chat `name`.
     pub async fn session(&self, name: &str) -> Session {
-        let chat = self
-            .manager
-            .store()
-            .ensure_messaging_group(NewMessagingGroup::new("slack", name))
-            .await
-            .unwrap();
-        self.manager
-            .resolve_session(ResolveRequest::new(
-                AgentGroupId::new("ag").unwrap(),
-                Some(chat.id),
-                None,
-                SessionMode::Shared,
-            ))
-            .await
-            .unwrap()
-            .session
+        crate::support::chat_session(&self.manager, name).await
     }
 
     /// Writes a triggering chat message `id` at the virtual time.
