@@ -168,6 +168,11 @@ pub fn figures(quick: bool, max_history: Option<usize>) -> Vec<Figure> {
     for n in w3_sizes(quick, max_history) {
         out.push(f(&format!("w3.poll_us.n{n}"), Micros, sq, AtMost(100.0)));
     }
+    // The mailbox's full read beside the engine's pass: what the cursor
+    // and the change stamps save.
+    for n in w3_sizes(quick, max_history) {
+        out.push(f(&format!("w3.scan_us.n{n}"), Micros, sq, Free));
+    }
     out.push(f("w3.largest_over_empty", Plain, None, AtMost(1.5)));
     for suffix in ["", ".shared", ".agent_shared"] {
         let key = format!("w4.resolve_existing_p50_us{suffix}");

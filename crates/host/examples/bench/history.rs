@@ -3,14 +3,19 @@
 //!
 //! The history is written the way a guest writes its own `outbound.db`
 //! (one transaction for the whole batch, as the reference guest may), and
-//! marked delivered through the host API, so only the poll is measured.
+//! marked delivered through the host API, so only the poll is measured:
+//! the delivery engine's own pass over the session (`Deliverer::poll`,
+//! which reads the files' change stamps and its cursor before any SQL), and
+//! beside it the mailbox's full `due_outbound` read (`w3.scan_us.n*`), which
+//! looks at the whole history.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use airlock_core::{Session, SessionId, Timestamp};
-use airlock_host::SessionManager;
+use airlock_host::delivery::{Scope, StdoutAdapter};
+use airlock_host::{Deliverer, SessionManager};
 use airlock_sqlite_fs::GuestMailbox;
 
 use crate::report::{Latencies, fail, figure};
@@ -19,9 +24,20 @@ use crate::setup::Host;
 /// Concurrent `mark_delivered` callers while building the history.
 const MARKERS: usize = 16;
 
-/// The delivery poll being measured. This is the hook for the delivery
-/// engine: when it has its own poll (a cursor by `seq`), call that here.
-async fn delivery_poll(manager: &SessionManager, session: &SessionId) -> Result<usize, String> {
+/// The delivery engine's pass over `session`: how many it delivered.
+async fn delivery_poll(deliverer: &Deliverer, session: &SessionId) -> Result<usize, String> {
+    let report = deliverer
+        .poll(Scope::Session(session.clone()))
+        .await
+        .map_err(fail("a delivery pass"))?;
+    if let Some(failure) = report.errors.first() {
+        return Err(format!("a delivery pass failed: {}", failure.error));
+    }
+    Ok(report.delivered)
+}
+
+/// The mailbox's full read of what is due (no cursor, no stamps).
+async fn due_scan(manager: &SessionManager, session: &SessionId) -> Result<usize, String> {
     let due = manager
         .due_outbound(session, Timestamp::now())
         .await
@@ -39,6 +55,10 @@ pub async fn run(dir: &Path, quick: bool, max_history: Option<usize>) -> Result<
     };
     let host = Host::open(dir)?;
     let session = host.new_session("bench").await?;
+    // Nothing is ever due, so the adapter is never called.
+    let deliverer = Deliverer::builder((*host.manager).clone(), Arc::new(StdoutAdapter::new()))
+        .build()
+        .map_err(fail("building the deliverer"))?;
     let dir = host.manager.session_dir(&session);
     // Creates outbound.db the way a starting guest does.
     GuestMailbox::open(&dir).map_err(fail("opening the guest side"))?;
@@ -50,20 +70,33 @@ pub async fn run(dir: &Path, quick: bool, max_history: Option<usize>) -> Result<
         append_replies(&dir.join("outbound.db"), delivered, n)?;
         mark_delivered(&host.manager, &session, delivered, n).await?;
         delivered = n;
+        // The first pass after the history grew catches its cursor up.
+        if delivery_poll(&deliverer, &session.id).await? != 0 {
+            return Err(format!(
+                "a pass delivered replies marked delivered (n = {n})"
+            ));
+        }
         for _ in 0..repetitions {
-            let mut samples = Vec::with_capacity(polls);
+            let (mut passes, mut scans) = (Vec::new(), Vec::new());
             for _ in 0..polls {
                 let start = Instant::now();
-                let due = delivery_poll(&host.manager, &session.id).await?;
-                samples.push(start.elapsed());
-                if due != 0 {
-                    return Err(format!("{due} replies due after delivering all {n}"));
+                let delivered = delivery_poll(&deliverer, &session.id).await?;
+                passes.push(start.elapsed());
+                let start = Instant::now();
+                let due = due_scan(&host.manager, &session.id).await?;
+                scans.push(start.elapsed());
+                if delivered + due != 0 {
+                    return Err(format!(
+                        "{} replies due after delivering all {n}",
+                        delivered + due
+                    ));
                 }
             }
             figure(
                 &format!("w3.poll_us.n{n}"),
-                Latencies::new(samples)?.p50_us(),
+                Latencies::new(passes)?.p50_us(),
             );
+            figure(&format!("w3.scan_us.n{n}"), Latencies::new(scans)?.p50_us());
         }
     }
     Ok(())

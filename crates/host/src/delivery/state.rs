@@ -208,7 +208,7 @@ impl DeliveryState {
     /// Every session's cursor, in one read (an idle pass needs no more).
     pub(crate) fn cursors(&self) -> Result<HashMap<String, Cursor>> {
         self.with("reading cursors", |c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT session_id, guest_seq, host_seq, guest_stamp, host_stamp, hold_until FROM cursors",
             )?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, cursor_row(r, 1)?)))?;
@@ -220,14 +220,14 @@ impl DeliveryState {
     /// a session with unsettled deliveries).
     pub(crate) fn wake_times(&self) -> Result<HashMap<String, i64>> {
         self.with("reading due times", |c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT session_id, MIN(due_at) FROM queue WHERE state = 'waiting' GROUP BY session_id",
             )?;
             let mut due: HashMap<String, i64> = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;
             // A delivery left unsettled by a crash makes its session due now.
-            let mut stmt = c.prepare("SELECT DISTINCT session_id FROM unsettled")?;
+            let mut stmt = c.prepare_cached("SELECT DISTINCT session_id FROM unsettled")?;
             for session in stmt.query_map([], |r| r.get::<_, String>(0))? {
                 due.insert(session?, 0);
             }
