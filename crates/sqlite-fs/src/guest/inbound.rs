@@ -9,6 +9,7 @@ use airlock_core::{Parity, Seq, Timestamp};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::GuestMailbox;
+use super::idle::Stamps;
 use crate::error::{Error, Result};
 use crate::schema::rows::inbound_row;
 use crate::schema::{self, InboundColumns, inbound_columns};
@@ -75,34 +76,76 @@ impl GuestMailbox {
     }
 
     /// [`pending`](Self::pending) with an explicit clock.
+    ///
+    /// A poll that finds nothing is remembered: until either file changes
+    /// or a pending row it saw comes due, the next polls read only the two
+    /// files' headers (see `guest/idle.rs`).
     pub fn pending_at(&self, limit: usize, now: Timestamp) -> Result<Vec<InboundMessage>> {
+        let stamps = match Stamps::read(&self.paths) {
+            Ok(stamps) => Some(stamps),
+            Err(e) => {
+                // The full poll says what is wrong with the file.
+                tracing::debug!(error = %e, "no file stamps; polling the databases");
+                None
+            }
+        };
+        if let Some(stamps) = &stamps
+            && !self.first_poll.load(Ordering::SeqCst)
+            && self.idle.still_idle(stamps, now)
+        {
+            return Ok(Vec::new());
+        }
+        let polled = self.poll_databases(limit, now);
+        match (&polled, stamps) {
+            (Ok((rows, next_due)), Some(stamps)) if rows.is_empty() && limit > 0 => {
+                self.idle.record(stamps, Some(*next_due));
+            }
+            _ => self.idle.forget(),
+        }
+        polled.map(|(rows, _)| rows)
+    }
+
+    /// The poll itself: the pending, due, unacked rows (oldest first), and
+    /// the earliest later due time among the pending rows passed over.
+    fn poll_databases(
+        &self,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<(Vec<InboundMessage>, Option<Timestamp>)> {
         // The guest's own file: one connection per poll, looked up per row,
         // so a long history of acks costs nothing.
         let outbound = self.paths.outbound_db();
         let acks = open_file(&outbound, OpenMode::ReadOnly, Duration::from_secs(5))
             .map_err(|e| Error::sqlite(&outbound, "opening outbound.db", e))?;
         let first = self.first_poll.load(Ordering::SeqCst);
-        let mut rows = self.read_inbound("polling messages_in", |conn| {
+        let (mut rows, next_due) = self.read_inbound("polling messages_in", |conn| {
             let mut acked =
                 acks.prepare_cached("SELECT 1 FROM processing_ack WHERE message_id = ?1")?;
             let cols = inbound_columns(conn)?;
             let mut stmt = conn.prepare(&pending_sql(cols, first))?;
             let mut iter = stmt.query_map([], inbound_row)?;
-            let mut out = Vec::new();
+            let (mut out, mut next_due) = (Vec::new(), None::<Timestamp>);
             while out.len() < limit {
                 let Some(row) = iter.next() else { break };
                 let row = row?;
-                if airlock_core::is_due(row.process_after.as_deref(), now)
-                    && !acked.exists([&row.id])?
-                {
+                if !airlock_core::is_due(row.process_after.as_deref(), now) {
+                    // Not due means readable and later than now.
+                    if let Some(at) = row
+                        .process_after
+                        .as_deref()
+                        .and_then(|t| Timestamp::parse(t).ok())
+                    {
+                        next_due = Some(next_due.map_or(at, |d| d.min(at)));
+                    }
+                } else if !acked.exists([&row.id])? {
                     out.push(row);
                 }
             }
-            Ok(out)
+            Ok((out, next_due))
         })?;
         self.first_poll.store(false, Ordering::SeqCst);
         rows.reverse();
-        Ok(rows)
+        Ok((rows, next_due))
     }
 
     /// The largest seq in `messages_in` (`None` when empty).

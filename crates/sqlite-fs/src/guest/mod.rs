@@ -4,6 +4,7 @@
 //! No function here can open `inbound.db` read-write: across a lock-less
 //! mount such an open "rolls back" the host's committed transactions.
 
+mod idle;
 pub(crate) mod inbound;
 mod mount_check;
 pub use inbound::DEFAULT_POLL_LIMIT;
@@ -28,6 +29,7 @@ pub struct GuestMailbox {
     paths: SessionPaths,
     first_poll: AtomicBool,
     stats: RetryStats,
+    idle: idle::IdleMemo,
 }
 
 impl GuestMailbox {
@@ -38,6 +40,7 @@ impl GuestMailbox {
             paths: SessionPaths::from_dir(session_dir.as_ref()),
             first_poll: AtomicBool::new(true),
             stats: RetryStats::default(),
+            idle: idle::IdleMemo::default(),
         };
         mailbox.prepare_outbound()?;
         mailbox.clear_stale_processing()?;

@@ -7,6 +7,7 @@ mod guest_db;
 mod header;
 mod open;
 mod retry;
+mod stamp;
 
 pub use files::{
     FileState, canonical_dir, check_regular_or_absent, free_space, is_read_only, on_read_only_mount,
@@ -18,3 +19,4 @@ pub use header::{DbHeader, JournalKind, read_header};
 pub use open::open_read_only_wal;
 pub use open::{OpenMode, open_file};
 pub use retry::{RetryPolicy, RetryStats, RetryStatsSnapshot, retry};
+pub use stamp::{FileStamp, file_stamp};

@@ -14,6 +14,7 @@ mod attachments_outbox;
 mod attachments_props;
 mod attachments_race;
 mod attachments_store;
+mod guest_idle;
 mod guest_routing;
 mod mailbox_basic;
 mod mailbox_conformance;
