@@ -57,6 +57,10 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A log line that cannot be written is dropped: by default
+        // tracing-subscriber reports that with eprintln!, which panics when
+        // stderr itself fails (a full disk, a closed descriptor).
+        .log_internal_errors(false)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();

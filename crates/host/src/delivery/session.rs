@@ -454,11 +454,13 @@ impl Work<'_> {
 /// The due time of a message scheduled for after `now`; `None` when due
 /// (an unreadable time is due: never lose a message).
 fn later(deliver_after: Option<&str>, now: i64) -> Option<i64> {
-    let text = deliver_after?;
-    match Timestamp::parse(text) {
-        Ok(t) if t.as_millis() > now => Some(t.as_millis()),
-        Ok(_) => None,
-        Err(_) => {
+    let now = Timestamp::from_millis(now)?;
+    match airlock_core::due_at(deliver_after, now) {
+        Ok(true) => None,
+        Ok(false) => deliver_after
+            .and_then(|text| Timestamp::parse(text).ok())
+            .map(|t| t.as_millis()),
+        Err(text) => {
             tracing::warn!(value = %escape_for_log(text), "unreadable deliver_after; delivering now");
             None
         }

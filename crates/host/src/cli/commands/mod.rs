@@ -20,6 +20,7 @@ pub mod send;
 pub mod sessions;
 
 use airlock_core::Result;
+use std::io::Write;
 
 use super::settings::{Command, Settings};
 
@@ -56,8 +57,9 @@ pub async fn dispatch(settings: &Settings) -> Result<()> {
             interval,
         } => {
             // stdout carries the delivered messages; say it on stderr.
+            // Best effort: eprintln! would panic on a failing stderr.
             if let Some(dir) = created {
-                eprintln!("created data dir {}", dir.display());
+                let _ = writeln!(std::io::stderr(), "created data dir {}", dir.display());
             }
             run::run(settings, guest_cmd, *interval).await
         }

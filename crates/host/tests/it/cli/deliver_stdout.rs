@@ -84,3 +84,39 @@ fn a_reader_that_stops_after_one_line_loses_nothing() {
     let all: HashSet<_> = first.iter().chain(&rest).collect();
     assert_eq!(all.len(), 5);
 }
+
+/// Regression of the io-errors scenario (deliver at p = 0.1 panicked with
+/// "failed printing to stderr"): a warning logged while stderr fails is
+/// dropped, and delivery goes on.
+#[test]
+fn io_errors_a_failing_stderr_never_panics_a_delivery() {
+    let env = TestDir::new();
+    let (_, dir) = env.session("stderr-agent");
+    let guest = GuestMailbox::open(&dir).unwrap();
+    // An unreadable deliver_after: the engine warns, then delivers it.
+    let mut msg =
+        NewOutboundMessage::new(MessageId::new("late").unwrap(), "chat", r#"{"text":"hi"}"#);
+    msg.deliver_after = Some(airlock_core::Timestamp::now());
+    guest.write_message_out(&msg).unwrap();
+    let changed = rusqlite::Connection::open(dir.join("outbound.db"))
+        .unwrap()
+        .execute("UPDATE messages_out SET deliver_after = 'soon'", [])
+        .unwrap();
+    assert_eq!(changed, 1);
+    let expected = vec!["late".to_owned()];
+    // Every write to /dev/full fails (ENOSPC; std ignores only EBADF).
+    let broken_stderr = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .arg("--data-dir")
+        .arg(env.data_dir())
+        .args(["deliver", "--once"])
+        .env("RUST_LOG", "warn")
+        .stderr(broken_stderr)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_eq!(ids(&String::from_utf8_lossy(&out.stdout)), expected);
+}
