@@ -249,12 +249,15 @@ impl Deliverer {
 
     async fn pass(&self, scope: Scope, mode: Mode) -> Result<PassReport> {
         let started = Instant::now();
-        let sessions = self.sessions(&scope).await?;
         let state = self.engine.state.clone();
-        let (mut cursors, mut wakes) = self
-            .engine
-            .blocking(move || Ok((state.cursors()?, state.wake_times()?)))
-            .await?;
+        // The registry and the delivery state are read side by side: an
+        // idle pass is little more than these two reads.
+        let (sessions, hints) = tokio::join!(
+            self.sessions(&scope),
+            self.engine
+                .blocking(move || Ok((state.cursors()?, state.wake_times()?)))
+        );
+        let (sessions, (mut cursors, mut wakes)) = (sessions?, hints?);
         let jobs: Vec<(Session, Hint)> = sessions
             .into_iter()
             .map(|s| {
