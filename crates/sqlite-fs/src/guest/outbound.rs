@@ -55,6 +55,12 @@ impl GuestMailbox {
             }
             let conn = open_file(&path, OpenMode::ReadWrite, GUEST_BUSY_TIMEOUT)
                 .map_err(|e| Error::sqlite(&path, context, e))?;
+            // EXTRA: in DELETE mode a commit ends with the journal's unlink,
+            // which FULL does not sync; a power cut before the directory
+            // reaches the disk brings the journal back and rolls the
+            // committed reply back. EXTRA syncs the directory after it.
+            conn.pragma_update(None, "synchronous", "EXTRA")
+                .map_err(|e| Error::sqlite(&path, context, e))?;
             let value = f(&conn).map_err(|e| Error::sqlite(&path, context, e))?;
             conn.close()
                 .map_err(|(_, e)| Error::sqlite(&path, context, e))?;
@@ -216,5 +222,25 @@ impl GuestMailbox {
             )
             .map(drop)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GuestMailbox;
+
+    #[test]
+    fn power_loss_guest_commits_sync_the_journal_unlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let guest = GuestMailbox::open(dir.path()).unwrap();
+        let level = guest
+            .with_outbound("reading synchronous", |c| {
+                c.pragma_query_value(None, "synchronous", |r| r.get::<_, i64>(0))
+            })
+            .unwrap();
+        assert_eq!(
+            level, 3,
+            "EXTRA: the directory is synced after the journal goes"
+        );
     }
 }
