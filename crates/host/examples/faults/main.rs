@@ -122,6 +122,7 @@ fn main() -> ExitCode {
         .or_else(|| io_errors::unsafe_role(&args))
         .or_else(|| guest_kill::writer_role(&args))
         .or_else(|| read_only::swallow_role(&args))
+        .or_else(|| power_loss::one_reply_role(&args))
     {
         return code;
     }

@@ -1,5 +1,6 @@
 //! Power loss, simulated: a run of `airlock send` (with and without
-//! attachments) and `airlock guest reply` on a real ext4 whose disk logs
+//! attachments) and guest replies (`airlock guest reply`, and a library
+//! guest's single commit, [`ONE_REPLY_ROLE`]) on a real ext4 whose disk logs
 //! every write and cache flush ([`disk`], the `dm-log-writes` method on a
 //! loop device over FUSE, since this kernel has no device-mapper), then
 //! power cuts replayed at random points of that log. A cut keeps every
@@ -24,7 +25,7 @@ mod disk;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 
 use airlock_core::testing::history::{WriteHistory, WriteReport};
 
@@ -149,20 +150,17 @@ struct Run {
 fn write(
     rec: &Recording,
     events: &mut Vec<usize>,
-    a: &Airlock,
-    wrapper: &[String],
-    args: &[&str],
+    mut command: Command,
     key: &str,
     outbound: bool,
 ) -> Result<Write, String> {
     let started = events.len();
     events.push(rec.position());
-    let status = a
-        .command_via(wrapper, args)
+    let status = command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .map_err(|e| format!("starting airlock: {e}"))?;
+        .map_err(|e| format!("starting a writer: {e}"))?;
     events.push(rec.position());
     Ok(Write {
         key: key.to_owned(),
@@ -170,6 +168,42 @@ fn write(
         started,
         ended: started + 1,
         acked: status.success(),
+    })
+}
+
+/// The role of this driver that writes one guest reply, `out-KEY` with
+/// text KEY, as a library guest does: one transaction
+/// (`GuestMailbox::write_message_out`), then exit. `airlock guest reply`
+/// also commits its `completed` ack, whose new journal makes SQLite sync
+/// the folder and with it the reply's journal unlink; a lone commit
+/// depends on `synchronous=EXTRA` for that.
+pub const ONE_REPLY_ROLE: &str = "--guest-one-reply";
+
+/// Runs [`ONE_REPLY_ROLE`] when `args` name it.
+pub fn one_reply_role(args: &[String]) -> Option<std::process::ExitCode> {
+    let [role, dir, key] = args else { return None };
+    if role != ONE_REPLY_ROLE {
+        return None;
+    }
+    let write = || -> Result<(), String> {
+        let guest = airlock_sqlite_fs::GuestMailbox::open(dir).map_err(|e| e.to_string())?;
+        let id = airlock_core::MessageId::new(format!("out-{key}")).map_err(|e| e.to_string())?;
+        let msg = airlock_core::mailbox::NewOutboundMessage::new(
+            id,
+            "chat",
+            format!(r#"{{"text":"{key}"}}"#),
+        );
+        guest
+            .write_message_out(&msg)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    };
+    Some(match write() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), e.as_bytes());
+            std::process::ExitCode::FAILURE
+        }
     })
 }
 
@@ -220,9 +254,7 @@ fn drive(
         writes.push(write(
             recording,
             &mut events,
-            &a,
-            wrapper,
-            &args,
+            a.command_via(wrapper, &args),
             &key,
             false,
         )?);
@@ -237,15 +269,22 @@ fn drive(
             "--text",
             &reply,
         ];
-        writes.push(write(
-            recording,
-            &mut events,
-            &a,
-            wrapper,
-            &args,
-            &reply,
-            true,
-        )?);
+        // Every other reply is a library guest's single commit.
+        let command = if i % 2 == 0 {
+            a.command_via(wrapper, &args)
+        } else {
+            let mut one = match wrapper.split_first() {
+                Some((program, rest)) => {
+                    let mut one = Command::new(program);
+                    one.args(rest).arg(&c.driver);
+                    one
+                }
+                None => Command::new(&c.driver),
+            };
+            one.args([ONE_REPLY_ROLE, session_dir.as_str(), reply.as_str()]);
+            one
+        };
+        writes.push(write(recording, &mut events, command, &reply, true)?);
     }
     let end = recording.position();
     drop(mounted);
