@@ -36,21 +36,36 @@ pub(crate) fn ids(stdout: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_failed_write_to_stdout_is_not_a_delivery() {
-    let env = TestDir::new();
-    let expected = replies(&env, 1);
+/// Which of the child's streams goes to /dev/full.
+enum Full {
+    Stdout,
+    Stderr,
+}
+
+/// `airlock deliver --once` over `env` with `stream` on /dev/full, where
+/// every write fails (ENOSPC; std's stdio ignores only EBADF).
+fn deliver_once_with_full(env: &TestDir, stream: Full) -> std::process::Output {
     let full = std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/full")
         .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .arg("--data-dir")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    cmd.arg("--data-dir")
         .arg(env.data_dir())
         .args(["deliver", "--once"])
-        .stdout(full)
-        .output()
-        .unwrap();
+        .env("RUST_LOG", "warn");
+    match stream {
+        Full::Stdout => cmd.stdout(full),
+        Full::Stderr => cmd.stderr(full),
+    };
+    cmd.output().unwrap()
+}
+
+#[test]
+fn a_failed_write_to_stdout_is_not_a_delivery() {
+    let env = TestDir::new();
+    let expected = replies(&env, 1);
+    let out = deliver_once_with_full(&env, Full::Stdout);
     assert!(!out.status.success(), "exit code must say it failed");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("still due"), "{stderr}");
@@ -104,19 +119,7 @@ fn io_errors_a_failing_stderr_never_panics_a_delivery() {
         .unwrap();
     assert_eq!(changed, 1);
     let expected = vec!["late".to_owned()];
-    // Every write to /dev/full fails (ENOSPC; std ignores only EBADF).
-    let broken_stderr = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/full")
-        .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .arg("--data-dir")
-        .arg(env.data_dir())
-        .args(["deliver", "--once"])
-        .env("RUST_LOG", "warn")
-        .stderr(broken_stderr)
-        .output()
-        .unwrap();
+    let out = deliver_once_with_full(&env, Full::Stderr);
     assert!(out.status.success(), "{:?}", out.status);
     assert_eq!(ids(&String::from_utf8_lossy(&out.stdout)), expected);
 }
