@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod delivery;
+mod last_active;
 pub mod lifecycle;
 mod manager;
 pub mod routing;

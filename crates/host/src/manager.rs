@@ -23,6 +23,7 @@ use airlock_core::{
 };
 use tracing::Instrument;
 
+use crate::last_active::LastActive;
 use crate::routing::{self, MessageRouter, Placement};
 
 pub use crate::wiring::ManagerConfig;
@@ -88,6 +89,8 @@ pub struct SessionManager {
     router: Option<Arc<dyn MessageRouter>>,
     /// Who owns new sessions (`None`: this host).
     placement: Option<Arc<dyn Placement>>,
+    /// The `last_active` touches of inbound writes, coalesced.
+    last_active: Arc<LastActive>,
 }
 
 macro_rules! session_span {
@@ -114,6 +117,7 @@ impl SessionManager {
         config: ManagerConfig,
         state_dir: PathBuf,
     ) -> Self {
+        let last_active = Arc::new(LastActive::new(config.last_active_interval));
         Self {
             store,
             mailboxes,
@@ -121,6 +125,7 @@ impl SessionManager {
             state_dir,
             router: None,
             placement: None,
+            last_active,
         }
     }
 
@@ -256,7 +261,7 @@ impl SessionManager {
     }
 
     /// Writes an inbound message (attachments extracted) and sets
-    /// `last_active`. For a session another host owns, the message is
+    /// `last_active` (coalesced: see [`ManagerConfig::last_active_interval`]). For a session another host owns, the message is
     /// routed to it (outcome `Routed`, once durably queued) when the manager
     /// has a router, else refused with [`Error::NotOwner`].
     pub async fn write_message(
@@ -294,10 +299,16 @@ impl SessionManager {
         for failed in written.attachments.iter().filter(|a| a.error.is_some()) {
             tracing::warn!(message = %written.id, index = failed.index, error = ?failed.error, "attachment not stored");
         }
-        self.store
-            .touch_session(&handle.session.id, Timestamp::now())
+        self.last_active
+            .touch(&self.store, &handle.session.id, Timestamp::now())
             .await?;
         Ok(written)
+    }
+
+    /// Writes every `last_active` touch still held by the coalescing
+    /// interval (call before a long-lived host stops).
+    pub async fn flush_last_active(&self) {
+        self.last_active.flush(&self.store).await;
     }
 
     /// Writes `session_routing` from the session's messaging group and

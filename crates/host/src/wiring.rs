@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use airlock_core::{Session, SessionRef, SessionStore};
 use airlock_sqlite_fs::attachments::AttachmentLimits;
@@ -24,6 +25,9 @@ pub struct ManagerConfig {
     /// Size caps of inbound attachments and outbox files (the default
     /// wiring's mailboxes).
     pub limits: AttachmentLimits,
+    /// At most one `last_active` write per session per this interval (the
+    /// newest touch is written when it ends; zero writes every touch).
+    pub last_active_interval: Duration,
 }
 
 impl ManagerConfig {
@@ -33,6 +37,7 @@ impl ManagerConfig {
             data_dir: data_dir.into(),
             host_id: None,
             limits: AttachmentLimits::default(),
+            last_active_interval: Duration::from_secs(1),
         }
     }
 }

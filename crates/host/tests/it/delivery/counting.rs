@@ -9,11 +9,12 @@ use airlock_core::{
 };
 
 /// [`MemorySessionStore`] counting every read (`session`, `list_sessions`,
-/// `messaging_group`, `find_messaging_group`).
+/// `messaging_group`, `find_messaging_group`) and every session update.
 #[derive(Debug, Default)]
 pub struct CountingStore {
     inner: MemorySessionStore,
     reads: AtomicUsize,
+    updates: AtomicUsize,
 }
 
 impl CountingStore {
@@ -25,6 +26,11 @@ impl CountingStore {
     /// Reads so far.
     pub fn reads(&self) -> usize {
         self.reads.load(Ordering::SeqCst)
+    }
+
+    /// `update_session` calls so far (a `last_active` touch is one).
+    pub fn updates(&self) -> usize {
+        self.updates.load(Ordering::SeqCst)
     }
 
     fn read(&self) {
@@ -63,6 +69,7 @@ impl SessionStore for CountingStore {
         self.inner.list_sessions(filter).await
     }
     async fn update_session(&self, id: &SessionId, update: SessionUpdate) -> Result<Session> {
+        self.updates.fetch_add(1, Ordering::SeqCst);
         self.inner.update_session(id, update).await
     }
     async fn delete_session(&self, id: &SessionId) -> Result<()> {
