@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use rusqlite::Connection;
+use rustix::fs::{CWD, Mode, OFlags};
 
 use super::Changes;
 use super::folder::{Folder, JOURNAL};
@@ -140,11 +141,13 @@ pub(crate) fn rebuild(folder: &Folder, state: &HostSessionState) -> Result<()> {
     remove_stale_rebuilds(state);
     let build = || -> rusqlite::Result<()> {
         let conn = open_published(&tmp, OpenMode::Create, "OFF")?;
+        attach_host(&conn, state)?;
+        // Schema and rows in one transaction: one fsync (each statement
+        // on its own would commit, and sync, separately).
+        conn.execute_batch("BEGIN IMMEDIATE")?;
         conn.execute_batch(INBOUND_SCHEMA)?;
         conn.execute_batch(INBOUND_INDEXES)?;
         conn.pragma_update(None, "user_version", INBOUND_VERSION)?;
-        attach_host(&conn, state)?;
-        conn.execute_batch("BEGIN IMMEDIATE")?;
         copy_rows(&conn, Scope::All)?;
         conn.execute_batch("COMMIT")?;
         conn.close().map_err(|(_, e)| e)
@@ -170,7 +173,7 @@ pub(crate) fn publish(
     changes: &Changes,
 ) -> Result<Vec<TamperEvent>> {
     let mut events = Vec::new();
-    let placeholder = folder.create_new(JOURNAL, &placeholder_bytes())?;
+    let placeholder = place_placeholder(folder, state)?;
     let link = state.published_db();
     let written = write_changes(state, changes);
     let rebuilt = match written {
@@ -181,7 +184,12 @@ pub(crate) fn publish(
     // After the write (never before: the planting loop must not stall it).
     match (placeholder, folder.stat(JOURNAL)?) {
         (Some(ours), Some(now)) if (ours.st_dev, ours.st_ino) == (now.st_dev, now.st_ino) => {
-            folder.remove(JOURNAL)?;
+            if folder
+                .move_out(JOURNAL, &state.placeholder_journal())
+                .is_err()
+            {
+                folder.remove(JOURNAL)?;
+            }
         }
         (_, None) => {}
         (ours, Some(_)) => {
@@ -204,6 +212,55 @@ pub(crate) fn publish(
         e
     })?;
     Ok(events)
+}
+
+/// Puts the host's placeholder journal into the folder (never over a file
+/// there: `Ok(None)`); returns its identity.
+///
+/// The same file goes in and out on every write, kept in host state in
+/// between: creating a file right after removing one makes ext4 search for
+/// a free inode (a fifth of the CPU when many sessions are written at once).
+/// The guest may have written to it while it was in the folder, so its
+/// bytes are checked before each use and a changed file is replaced.
+fn place_placeholder(
+    folder: &Folder,
+    state: &HostSessionState,
+) -> Result<Option<rustix::fs::Stat>> {
+    let template = state.placeholder_journal();
+    let valid = |file: &std::fs::File| -> Option<rustix::fs::Stat> {
+        let st = rustix::fs::fstat(file).ok()?;
+        let size = u64::try_from(st.st_size).ok()?;
+        (size == 512
+            && rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+            && is_placeholder(file, size))
+        .then_some(st)
+    };
+    // No symlink followed: the guest could have swapped one in just before
+    // the last write moved the file back.
+    let open = |path: &std::path::Path, flags: OFlags| {
+        rustix::fs::openat(
+            CWD,
+            path,
+            flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .map(std::fs::File::from)
+    };
+    let kept = open(&template, OFlags::RDONLY | OFlags::NONBLOCK).ok();
+    let st = match kept.as_ref().and_then(valid) {
+        Some(st) => st,
+        None => {
+            let fresh = state.dir().join("placeholder.journal.new");
+            let _ = std::fs::remove_file(&fresh);
+            let file = open(&fresh, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL)
+                .map_err(|e| Error::io(&fresh, e.into()))?;
+            std::io::Write::write_all(&mut &file, &placeholder_bytes())
+                .map_err(|e| Error::io(&fresh, e))?;
+            std::fs::rename(&fresh, &template).map_err(|e| Error::io(&template, e))?;
+            rustix::fs::fstat(&file).map_err(|e| Error::io(&template, e.into()))?
+        }
+    };
+    Ok(folder.move_in(&template, JOURNAL)?.then_some(st))
 }
 
 /// The incremental write; `Ok(false)` when the file needs a rebuild instead.
