@@ -186,10 +186,20 @@ impl HostSessionState {
         self.dir.join("quarantine")
     }
 
+    /// The host's placeholder journal between two writes (see
+    /// `host_state::publish`): moved into the folder and back, not made anew.
+    pub fn placeholder_journal(&self) -> PathBuf {
+        self.dir.join("placeholder.journal")
+    }
+
     /// Creates the folder (and `published/`, `quarantine/`) if needed.
     pub fn ensure(&self) -> Result<()> {
         for dir in [self.published_dir(), self.quarantine()] {
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            // A look first: `mkdir` of an existing folder locks its parent,
+            // and this runs before every write.
+            if !dir.is_dir() {
+                std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            }
         }
         Ok(())
     }

@@ -201,27 +201,24 @@ impl Folder {
         })
     }
 
-    /// Creates `name` exclusively (never through a symlink, never blocking).
-    /// `Ok(None)` when something is already there.
-    pub(crate) fn create_new(&self, name: &str, bytes: &[u8]) -> Result<Option<Stat>> {
-        let flags = OFlags::WRONLY
-            | OFlags::CREATE
-            | OFlags::EXCL
-            | OFlags::NOFOLLOW
-            | OFlags::NONBLOCK
-            | OFlags::CLOEXEC;
-        match rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(0o644)) {
-            Ok(fd) => {
-                let file = std::fs::File::from(fd);
-                std::io::Write::write_all(&mut &file, bytes)
-                    .map_err(|e| Error::io(self.join(name), e))?;
-                let st =
-                    rustix::fs::fstat(&file).map_err(|e| Error::io(self.join(name), e.into()))?;
-                Ok(Some(st))
-            }
-            Err(Errno::EXIST) => Ok(None),
+    /// Moves the host-state file `source` in as `name`, never replacing
+    /// anything. `Ok(false)` when something is already there.
+    pub(crate) fn move_in(&self, source: &Path, name: &str) -> Result<bool> {
+        match rustix::fs::renameat_with(CWD, source, &self.fd, name, RenameFlags::NOREPLACE) {
+            Ok(()) => Ok(true),
+            Err(Errno::EXIST) => Ok(false),
+            Err(Errno::XDEV) => Err(Error::NotOneFilesystem {
+                folder: self.path.clone(),
+                host_state: source.to_path_buf(),
+            }),
             Err(e) => Err(Error::io(self.join(name), e.into())),
         }
+    }
+
+    /// Moves `name` out to the host-state path `target` (replacing it).
+    pub(crate) fn move_out(&self, name: &str, target: &Path) -> Result<()> {
+        rustix::fs::renameat(&self.fd, name, CWD, target)
+            .map_err(|e| Error::io(self.join(name), e.into()))
     }
 
     /// Removes the file `name` (not a folder); absent is fine.
