@@ -83,8 +83,22 @@ pub(crate) fn open_host_db(state: &HostSessionState) -> Result<Connection> {
 /// first WAL sync of every new connection.
 type Pool = std::sync::Mutex<Vec<(std::path::PathBuf, Connection)>>;
 
-/// At most this many idle `host.db` connections are kept.
-const POOL_SIZE: usize = 64;
+/// At most this many idle `host.db` connections are kept: one per session
+/// a busy host writes to in turn (a smaller pool evicts, round after round,
+/// the connection the next write needs), bounded by the process's file
+/// limit (a pooled connection holds three descriptors: up to 3/8 of the
+/// soft limit) and by memory.
+fn pool_size() -> usize {
+    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| {
+        let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(u64::MAX);
+        usize::try_from(soft / 8)
+            .unwrap_or(usize::MAX)
+            .clamp(64, 256)
+    })
+}
 
 fn pool() -> &'static Pool {
     static POOL: std::sync::OnceLock<Pool> = std::sync::OnceLock::new();
@@ -113,7 +127,7 @@ pub(crate) fn give_back(state: &HostSessionState, conn: Connection) {
         return;
     }
     let mut idle = pool().lock().unwrap_or_else(|p| p.into_inner());
-    if idle.len() >= POOL_SIZE {
+    if idle.len() >= pool_size() {
         idle.remove(0);
     }
     idle.push((state.host_db(), conn));
