@@ -21,9 +21,11 @@ pub trait InboundContent {
     /// Whether `raw` is the message stored as `stored` under `message_id`.
     fn same_message(&self, message_id: &MessageId, raw: &str, stored: &str) -> Result<bool>;
 
-    /// Whether `prepare` may leave files behind when the process is killed
-    /// inside it (then the writer keeps a marker to clean them up).
-    fn stages_files(&self) -> bool {
+    /// Whether `prepare` of `raw` may leave files behind when the process
+    /// is killed inside it (then the writer keeps a marker to clean them
+    /// up). May answer `true` for content that stages nothing, never
+    /// `false` for content that does.
+    fn stages_files(&self, _raw: &str) -> bool {
         false
     }
 
