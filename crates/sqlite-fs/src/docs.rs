@@ -77,10 +77,14 @@
 //! the link in one transaction with `journal_mode=MEMORY` (no journal file
 //! anywhere) and `synchronous=FULL` (one fsync of the file); then the record.
 //! Meanwhile a placeholder `inbound.db-journal` (SQLite's journal magic,
-//! zeros to 512 bytes, created `O_EXCL|O_NOFOLLOW` through the held folder
-//! handle, not synced) sits in the folder, so guest readers that start
-//! during the write see a hot journal and retry (776), exactly as with a
-//! real journal; it is removed after the commit. A file already there, or
+//! zeros to 512 bytes, not synced) sits in the folder, so guest readers
+//! that start during the write see a hot journal and retry (776), exactly
+//! as with a real journal. It is one host-state file
+//! (`placeholder.journal`), renamed in (`RENAME_NOREPLACE`, through the
+//! held folder handle) and back out after the commit, its bytes checked
+//! before each use: creating a file right after removing one makes ext4
+//! search for a free inode, which cost a fifth of the CPU of many sessions
+//! written at once. A file already there, or
 //! one that replaced the placeholder, is quarantined after the write (never
 //! looped on). A crash between the `host.db` commit and the record leaves
 //! the generations apart: the next operation rebuilds the published file
