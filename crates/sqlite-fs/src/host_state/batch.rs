@@ -50,10 +50,23 @@ struct Inner {
     next: u64,
     queue: VecDeque<u64>,
     leading: bool,
+    leader: Option<u64>,
     turn: Option<u64>,
     open: Option<Open>,
     executed: HashSet<u64>,
     finished: HashMap<u64, Outcome>,
+    /// Each waiting caller's own condition variable: a change wakes only
+    /// the caller it concerns (waking all sixteen writers of a busy session
+    /// on every turn cost more CPU than their jobs).
+    waiting: HashMap<u64, Arc<Condvar>>,
+}
+
+impl Inner {
+    fn wake(&self, job: u64) {
+        if let Some(cv) = self.waiting.get(&job) {
+            cv.notify_one();
+        }
+    }
 }
 
 /// How a group commit ended for its jobs: the leader's error and its
@@ -63,16 +76,27 @@ type Outcome = std::result::Result<(), (String, Option<airlock_core::StorageFaul
 #[derive(Default)]
 struct Shared {
     inner: Mutex<Inner>,
-    changed: Condvar,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
 
-    fn wait<'a>(&self, g: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
-        self.changed.wait(g).unwrap_or_else(|p| p.into_inner())
+fn wait<'a>(cv: &Condvar, g: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
+    cv.wait(g).unwrap_or_else(|p| p.into_inner())
+}
+
+/// A caller's place among the waiters, given up however it returns.
+struct Waiting<'a> {
+    shared: &'a Shared,
+    me: u64,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.shared.lock().waiting.remove(&self.me);
     }
 }
 
@@ -105,12 +129,20 @@ pub(crate) fn commit<T>(
     let shared = shared_for(state.dir().to_path_buf());
     let mut f = Some(f);
     let mut mine: Option<Result<T>> = None;
+    let cv = Arc::new(Condvar::new());
     let mut g = shared.lock();
     let me = g.next;
     g.next += 1;
     g.queue.push_back(me);
+    g.waiting.insert(me, cv.clone());
+    let _waiting = Waiting {
+        shared: &shared,
+        me,
+    };
     loop {
         if let Some(end) = g.finished.remove(&me) {
+            // Before `_waiting` takes the lock to leave.
+            drop(g);
             let result = mine.unwrap_or_else(|| Err(lost(state)));
             return match (end, result) {
                 (Ok(()), r) | (Err(_), r @ Err(_)) => r,
@@ -138,11 +170,12 @@ pub(crate) fn commit<T>(
         }
         if !g.leading {
             g.leading = true;
+            g.leader = Some(me);
             drop(g);
             let f = f.take().ok_or_else(|| lost(state))?;
-            return lead(&shared, me, paths, state, f);
+            return lead(&shared, me, &cv, paths, state, f);
         }
-        g = shared.wait(g);
+        g = wait(&cv, g);
     }
 }
 
@@ -167,7 +200,9 @@ impl Drop for Turn<'_> {
         g.open = self.open.take();
         g.turn = None;
         g.executed.insert(self.me);
-        self.shared.changed.notify_all();
+        if let Some(leader) = g.leader {
+            g.wake(leader);
+        }
     }
 }
 
@@ -179,7 +214,8 @@ fn run_job<T>(
 ) -> Result<T> {
     let path = state.host_db();
     open.conn
-        .execute_batch("SAVEPOINT job")
+        .prepare_cached("SAVEPOINT job")
+        .and_then(|mut s| s.execute([]))
         .map_err(|e| Error::sqlite(&path, "starting a write", e))?;
     struct Undo<'c>(&'c Connection, bool);
     impl Drop for Undo<'_> {
@@ -200,7 +236,8 @@ fn run_job<T>(
     let changes = tx.changes;
     if result.is_ok() {
         open.conn
-            .execute_batch("RELEASE job")
+            .prepare_cached("RELEASE job")
+            .and_then(|mut s| s.execute([]))
             .map_err(|e| Error::sqlite(&path, "finishing a write", e))?;
         undo.1 = false;
         drop(undo);
@@ -227,16 +264,22 @@ impl Drop for Leading<'_> {
         for j in self.taken.drain(..) {
             g.executed.remove(&j);
             g.finished.insert(j, outcome.clone());
+            g.wake(j);
         }
         g.leading = false;
+        g.leader = None;
         g.turn = None;
-        self.shared.changed.notify_all();
+        // The next caller in line leads the next batch.
+        if let Some(&next) = g.queue.front() {
+            g.wake(next);
+        }
     }
 }
 
 fn lead<T>(
     shared: &Shared,
     me: u64,
+    cv: &Condvar,
     paths: &SessionPaths,
     state: &HostSessionState,
     f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
@@ -251,9 +294,10 @@ fn lead<T>(
     };
     let prepared = prepare(paths, state).and_then(|p| {
         p.conn
-            .execute_batch("BEGIN IMMEDIATE")
+            .prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut s| s.execute([]))
             .map_err(|e| Error::sqlite(state.host_db(), "starting a group commit", e))
-            .map(|()| p)
+            .map(|_| p)
     });
     let Prepared {
         lock,
@@ -299,9 +343,9 @@ fn lead<T>(
             continue;
         }
         g.turn = Some(job);
-        shared.changed.notify_all();
+        g.wake(job);
         while !g.executed.contains(&job) {
-            g = shared.wait(g);
+            g = wait(cv, g);
         }
     }
     let Open {
@@ -312,9 +356,10 @@ fn lead<T>(
     let path = state.host_db();
     let committed = (|| -> rusqlite::Result<i64> {
         if !changes.is_empty() {
-            conn.execute("UPDATE host_meta SET generation = generation + 1", [])?;
+            conn.prepare_cached("UPDATE host_meta SET generation = generation + 1")?
+                .execute([])?;
         }
-        conn.execute_batch("COMMIT")?;
+        conn.prepare_cached("COMMIT")?.execute([])?;
         Ok(before + i64::from(!changes.is_empty()))
     })();
     let after = match committed {
