@@ -75,7 +75,13 @@
 //! "generation G" (one WAL fsync: the durability point, what the caller's
 //! success means); then the same rows copied into the published file through
 //! the link in one transaction with `journal_mode=MEMORY` (no journal file
-//! anywhere) and `synchronous=FULL` (one fsync of the file); then the record.
+//! anywhere) and `synchronous=FULL` (one fsync of the file); then the record
+//! (overwritten in place, fixed width: truncating and rewriting it made ext4
+//! start writeback on close). The copy runs on a second pooled `host.db`
+//! connection that attaches the link for this one write and detaches it
+//! (closing the file): no open of `host.db` and no parse of its schema per
+//! write, and the first connection's prepared statements survive (a detach
+//! makes SQLite prepare again every statement of its connection).
 //! Meanwhile a placeholder `inbound.db-journal` (SQLite's journal magic,
 //! zeros to 512 bytes, not synced) sits in the folder, so guest readers
 //! that start during the write see a hot journal and retry (776), exactly
@@ -146,7 +152,9 @@
 //! its own caller's thread, in queue order, inside its own savepoint (one
 //! job's error undoes only that job; retries and renames are decided in
 //! queue order); the leader commits once, publishes once and wakes every
-//! caller. Nobody returns before the transaction holding its job is durable.
+//! caller. Each waiting caller has its own condition variable, so a turn
+//! wakes only the caller it concerns. Nobody returns before the transaction
+//! holding its job is durable.
 //! [`HostMailbox::write_messages`](crate::HostMailbox::write_messages) is
 //! the explicit batch (all or nothing). Host processes still serialise on
 //! the `flock`.

@@ -179,12 +179,12 @@ fn insert_message(
     let prepared = prepare_marked(state, content, &id, &msg.content)?;
     let seq = (|| {
         let seq = next_inbound_seq(tx.conn)?;
-        tx.conn.execute(
+        tx.conn.prepare_cached(
             "INSERT INTO messages_in (id, seq, kind, timestamp, status, process_after, recurrence,
                series_id, tries, trigger, platform_id, channel_type, thread_id, content,
                source_session_id, on_wake)
              VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?1, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            params![
+        )?.execute(params![
                 id.as_str(),
                 seq,
                 msg.kind,
@@ -198,8 +198,7 @@ fn insert_message(
                 prepared.content,
                 msg.source_session_id,
                 msg.on_wake as i64,
-            ],
-        )?;
+            ])?;
         Ok(seq)
     })()
     .map_err(|e| Error::sqlite(&path, "inserting an inbound message", e))?;

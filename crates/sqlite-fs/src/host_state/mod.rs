@@ -44,7 +44,9 @@ const HOST_DB_VERSION: i64 = 1;
 /// Brings an existing `host.db` up to date (under the session's file lock).
 pub(crate) fn upgrade_host_db(conn: &Connection, path: &Path) -> Result<()> {
     let upgrade = || -> rusqlite::Result<()> {
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let version: i64 = conn
+            .prepare_cached("PRAGMA user_version")?
+            .query_row([], |r| r.get(0))?;
         if version < HOST_DB_VERSION {
             conn.execute_batch(INBOUND_INDEXES)?;
             conn.pragma_update(None, "user_version", HOST_DB_VERSION)?;
@@ -70,6 +72,8 @@ pub(crate) fn open_host_db(state: &HostSessionState) -> Result<Connection> {
             // The host's truth: a commit returns only once it is on disk.
             c.pragma_update(None, "journal_mode", "WAL")?;
             c.pragma_update(None, "synchronous", "FULL")?;
+            // Never memory-mapped, nor the published files attached to it.
+            c.pragma_update(None, "mmap_size", 0)?;
             keep_wal_on_close(&c)?;
             Ok(c)
         })
@@ -81,13 +85,13 @@ pub(crate) fn open_host_db(state: &HostSessionState) -> Result<Connection> {
 /// host-only, so a long-lived connection is allowed (invariant 2 is about
 /// `inbound.db`); reusing one saves the directory fsync SQLite does on the
 /// first WAL sync of every new connection.
-type Pool = std::sync::Mutex<Vec<(std::path::PathBuf, Connection)>>;
+type Pool = std::sync::Mutex<Vec<(std::path::PathBuf, Role, Connection)>>;
 
-/// At most this many idle `host.db` connections are kept: one per session
-/// a busy host writes to in turn (a smaller pool evicts, round after round,
-/// the connection the next write needs), bounded by the process's file
-/// limit (a pooled connection holds three descriptors: up to 3/8 of the
-/// soft limit) and by memory.
+/// At most this many idle `host.db` connections are kept: two (one per
+/// [`Role`]) per session a busy host writes to in turn (a smaller pool
+/// evicts, round after round, the connection the next write needs), bounded
+/// by the process's file limit (a pooled connection holds up to three
+/// descriptors: up to 3/8 of the soft limit) and by memory.
 fn pool_size() -> usize {
     static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *SIZE.get_or_init(|| {
@@ -96,7 +100,7 @@ fn pool_size() -> usize {
             .unwrap_or(u64::MAX);
         usize::try_from(soft / 8)
             .unwrap_or(usize::MAX)
-            .clamp(64, 256)
+            .clamp(128, 512)
     })
 }
 
@@ -105,14 +109,26 @@ fn pool() -> &'static Pool {
     POOL.get_or_init(Default::default)
 }
 
-/// An idle connection to the session's `host.db`, or a new one.
-pub(crate) fn take_host_db(state: &HostSessionState) -> Result<Connection> {
+/// What a pooled `host.db` connection is used for. Publishing attaches and
+/// detaches the published file, and a detach makes SQLite prepare every
+/// statement of its connection again: kept apart, the writes' statements
+/// stay prepared.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Group commits and reads.
+    Writes,
+    /// Copying committed rows into the published file.
+    Publish,
+}
+
+/// An idle connection to the session's `host.db` for `role`, or a new one.
+pub(crate) fn take(state: &HostSessionState, role: Role) -> Result<Connection> {
     let path = state.host_db();
     let reused = {
         let mut idle = pool().lock().unwrap_or_else(|p| p.into_inner());
         idle.iter()
-            .rposition(|(p, _)| *p == path)
-            .map(|i| idle.remove(i).1)
+            .rposition(|(p, r, _)| *p == path && *r == role)
+            .map(|i| idle.remove(i).2)
     };
     match reused {
         // A file removed or replaced behind the pool's back is reopened.
@@ -121,16 +137,28 @@ pub(crate) fn take_host_db(state: &HostSessionState) -> Result<Connection> {
     }
 }
 
+/// An idle connection to the session's `host.db` for writes, or a new one.
+pub(crate) fn take_host_db(state: &HostSessionState) -> Result<Connection> {
+    take(state, Role::Writes)
+}
+
 /// Returns a connection (outside any transaction) to the pool.
 pub(crate) fn give_back(state: &HostSessionState, conn: Connection) {
-    if !conn.is_autocommit() {
+    give_back_as(state, Role::Writes, conn);
+}
+
+/// Returns a connection used for `role` to the pool.
+pub(crate) fn give_back_as(state: &HostSessionState, role: Role, conn: Connection) {
+    // Mid-transaction, or still holding a published file (a failed detach):
+    // closed instead.
+    if !conn.is_autocommit() || !publish::nothing_attached(&conn) {
         return;
     }
     let mut idle = pool().lock().unwrap_or_else(|p| p.into_inner());
     if idle.len() >= pool_size() {
         idle.remove(0);
     }
-    idle.push((state.host_db(), conn));
+    idle.push((state.host_db(), role, conn));
 }
 
 /// Connections to `host.db` open and close per operation; without this
@@ -147,20 +175,15 @@ pub(crate) fn keep_wal_on_close(conn: &Connection) -> rusqlite::Result<()> {
 /// The publishing generation, or `None` while `host.db` has not been set up.
 pub(crate) fn generation(conn: &Connection, path: &Path) -> Result<Option<i64>> {
     let exists: bool = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'host_meta'",
-            [],
-            |r| r.get::<_, i64>(0).map(|n| n > 0),
-        )
+        .prepare_cached("SELECT count(*) FROM sqlite_master WHERE name = 'host_meta'")
+        .and_then(|mut stmt| stmt.query_row([], |r| r.get::<_, i64>(0).map(|n| n > 0)))
         .map_err(|e| Error::sqlite(path, "reading host.db's schema", e))?;
     if !exists {
         return Ok(None);
     }
-    conn.query_row("SELECT generation FROM host_meta WHERE id = 1", [], |r| {
-        r.get(0)
-    })
-    .optional()
-    .map_err(|e| Error::sqlite(path, "reading the publishing generation", e))
+    conn.prepare_cached("SELECT generation FROM host_meta WHERE id = 1")
+        .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)).optional())
+        .map_err(|e| Error::sqlite(path, "reading the publishing generation", e))
 }
 
 /// Which rows a batch changed, so only those are copied into `inbound.db`.

@@ -12,9 +12,9 @@ use std::time::Duration;
 use rusqlite::Connection;
 use rustix::fs::{CWD, Mode, OFlags};
 
-use super::Changes;
 use super::folder::{Folder, JOURNAL};
 use super::tamper::TamperEvent;
+use super::{Changes, Role};
 use crate::error::{Error, Result};
 use crate::host::read::INBOUND_COLUMNS;
 use crate::layout::HostSessionState;
@@ -55,11 +55,11 @@ pub(crate) enum Scope<'a> {
     All,
 }
 
-/// Copies rows from `h` (the attached `host.db`) into `main`.
-fn copy_rows(conn: &Connection, scope: Scope<'_>) -> rusqlite::Result<()> {
+/// Copies rows from schema `from` (`host.db`) into schema `to` (an `inbound.db`).
+fn copy_rows(conn: &Connection, scope: Scope<'_>, to: &str, from: &str) -> rusqlite::Result<()> {
     let replace_all = |table: &str, cols: &str| {
         conn.execute_batch(&format!(
-            "DELETE FROM main.{table}; INSERT INTO main.{table} ({cols}) SELECT {cols} FROM h.{table};"
+            "DELETE FROM {to}.{table}; INSERT INTO {to}.{table} ({cols}) SELECT {cols} FROM {from}.{table};"
         ))
     };
     match scope {
@@ -71,15 +71,15 @@ fn copy_rows(conn: &Connection, scope: Scope<'_>) -> rusqlite::Result<()> {
         }
         Scope::Changed(changes) => {
             let mut msg = conn.prepare_cached(&format!(
-                "INSERT OR REPLACE INTO main.messages_in ({INBOUND_COLUMNS})
-                 SELECT {INBOUND_COLUMNS} FROM h.messages_in WHERE id = ?1"
+                "INSERT OR REPLACE INTO {to}.messages_in ({INBOUND_COLUMNS})
+                 SELECT {INBOUND_COLUMNS} FROM {from}.messages_in WHERE id = ?1"
             ))?;
             for id in &changes.messages {
                 msg.execute([id])?;
             }
             let mut del = conn.prepare_cached(&format!(
-                "INSERT OR REPLACE INTO main.delivered ({DELIVERED_COLUMNS})
-                 SELECT {DELIVERED_COLUMNS} FROM h.delivered WHERE message_out_id = ?1"
+                "INSERT OR REPLACE INTO {to}.delivered ({DELIVERED_COLUMNS})
+                 SELECT {DELIVERED_COLUMNS} FROM {from}.delivered WHERE message_out_id = ?1"
             ))?;
             for id in &changes.delivered {
                 del.execute([id])?;
@@ -148,7 +148,7 @@ pub(crate) fn rebuild(folder: &Folder, state: &HostSessionState) -> Result<()> {
         conn.execute_batch(INBOUND_SCHEMA)?;
         conn.execute_batch(INBOUND_INDEXES)?;
         conn.pragma_update(None, "user_version", INBOUND_VERSION)?;
-        copy_rows(&conn, Scope::All)?;
+        copy_rows(&conn, Scope::All, "main", "h")?;
         conn.execute_batch("COMMIT")?;
         conn.close().map_err(|(_, e)| e)
     };
@@ -175,7 +175,11 @@ pub(crate) fn publish(
     let mut events = Vec::new();
     let placeholder = place_placeholder(folder, state)?;
     let link = state.published_db();
-    let written = write_changes(state, changes);
+    let written = super::take(state, Role::Publish).and_then(|host_db| {
+        let written = write_changes(&host_db, state, changes);
+        super::give_back_as(state, Role::Publish, host_db);
+        written
+    });
     let rebuilt = match written {
         Ok(true) => Ok(()),
         Ok(false) => rebuild(folder, state),
@@ -263,24 +267,66 @@ fn place_placeholder(
     Ok(folder.move_in(&template, JOURNAL)?.then_some(st))
 }
 
-/// The incremental write; `Ok(false)` when the file needs a rebuild instead.
-fn write_changes(state: &HostSessionState, changes: &Changes) -> Result<bool> {
+/// Name of the published file while it is attached to `host.db`'s connection.
+const ATTACHED: &str = "published";
+
+/// The published file attached to a `host.db` connection for one write;
+/// detached (so closed, invariant 2) when dropped.
+struct Attached<'c>(&'c Connection);
+
+impl<'c> Attached<'c> {
+    fn new(conn: &'c Connection, path: &std::path::Path) -> rusqlite::Result<Self> {
+        conn.execute(
+            &format!("ATTACH DATABASE ?1 AS {ATTACHED}"),
+            [path.display().to_string()],
+        )?;
+        Ok(Self(conn))
+    }
+}
+
+impl Drop for Attached<'_> {
+    fn drop(&mut self) {
+        if !self.0.is_autocommit() {
+            let _ = self.0.execute_batch("ROLLBACK");
+        }
+        // A connection that still holds the file is never pooled (see give_back).
+        let _ = self.0.execute_batch(&format!("DETACH DATABASE {ATTACHED}"));
+    }
+}
+
+/// Whether `conn` has no file attached (only then may it be kept open).
+pub(crate) fn nothing_attached(conn: &Connection) -> bool {
+    // 0 is main, 1 temp; 2 the first attached database.
+    conn.db_name(2).is_err()
+}
+
+/// The incremental write, through a pooled `host.db` connection (no open
+/// of `host.db`, its schema already parsed; the published file attached
+/// for this write only); `Ok(false)` when the file needs a rebuild instead.
+fn write_changes(
+    host_db: &Connection,
+    state: &HostSessionState,
+    changes: &Changes,
+) -> Result<bool> {
     let link = state.published_db();
     match read_header(&link) {
         Ok(Some(h)) if h.journal == JournalKind::Rollback => {}
         _ => return Ok(false),
     }
     let write = || -> rusqlite::Result<bool> {
-        let conn = open_published(&link, OpenMode::ReadWrite, "MEMORY")?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let attached = Attached::new(host_db, &link)?;
+        // No journal on disk, one fsync per commit (see open_published).
+        host_db.pragma_update(Some(ATTACHED), "journal_mode", "MEMORY")?;
+        host_db.pragma_update(Some(ATTACHED), "synchronous", "FULL")?;
+        let version: i64 =
+            host_db.pragma_query_value(Some(ATTACHED), "user_version", |r| r.get(0))?;
         if version < INBOUND_VERSION {
             return Ok(false);
         }
-        attach_host(&conn, state)?;
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        copy_rows(&conn, Scope::Changed(changes))?;
-        conn.execute_batch("COMMIT")?;
-        conn.close().map_err(|(_, e)| e)?;
+        host_db.execute_batch("BEGIN IMMEDIATE")?;
+        copy_rows(host_db, Scope::Changed(changes), ATTACHED, "main")?;
+        host_db.execute_batch("COMMIT")?;
+        drop(attached);
         Ok(true)
     };
     write().map_err(|e| Error::sqlite(&link, "publishing inbound.db", e))

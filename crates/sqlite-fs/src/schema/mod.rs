@@ -26,7 +26,7 @@ pub(crate) fn max_outbound_seq(conn: &Connection) -> rusqlite::Result<Option<Seq
 }
 
 fn max_seq(conn: &Connection, sql: &str) -> rusqlite::Result<Option<Seq>> {
-    let max: Option<i64> = conn.query_row(sql, [], |r| r.get(0))?;
+    let max: Option<i64> = conn.prepare_cached(sql)?.query_row([], |r| r.get(0))?;
     Ok(max.map(Seq::new))
 }
 
