@@ -109,7 +109,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let samples = measure(&binary, &settings)?;
     let figures: Vec<_> = bench_plan::figures(settings.quick, settings.max_history)
         .into_iter()
-        .filter(|f| settings.selects(f.key.split('.').next().unwrap_or_default()))
+        .filter(|f| settings.selects(bench_plan::workload_of(&f.key)))
         .collect();
     let meta = [
         (

@@ -1,5 +1,5 @@
 //! What `cargo xtask bench` runs and reports: the workloads (issue 14's
-//! W1–W6 and the floor), the figures each yields, the floor each figure is
+//! W1–W7 and the floor), the figures each yields, the floor each figure is
 //! compared with, and issue 14's target for it.
 
 /// One child run of the bench binary.
@@ -69,7 +69,21 @@ pub const WORKLOADS: &[Workload] = &[
         quick_args: &[],
         runs: 3,
     },
+    Workload {
+        name: "w7",
+        args: &[],
+        quick_args: &[],
+        runs: 1,
+    },
 ];
+
+/// The workload that reports a figure (`w4b` comes from `w4`'s run).
+pub fn workload_of(key: &str) -> &str {
+    match key.split('.').next().unwrap_or_default() {
+        "w4b" => "w4",
+        prefix => prefix,
+    }
+}
 
 /// The bare SQLite write every mailbox write contains.
 pub const SQLITE_FLOOR: &str = "floor.sqlite_open_insert_close_p50_us";
@@ -204,6 +218,12 @@ pub fn figures(quick: bool, max_history: Option<usize>) -> Vec<Figure> {
         ),
         f("w6.sessions_100.p50_us", Micros, sq, Free),
         f("w6.sessions_100.p99_us", Micros, sq, Free),
+    ]);
+    let n = if quick { 100 } else { 10_000 };
+    out.extend([
+        f(&format!("w7.delivery_pass_ms.n{n}"), Plain, None, Free),
+        f(&format!("w7.sweep_tick_ms.n{n}"), Plain, None, Free),
+        f(&format!("w7.idle_tick_ms.n{n}"), Plain, None, AtMost(100.0)),
     ]);
     out
 }

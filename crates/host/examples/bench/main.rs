@@ -1,4 +1,4 @@
-//! The workloads of `cargo xtask bench` (issue 14: W1–W6 and the floor),
+//! The workloads of `cargo xtask bench` (issue 14: W1–W7 and the floor),
 //! one per process so that peak memory can be read from outside.
 //!
 //! `bench <workload> --dir <folder> [--quick] [--mib N] [--max-history N]` runs one workload
@@ -14,6 +14,7 @@ mod history;
 mod registry;
 mod report;
 mod setup;
+mod tick;
 mod visibility;
 mod w2;
 mod writers;
@@ -84,6 +85,7 @@ fn run(settings: &Settings) -> Result<(), String> {
         "w4" => rt.block_on(registry::run(dir, quick)),
         "w5" => rt.block_on(visibility::run(dir, quick)),
         "w6" => rt.block_on(writers::w6(dir, quick)),
+        "w7" => rt.block_on(tick::run(dir, quick)),
         other => Err(format!("unknown workload {other:?}")),
     }
 }
