@@ -677,3 +677,38 @@ fn an_ack_status_the_guest_made_up_is_skipped_where_it_is_read() {
         .collect();
     assert_eq!(statuses, ["completed", "pending"]);
 }
+
+/// Descriptors this process holds of the file at `path` (by device and inode).
+fn descriptors_of(path: &std::path::Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let target = std::fs::metadata(path).unwrap();
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|fd| std::fs::metadata(fd.path()).ok())
+        .filter(|m| m.dev() == target.dev() && m.ino() == target.ino())
+        .count()
+}
+
+/// Invariant 2: between operations the host holds no descriptor of
+/// `inbound.db`; the publish attaches it to a pooled `host.db` connection
+/// for one write only, and that connection stays open.
+#[test]
+fn no_descriptor_of_inbound_db_stays_open_between_writes() {
+    let fx = Fixture::new();
+    let inbound = fx.host.paths().inbound_db();
+    for n in 0..3 {
+        fx.host
+            .write_message(&msg(&format!("m{n}"), "hello"), &PlainContent)
+            .unwrap();
+        assert_eq!(descriptors_of(&inbound), 0, "after write {n}");
+    }
+    assert!(
+        descriptors_of(&fx.host.host_state().host_db()) > 0,
+        "host.db's connections are pooled"
+    );
+    // The check sees a descriptor when there is one.
+    let held = std::fs::File::open(&inbound).unwrap();
+    assert_eq!(descriptors_of(&inbound), 1);
+    drop(held);
+}
