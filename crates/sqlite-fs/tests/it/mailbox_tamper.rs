@@ -495,3 +495,39 @@ fn io_errors_a_rebuild_left_by_an_earlier_process_is_removed_by_the_next_rebuild
     assert_eq!(fx.host.list_inbound(100).unwrap().len(), 1);
     assert!(!stale.exists(), "{} is still there", stale.display());
 }
+
+/// The placeholder journal is one host-state file, moved into the folder
+/// for each write and back out after it, so the guest can write into that
+/// inode while it sits in the folder. A template whose bytes changed is
+/// replaced by a fresh file, never moved into the folder again; an
+/// untouched one is reused.
+#[test]
+fn a_placeholder_changed_while_in_the_folder_is_replaced() {
+    use std::os::unix::fs::MetadataExt;
+    let fx = Fixture::new();
+    let template = fx.host.host_state().placeholder_journal();
+    let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
+    fx.host
+        .write_message(&msg("m1", "one"), &PlainContent)
+        .unwrap();
+    let clean = std::fs::read(&template).unwrap();
+    assert_eq!(clean.len(), 512);
+    assert_eq!(clean[..8], [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7]);
+    assert!(clean[8..].iter().all(|&b| b == 0));
+    let first = inode(&template);
+    fx.host
+        .write_message(&msg("m2", "two"), &PlainContent)
+        .unwrap();
+    assert_eq!(inode(&template), first, "an untouched template is reused");
+    // What a guest can do to the shared inode while it is in the folder
+    // (same inode, other bytes).
+    std::fs::write(&template, b"journal records of the guest's choosing").unwrap();
+    assert_eq!(inode(&template), first);
+    fx.host
+        .write_message(&msg("m3", "three"), &PlainContent)
+        .unwrap();
+    assert_eq!(std::fs::read(&template).unwrap(), clean);
+    assert_ne!(inode(&template), first, "the changed file is not put back");
+    assert_eq!(integrity(&fx.host.paths().inbound_db()), "ok");
+    assert_eq!(rows(&fx.host.paths().inbound_db()).len(), 3);
+}
