@@ -289,7 +289,7 @@ impl Drop for Attached<'_> {
         if !self.0.is_autocommit() {
             let _ = self.0.execute_batch("ROLLBACK");
         }
-        // A connection that still holds the file is never pooled (see give_back).
+        // A connection that still holds the file is never pooled (`give_back_as`).
         let _ = self.0.execute_batch(&format!("DETACH DATABASE {ATTACHED}"));
     }
 }
