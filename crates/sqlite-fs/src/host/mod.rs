@@ -7,6 +7,7 @@
 //! made through it. The API is synchronous; async hosts call it from
 //! `spawn_blocking`.
 
+mod acks_memo;
 mod content;
 mod create;
 mod inspect;

@@ -9,6 +9,7 @@ use airlock_core::{MessageId, Seq, Timestamp};
 use rusqlite::{OptionalExtension, params};
 
 use super::HostMailbox;
+use super::acks_memo;
 use super::content::InboundContent;
 use crate::error::{Error, Result};
 use crate::host_state::{self, batch, batch::Tx};
@@ -415,12 +416,18 @@ impl HostMailbox {
     /// in host state (the guest is the authority on its own processing), then
     /// publishes them; never writes `outbound.db`. Returns how many rows changed.
     pub fn sync_acks(&self) -> Result<usize> {
+        // Read before the sync: a commit during it makes the next one read.
+        let seen = acks_memo::Seen::read(&self.paths, &self.state);
+        if seen.is_some_and(|s| acks_memo::still_idle(&self.state, &s)) {
+            return Ok(0);
+        }
         let acks = self.processing_acks()?;
         let done: Vec<Settled> = acks
             .into_iter()
             .filter_map(|a| InboundStatus::settled_by(a.status).map(|s| (a.message_id, s)))
             .collect();
         if done.is_empty() {
+            acks_memo::record_idle(&self.state, seen);
             return Ok(0);
         }
         // A host loop calls this for every session on every turn, and the
@@ -433,8 +440,10 @@ impl HostMailbox {
             |conn| acks_not_yet_synced(conn, &done).map(|v| v.len()),
         )?;
         if stale == 0 {
+            acks_memo::record_idle(&self.state, seen);
             return Ok(0);
         }
+        acks_memo::forget(&self.state);
         self.commit(|tx| {
             let stale = acks_not_yet_synced(tx.conn, &done)
                 .map_err(|e| Error::sqlite(&tx.path, "reading message statuses", e))?;

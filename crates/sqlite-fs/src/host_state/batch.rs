@@ -389,7 +389,12 @@ fn lead<T>(
                 }
                 tamper.append(&mut events);
             }
-            Err(e) => tracing::warn!(error = %e, "inbound.db not published"),
+            Err(e) => {
+                // The record no longer matches host.db: the next operation
+                // rebuilds, and nothing memoised on it stays valid.
+                record::clear(state);
+                tracing::warn!(error = %e, "inbound.db not published");
+            }
         }
         let mut late: Vec<TamperEvent> = tamper.iter().filter(|e| e.id == 0).cloned().collect();
         if let Err(e) = tamper::store(&conn, &mut late) {

@@ -186,6 +186,12 @@ pub(crate) fn generation(conn: &Connection, path: &Path) -> Result<Option<i64>> 
         .map_err(|e| Error::sqlite(path, "reading the publishing generation", e))
 }
 
+/// The `host.db` generation the last finished publish carried; `None` when
+/// there is no record (never published, or the last publish failed).
+pub(crate) fn published_generation(state: &HostSessionState) -> Option<i64> {
+    record::load(state).map(|r| r.generation)
+}
+
 /// Which rows a batch changed, so only those are copied into `inbound.db`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Changes {

@@ -712,3 +712,36 @@ fn no_descriptor_of_inbound_db_stays_open_between_writes() {
     assert_eq!(descriptors_of(&inbound), 1);
     drop(held);
 }
+
+/// A sync that found nothing is remembered (the next one skips
+/// `outbound.db`) only while neither side changed: a new guest ack, or a
+/// host commit that adds the row an earlier ack names, is synced at once.
+#[test]
+fn an_idle_ack_sync_is_remembered_only_until_either_side_changes() {
+    let fx = Fixture::new();
+    for id in ["m1", "m2"] {
+        fx.host
+            .write_message(&msg(id, "{}"), &PlainContent)
+            .unwrap();
+    }
+    let guest = GuestMailbox::open(fx.session_dir()).unwrap();
+    guest.mark_processing(&["m1", "m2"]).unwrap();
+    guest.mark_completed(&["m1"]).unwrap();
+    assert_eq!(fx.host.sync_acks().unwrap(), 1);
+    assert_eq!(fx.host.sync_acks().unwrap(), 0);
+    assert_eq!(fx.host.sync_acks().unwrap(), 0);
+    // Only the guest's file changes.
+    guest.mark_completed(&["m2"]).unwrap();
+    assert_eq!(fx.host.sync_acks().unwrap(), 1);
+    // An ack of a message the host has not stored yet settles nothing...
+    guest.mark_completed(&["m3"]).unwrap();
+    assert_eq!(fx.host.sync_acks().unwrap(), 0);
+    assert_eq!(fx.host.sync_acks().unwrap(), 0);
+    // ...until the host stores it: only host.db (its generation) changes.
+    fx.host
+        .write_message(&msg("m3", "{}"), &PlainContent)
+        .unwrap();
+    assert_eq!(fx.host.sync_acks().unwrap(), 1);
+    let m3 = fx.host.inbound_message("m3").unwrap().unwrap();
+    assert_eq!(m3.status, InboundStatus::Completed);
+}
