@@ -54,7 +54,9 @@
 //!   `processing_ack` (the guest is the authority on its own processing)
 //!   and writes statuses into `host.db`, then publishes them; a sync that
 //!   found nothing is remembered in the process until the guest's file or
-//!   the published generation changes (`host/acks_memo.rs`).
+//!   the published generation changes, and a read of completed recurring
+//!   messages that found none until the generation does
+//!   (`host/idle_memo.rs`).
 //! - `published/inbound.db`: a hard link to the folder's `inbound.db`. The
 //!   host opens only this name, never the folder's, so SQLite's hot-journal
 //!   check looks only at `published/inbound.db-journal`, which the guest

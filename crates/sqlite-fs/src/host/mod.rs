@@ -7,9 +7,9 @@
 //! made through it. The API is synchronous; async hosts call it from
 //! `spawn_blocking`.
 
-mod acks_memo;
 mod content;
 mod create;
+mod idle_memo;
 mod inspect;
 pub(crate) mod lock;
 mod mount_nonce;

@@ -66,7 +66,13 @@ impl HostMailbox {
     /// Completed messages that still carry a recurrence: series whose next
     /// occurrence is not inserted yet.
     pub fn completed_recurring(&self) -> Result<Vec<InboundMessage>> {
-        host_state::read(
+        // Read before the rows: a commit meanwhile makes the next call read.
+        let seen = host_state::published_generation(&self.state);
+        let memo = &super::idle_memo::RECURRING;
+        if seen.is_some_and(|g| memo.still_idle(&self.state, &g)) {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<InboundMessage> = host_state::read(
             &self.paths,
             &self.state,
             "reading recurring messages",
@@ -77,7 +83,13 @@ impl HostMailbox {
                 ))?;
                 s.query_map([], inbound_row)?.collect()
             },
-        )
+        )?;
+        if rows.is_empty() {
+            memo.record_idle(&self.state, seen);
+        } else {
+            memo.forget(&self.state);
+        }
+        Ok(rows)
     }
 
     /// Inserts `next` (kind, content and routing of `done`, its series, the

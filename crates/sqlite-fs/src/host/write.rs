@@ -9,8 +9,8 @@ use airlock_core::{MessageId, Seq, Timestamp};
 use rusqlite::{OptionalExtension, params};
 
 use super::HostMailbox;
-use super::acks_memo;
 use super::content::InboundContent;
+use super::idle_memo;
 use crate::error::{Error, Result};
 use crate::host_state::{self, batch, batch::Tx};
 use crate::layout::HostSessionState;
@@ -417,8 +417,8 @@ impl HostMailbox {
     /// publishes them; never writes `outbound.db`. Returns how many rows changed.
     pub fn sync_acks(&self) -> Result<usize> {
         // Read before the sync: a commit during it makes the next one read.
-        let seen = acks_memo::Seen::read(&self.paths, &self.state);
-        if seen.is_some_and(|s| acks_memo::still_idle(&self.state, &s)) {
+        let seen = idle_memo::Seen::read(&self.paths, &self.state);
+        if seen.is_some_and(|s| idle_memo::ACKS.still_idle(&self.state, &s)) {
             return Ok(0);
         }
         let acks = self.processing_acks()?;
@@ -427,7 +427,7 @@ impl HostMailbox {
             .filter_map(|a| InboundStatus::settled_by(a.status).map(|s| (a.message_id, s)))
             .collect();
         if done.is_empty() {
-            acks_memo::record_idle(&self.state, seen);
+            idle_memo::ACKS.record_idle(&self.state, seen);
             return Ok(0);
         }
         // A host loop calls this for every session on every turn, and the
@@ -440,10 +440,10 @@ impl HostMailbox {
             |conn| acks_not_yet_synced(conn, &done).map(|v| v.len()),
         )?;
         if stale == 0 {
-            acks_memo::record_idle(&self.state, seen);
+            idle_memo::ACKS.record_idle(&self.state, seen);
             return Ok(0);
         }
-        acks_memo::forget(&self.state);
+        idle_memo::ACKS.forget(&self.state);
         self.commit(|tx| {
             let stale = acks_not_yet_synced(tx.conn, &done)
                 .map_err(|e| Error::sqlite(&tx.path, "reading message statuses", e))?;
