@@ -337,6 +337,29 @@ pub trait MailboxFactory: Debug + Send + Sync + 'static {
 
     /// Creates `session`'s mailbox if it does not exist yet.
     async fn create_mailbox(&self, session: &SessionRef) -> Result<Arc<DynHostMailbox>>;
+
+    /// The change stamps of every session in `sessions`, in their order:
+    /// what [`HostMailboxStore::change_stamps`] answers for each, read in
+    /// as few calls as the backend can (a delivery pass stamps every
+    /// active session). The default asks each mailbox in turn.
+    async fn change_stamps_of(&self, sessions: &[SessionRef]) -> Vec<Result<ChangeStamps>> {
+        let mut stamps = Vec::with_capacity(sessions.len());
+        for session in sessions {
+            stamps.push(self.host_mailbox(session).change_stamps().await);
+        }
+        stamps
+    }
+
+    /// For each of `sessions`, whether a lifecycle sweep at `now` is known
+    /// to find nothing in its mailbox: `sync_acks` would change no row,
+    /// `completed_recurring` would be empty and `count_due(now)` zero.
+    /// `false` means "not known", never "busy", so the default (every
+    /// session `false`) is always right; a backend that remembers its
+    /// idle reads answers without reading the rows.
+    async fn quiet_for_sweep(&self, sessions: &[SessionRef], now: Timestamp) -> Vec<bool> {
+        let _ = now;
+        vec![false; sessions.len()]
+    }
 }
 
 /// Refuses an outbound message id that is not a safe path component.

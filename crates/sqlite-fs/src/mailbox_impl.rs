@@ -42,6 +42,46 @@ where
         .map_err(airlock_core::Error::from)
 }
 
+/// Sessions below this many are read on one blocking job.
+const MIN_CHUNK: usize = 64;
+
+/// Runs `read` for every session, the sessions split into one blocking job
+/// per core: a host stamps every session on every tick, and one hand-off
+/// to the blocking pool per session cost more than the read. A job that
+/// did not finish answers `failed` for each of its sessions.
+async fn each_session<T, F>(
+    roots: &MailboxRoots,
+    sessions: &[SessionRef],
+    read: F,
+    failed: fn(&tokio::task::JoinError) -> T,
+) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(&HostMailbox) -> T + Clone + Send + 'static,
+{
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let chunk = sessions.len().div_ceil(cores).max(MIN_CHUNK);
+    let jobs: Vec<_> = sessions
+        .chunks(chunk)
+        .map(|part| {
+            let mailboxes: Vec<HostMailbox> = part.iter().map(|s| roots.host(s)).collect();
+            let (read, span) = (read.clone(), tracing::Span::current());
+            let job = tokio::task::spawn_blocking(move || {
+                span.in_scope(|| mailboxes.iter().map(&read).collect::<Vec<T>>())
+            });
+            (part.len(), job)
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(sessions.len());
+    for (len, job) in jobs {
+        match job.await {
+            Ok(part) => answers.extend(part),
+            Err(e) => answers.extend((0..len).map(|_| failed(&e))),
+        }
+    }
+    answers
+}
+
 /// The SQLite-file mailboxes of every session under one pair of roots.
 #[derive(Debug, Clone)]
 pub struct SqliteMailboxes {
@@ -111,6 +151,26 @@ impl MailboxFactory for SqliteMailboxes {
         })
         .await?;
         Ok(self.host_mailbox(session))
+    }
+
+    async fn change_stamps_of(
+        &self,
+        sessions: &[SessionRef],
+    ) -> Vec<airlock_core::Result<ChangeStamps>> {
+        let read = |m: &HostMailbox| m.change_stamps().map_err(airlock_core::Error::from);
+        let failed = |e: &tokio::task::JoinError| {
+            Err(airlock_core::Error::backend(
+                "sqlite",
+                "reading file stamps",
+                e.to_string(),
+            ))
+        };
+        each_session(&self.roots, sessions, read, failed).await
+    }
+
+    async fn quiet_for_sweep(&self, sessions: &[SessionRef], now: Timestamp) -> Vec<bool> {
+        let read = move |m: &HostMailbox| m.quiet_for_sweep(now);
+        each_session(&self.roots, sessions, read, |_| false).await
     }
 }
 

@@ -5,13 +5,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use airlock_core::{Result, Session, SessionFilter, SessionId, Timestamp};
+use airlock_core::{Result, Session, SessionFilter, SessionId, SessionRef, Timestamp};
 use serde::Serialize;
 
 use super::adapter::DynChannelAdapter;
 use super::engine::{DelivererConfig, Engine};
 use super::metrics;
-use super::session::{Hint, Mode, SessionTally, run_session};
+use super::session::{Hint, Mode, SessionTally, Stamps, decided_by_stamps, run_session};
 use super::state::{DeliveryState, QueuedMessage};
 use super::system::{SystemHandler, SystemHandlers};
 use crate::SessionManager;
@@ -257,31 +257,66 @@ impl Deliverer {
             self.engine
                 .blocking(move || Ok((state.cursors()?, state.wake_times()?)))
         );
-        let (sessions, (mut cursors, mut wakes)) = (sessions?, hints?);
-        let jobs: Vec<(Session, Hint)> = sessions
-            .into_iter()
-            .map(|s| {
-                let hint = Hint {
-                    cursor: cursors.remove(s.id.as_str()),
-                    wake_at: wakes.remove(s.id.as_str()),
-                };
-                (s, hint)
-            })
-            .collect();
+        let (listed, (mut cursors, mut wakes)) = (sessions?, hints?);
+        let mut report = PassReport {
+            sessions: listed.len(),
+            ..PassReport::default()
+        };
+        // Another host's folder is not even stamped.
+        let mut sessions = Vec::with_capacity(listed.len());
+        for session in listed {
+            match crate::routing::check_owner(&session, self.engine.manager.host_id()) {
+                Ok(()) => sessions.push(session),
+                Err(e) => {
+                    metrics::session_error();
+                    report.errors.push(SessionFailure {
+                        session: session.id,
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
+        let refs: Vec<SessionRef> = sessions.iter().map(SessionRef::from).collect();
+        let stamps = self
+            .engine
+            .manager
+            .mailboxes()
+            .change_stamps_of(&refs)
+            .await;
+        let now = Timestamp::now().as_millis();
+        // An idle session is tallied here: no task, no lease, no database.
+        let mut jobs = Vec::new();
+        for (session, stamps) in sessions.into_iter().zip(stamps) {
+            let hint = Hint {
+                cursor: cursors.remove(session.id.as_str()),
+                wake_at: wakes.remove(session.id.as_str()),
+            };
+            let stamps = match stamps {
+                Ok(stamps) => Stamps::from(stamps),
+                Err(e) => {
+                    metrics::session_error();
+                    report.errors.push(SessionFailure {
+                        session: session.id,
+                        error: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            match decided_by_stamps(&hint, &stamps, now, mode) {
+                Some(tally) => report.add(&tally),
+                None => jobs.push((session, hint, stamps)),
+            }
+        }
         let config = RunnerConfig {
             concurrency: self.engine.config.concurrency,
             timeout: self.engine.config.session_timeout,
         };
         let engine = self.engine.clone();
-        let outcomes = run_each(jobs, config, move |(session, hint)| {
-            run_session(engine.clone(), session, hint, mode)
+        let outcomes = run_each(jobs, config, move |(session, hint, stamps)| {
+            run_session(engine.clone(), session, hint, stamps, mode)
         })
         .await;
-        let mut report = PassReport {
-            sessions: outcomes.len(),
-            ..PassReport::default()
-        };
-        for ((session, _), outcome) in outcomes {
+        for ((session, _, _), outcome) in outcomes {
             if matches!(
                 outcome,
                 JobOutcome::Failed(airlock_core::Error::GuestBusy { .. })

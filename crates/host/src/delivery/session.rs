@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use airlock_core::mailbox::{Origin, OutboundMessage, Routing};
 use airlock_core::{
-    DynHostMailbox, HostMailboxStore as _, PageLimits, Result, Session, SessionRef, Timestamp,
-    escape_for_log,
+    ChangeStamps, DynHostMailbox, HostMailboxStore as _, PageLimits, Result, Session, SessionRef,
+    Timestamp, escape_for_log,
 };
 use tracing::Instrument;
 
@@ -26,6 +26,50 @@ use crate::SessionHandle;
 pub(crate) struct Hint {
     pub cursor: Option<Cursor>,
     pub wake_at: Option<i64>,
+}
+
+/// Both halves' stamps as the cursor stores them, read before anything else
+/// of the session (a change after the read makes the next pass look).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stamps {
+    guest: String,
+    host: String,
+}
+
+impl From<ChangeStamps> for Stamps {
+    fn from(stamps: ChangeStamps) -> Self {
+        Self {
+            guest: stamp_text(stamps.guest),
+            host: stamp_text(stamps.host),
+        }
+    }
+}
+
+/// What the stamps and the hint alone say, before any lease or database:
+/// a tally when the session has nothing to do (held, or unchanged with no
+/// wake due), `None` when the pass must look.
+pub(crate) fn decided_by_stamps(
+    hint: &Hint,
+    stamps: &Stamps,
+    now: i64,
+    mode: Mode,
+) -> Option<SessionTally> {
+    let c = hint.cursor.as_ref()?;
+    if !mode.ignore_backoff && c.hold_until.is_some_and(|h| h > now) {
+        return Some(SessionTally {
+            held: true,
+            ..SessionTally::default()
+        });
+    }
+    let unchanged = c.guest_stamp.as_deref() == Some(stamps.guest.as_str())
+        && c.host_stamp.as_deref() == Some(stamps.host.as_str());
+    let wake_due = hint
+        .wake_at
+        .is_some_and(|w| w <= now || mode.ignore_backoff);
+    (unchanged && !wake_due).then(|| SessionTally {
+        idle: true,
+        ..SessionTally::default()
+    })
 }
 
 /// How a pass treats a session.
@@ -125,36 +169,29 @@ impl Stream {
     }
 }
 
-/// Runs one session's pass.
+/// Runs one session's pass from its `stamps`, read before the call.
 pub(crate) async fn run_session(
     engine: Arc<Engine>,
     session: Session,
     hint: Hint,
+    stamps: Stamps,
     mode: Mode,
 ) -> Result<SessionTally> {
     let started = std::time::Instant::now();
     // Half the session timeout: stopping between messages never leaves a
     // confirmed delivery unrecorded, as cancelling the pass could.
     let budget = engine.config.session_timeout / 2;
+    let now = Timestamp::now().as_millis();
+    if let Some(tally) = decided_by_stamps(&hint, &stamps, now, mode) {
+        return Ok(tally);
+    }
+    let Stamps {
+        guest: guest_stamp,
+        host: host_stamp,
+    } = stamps;
     let mut tally = SessionTally::default();
     let handle = engine.manager.handle(session.clone())?;
     let mailbox = handle.mailbox().clone();
-    let now = Timestamp::now().as_millis();
-    let stamps = mailbox.change_stamps().await?;
-    let (guest_stamp, host_stamp) = (stamp_text(stamps.guest), stamp_text(stamps.host));
-    let waiting_due = |at: Option<i64>| at.is_some_and(|w| w <= now || mode.ignore_backoff);
-    if let Some(c) = &hint.cursor {
-        if !mode.ignore_backoff && c.hold_until.is_some_and(|h| h > now) {
-            tally.held = true;
-            return Ok(tally);
-        }
-        let unchanged = c.guest_stamp.as_deref() == Some(guest_stamp.as_str())
-            && c.host_stamp.as_deref() == Some(host_stamp.as_str());
-        if unchanged && !waiting_due(hint.wake_at) {
-            tally.idle = true;
-            return Ok(tally);
-        }
-    }
     let state_dir = engine
         .manager
         .session_state_dir(&SessionRef::from(&session));

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use airlock_core::mailbox::NewInboundMessage;
 use airlock_core::{
     ContainerStatus, DynHostMailbox, Error, HostMailboxStore as _, MessageId, Result, SeriesNext,
-    SessionFilter, SessionId, Timestamp,
+    Session, SessionFilter, SessionId, SessionRef, Timestamp,
 };
 use chrono_tz::Tz;
 
@@ -129,25 +129,63 @@ impl Sweeper {
             .store()
             .list_sessions(SessionFilter::active())
             .await?;
-        let ids = sessions.into_iter().map(|s| s.id).collect();
+        // Sessions another host owns fail in their job, unread.
+        let mine: Vec<SessionRef> = sessions
+            .iter()
+            .filter(|s| crate::routing::foreign_owner(s, self.manager.host_id()).is_none())
+            .map(SessionRef::from)
+            .collect();
+        let mut quiet = self
+            .manager
+            .mailboxes()
+            .quiet_for_sweep(&mine, now)
+            .await
+            .into_iter();
+        let jobs: Vec<(Session, bool)> = sessions
+            .into_iter()
+            .map(|s| {
+                let mine = crate::routing::foreign_owner(&s, self.manager.host_id()).is_none();
+                let quiet = mine && quiet.next().unwrap_or(false);
+                (s, quiet)
+            })
+            .collect();
         let this = self.clone();
-        Ok(run_each(ids, self.config.runner, move |id| {
+        let outcomes = run_each(jobs, self.config.runner, move |(session, quiet)| {
             let this = this.clone();
-            async move { this.tick_session(&id, now).await }
+            async move {
+                let handle = this.manager.handle(session)?;
+                this.tick_handle(handle, now, Row::Listed { quiet }).await
+            }
         })
-        .await)
+        .await;
+        Ok(outcomes
+            .into_iter()
+            .map(|((session, _), outcome)| (session.id, outcome))
+            .collect())
     }
 
     /// One session's tick at `now`.
     pub async fn tick_session(&self, id: &SessionId, now: Timestamp) -> Result<TickReport> {
         let handle = self.manager.open(id).await?;
+        self.tick_handle(handle, now, Row::Fresh).await
+    }
+
+    /// One session's tick over `handle`, whose registry row came from `row`.
+    async fn tick_handle(
+        &self,
+        handle: SessionHandle,
+        now: Timestamp,
+        row: Row,
+    ) -> Result<TickReport> {
+        let quiet = matches!(row, Row::Listed { quiet: true });
+        let id = &handle.session().id;
         let mailbox = handle.mailbox();
-        let mut report = TickReport {
-            acks_synced: mailbox.sync_acks().await?,
-            ..TickReport::default()
-        };
-        self.continue_series(mailbox.as_ref(), now, &mut report)
-            .await?;
+        let mut report = TickReport::default();
+        if !quiet {
+            report.acks_synced = mailbox.sync_acks().await?;
+            self.continue_series(mailbox.as_ref(), now, &mut report)
+                .await?;
+        }
         let mut running = self.runtime.is_running(id).await.map_err(runtime_error)?;
         if running {
             let stuck = self.check_running(id, mailbox.as_ref(), now).await?;
@@ -159,10 +197,17 @@ impl Sweeper {
             }
         }
         if !running {
+            // A listed row decides only whether to look again: a session
+            // marked running since the listing is handled by the next tick.
             if handle.session().container_status != ContainerStatus::Stopped {
-                self.stopped(&handle, now, &mut report).await?;
+                let fresh = self.reread(&handle, row).await?;
+                if fresh.session().container_status != ContainerStatus::Stopped {
+                    self.stopped(&fresh, now, &mut report).await?;
+                }
             }
-            report.woke = self.wake_if_due(&handle, now).await?;
+            // Requeued leftovers and failure notes are new rows to count.
+            let nothing_due = quiet && !report.stopped;
+            report.woke = !nothing_due && self.wake_if_due(&handle, now, row).await?;
         }
         Ok(report)
     }
@@ -265,9 +310,21 @@ impl Sweeper {
         self.manager.write_to(handle, note).await.map(|_| ())
     }
 
-    async fn wake_if_due(&self, handle: &SessionHandle, now: Timestamp) -> Result<bool> {
+    /// `handle` itself when its row is fresh, else the row read again.
+    async fn reread(&self, handle: &SessionHandle, row: Row) -> Result<SessionHandle> {
+        match row {
+            Row::Fresh => Ok(handle.clone()),
+            Row::Listed { .. } => self.manager.open(&handle.session().id).await,
+        }
+    }
+
+    async fn wake_if_due(&self, handle: &SessionHandle, now: Timestamp, row: Row) -> Result<bool> {
+        let due = handle.mailbox().count_due(now).await?;
+        if due == 0 {
+            return Ok(false);
+        }
+        let handle = self.reread(handle, row).await?;
         let mailbox = handle.mailbox();
-        let due = mailbox.count_due(now).await?;
         let present = mailbox.last_heartbeat().await?.is_some();
         let Wake::Start { remove_heartbeat } = decide_wake(due, false, present) else {
             return Ok(false);
@@ -276,7 +333,7 @@ impl Sweeper {
             mailbox.clear_heartbeat().await?;
         }
         let id = &handle.session().id;
-        let launch = self.manager.prepare(handle).await?;
+        let launch = self.manager.prepare(&handle).await?;
         if let Err(e) = self.runtime.wake(&launch).await {
             self.manager.mark_container_stopped(id).await?;
             return Err(runtime_error(e));
@@ -286,6 +343,21 @@ impl Sweeper {
         tracing::info!(session = %id, due, "woke a guest");
         Ok(true)
     }
+}
+
+/// Where a tick's registry row came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Row {
+    /// Read for this tick ([`Sweeper::tick_session`]).
+    Fresh,
+    /// From the tick's listing, which may be older than a change since: it
+    /// decides only whether to look again. `quiet`: the mailbox said, just
+    /// before, that its reads would find nothing
+    /// (`MailboxFactory::quiet_for_sweep`), so they are skipped.
+    Listed {
+        /// The reads are skipped.
+        quiet: bool,
+    },
 }
 
 /// A message failed for good.

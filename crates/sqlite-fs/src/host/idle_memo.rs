@@ -4,7 +4,9 @@
 //! either, so it skips opening `outbound.db` (a host's sweep calls
 //! `sync_acks` for every session on every tick, and that open was most of
 //! an idle sweep). Likewise a read of completed recurring messages that
-//! found none, until the generation changes.
+//! found none, until the generation changes; and a due count that found
+//! nothing due, until the generation changes or the earliest waiting row
+//! comes due.
 //!
 //! Sound because a sync's answer depends only on the acks in `outbound.db`
 //! and the statuses in `host.db`: every guest commit bumps the file's
@@ -20,6 +22,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
+
+use airlock_core::Timestamp;
 
 use crate::host_state;
 use crate::layout::{HostSessionState, SessionPaths};
@@ -66,7 +70,12 @@ impl<T: Copy + PartialEq> SessionMemo<T> {
 
     /// Whether the last read of this session found nothing over `seen`.
     pub(super) fn still_idle(&self, state: &HostSessionState, seen: &T) -> bool {
-        self.map().get(state.dir()).is_some_and(|m| m == seen)
+        self.holds(state, |m| m == seen)
+    }
+
+    /// Whether this session's memo satisfies `idle` (false without one).
+    pub(super) fn holds(&self, state: &HostSessionState, idle: impl FnOnce(&T) -> bool) -> bool {
+        self.map().get(state.dir()).is_some_and(idle)
     }
 
     /// Records a read that found nothing, with what it saw before reading
@@ -98,3 +107,42 @@ pub(super) static ACKS: SessionMemo<Seen> = SessionMemo::new();
 /// Reads of completed recurring messages that found none, by the publish
 /// record's generation (the rows are `host.db`'s only).
 pub(super) static RECURRING: SessionMemo<i64> = SessionMemo::new();
+
+/// A due count that found nothing due: at this generation, nothing is due
+/// before `until` (`None`: no pending triggering row at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct NothingDue {
+    /// The publish record's generation read before the count.
+    pub(super) generation: i64,
+    /// The earliest `process_after` among the pending triggering rows.
+    pub(super) until: Option<Timestamp>,
+}
+
+impl NothingDue {
+    /// Whether nothing is due at `now` under `generation` either: every row
+    /// the count saw waits until `until` or later, whatever `now` it used.
+    pub(super) fn holds_at(&self, generation: i64, now: Timestamp) -> bool {
+        self.generation == generation && self.until.is_none_or(|until| now < until)
+    }
+}
+
+/// Whether a sweep of this session at `now` would find nothing: its last
+/// ack sync, recurring read and due count were each idle over what the
+/// files say now. Anything unreadable counts as not quiet.
+pub(super) fn sweep_is_quiet(
+    paths: &SessionPaths,
+    state: &HostSessionState,
+    now: Timestamp,
+) -> bool {
+    let Some(seen) = Seen::read(paths, state) else {
+        return false;
+    };
+    ACKS.still_idle(state, &seen)
+        && RECURRING.still_idle(state, &seen.generation)
+        && DUE.holds(state, |m| m.holds_at(seen.generation, now))
+}
+
+/// Due counts that found nothing due (a sweep counts every session's due
+/// work on every tick, and with more sessions than pooled connections each
+/// count opened `host.db`).
+pub(super) static DUE: SessionMemo<NothingDue> = SessionMemo::new();

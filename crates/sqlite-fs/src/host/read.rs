@@ -6,6 +6,7 @@ use airlock_core::Timestamp;
 use airlock_core::mailbox::{InboundMessage, MailboxCounts};
 
 use super::HostMailbox;
+use super::idle_memo::NothingDue;
 use crate::error::{Error, Result};
 use crate::host_state;
 pub(crate) use crate::schema::rows::{INBOUND_COLUMNS, inbound_row};
@@ -28,17 +29,43 @@ impl HostMailbox {
 
     /// Pending, `trigger=1`, due messages: whether to wake a guest.
     pub fn count_due(&self, now: Timestamp) -> Result<u64> {
-        let n = host_state::read(&self.paths, &self.state, "counting due messages", |conn| {
-            let mut stmt = conn.prepare(count_due_sql())?;
-            let mut rows = stmt.query([])?;
-            let mut due = 0_u64;
-            while let Some(r) = rows.next()? {
-                let stored = super::outbound::text(r, 0)?;
-                due += u64::from(airlock_core::is_due(stored.as_deref(), now));
-            }
-            Ok(due)
-        })?;
-        Ok(n)
+        // Read before the rows: a commit meanwhile makes the next call read.
+        let generation = host_state::published_generation(&self.state);
+        let memo = &super::idle_memo::DUE;
+        if generation.is_some_and(|g| memo.holds(&self.state, |m| m.holds_at(g, now))) {
+            return Ok(0);
+        }
+        let (due, until) =
+            host_state::read(&self.paths, &self.state, "counting due messages", |conn| {
+                let mut stmt = conn.prepare_cached(count_due_sql())?;
+                let mut rows = stmt.query([])?;
+                let (mut due, mut until) = (0_u64, None::<Timestamp>);
+                while let Some(r) = rows.next()? {
+                    let stored = super::outbound::text(r, 0)?;
+                    match stored.as_deref().map(Timestamp::parse) {
+                        Some(Ok(at)) if at > now => {
+                            until = Some(until.map_or(at, |u| u.min(at)));
+                        }
+                        // No time, a passed one, or one nobody can read (due:
+                        // `airlock_core::is_due`).
+                        _ => due += 1,
+                    }
+                }
+                Ok((due, until))
+            })?;
+        if due == 0 {
+            let seen = generation.map(|generation| NothingDue { generation, until });
+            memo.record_idle(&self.state, seen);
+        } else {
+            memo.forget(&self.state);
+        }
+        Ok(due)
+    }
+
+    /// Whether a lifecycle sweep at `now` is known to find nothing here
+    /// (`MailboxFactory::quiet_for_sweep`): no file is opened with SQLite.
+    pub fn quiet_for_sweep(&self, now: Timestamp) -> bool {
+        super::idle_memo::sweep_is_quiet(&self.paths, &self.state, now)
     }
 
     /// Row counts: inbound and deliveries from host state, outbound from `outbound.db`.

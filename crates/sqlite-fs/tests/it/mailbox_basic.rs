@@ -745,3 +745,33 @@ fn an_idle_ack_sync_is_remembered_only_until_either_side_changes() {
     let m3 = fx.host.inbound_message("m3").unwrap().unwrap();
     assert_eq!(m3.status, InboundStatus::Completed);
 }
+
+/// A sweep's reads that all found nothing make the session quiet for the
+/// next sweep (no SQLite open at all), until the earliest scheduled message
+/// comes due or the guest writes.
+#[test]
+fn idle_sweep_reads_make_the_session_quiet_until_something_changes() {
+    let fx = Fixture::new();
+    let now = Timestamp::now();
+    let mut scheduled = msg("later", "{}");
+    scheduled.process_after = Some(now.plus_millis(3_600_000));
+    fx.host.write_message(&scheduled, &PlainContent).unwrap();
+    let guest = GuestMailbox::open(fx.session_dir()).unwrap();
+    let sweep_reads = |at: Timestamp| {
+        let synced = fx.host.sync_acks().unwrap();
+        let recurring = fx.host.completed_recurring().unwrap().len();
+        (synced, recurring, fx.host.count_due(at).unwrap())
+    };
+    assert!(!fx.host.quiet_for_sweep(now), "nothing was read yet");
+    assert_eq!(sweep_reads(now), (0, 0, 0));
+    assert!(fx.host.quiet_for_sweep(now), "every read was idle");
+    assert!(
+        fx.host.quiet_for_sweep(now.plus_millis(3_599_999)),
+        "still before the scheduled time"
+    );
+    assert!(!fx.host.quiet_for_sweep(now.plus_millis(3_600_000)));
+    guest.mark_processing(&["later"]).unwrap();
+    assert!(!fx.host.quiet_for_sweep(now), "the guest's file changed");
+    assert_eq!(sweep_reads(now), (0, 0, 0));
+    assert!(fx.host.quiet_for_sweep(now));
+}

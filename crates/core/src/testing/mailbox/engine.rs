@@ -8,9 +8,7 @@ use crate::mailbox::{AckStatus, NewHostMessage};
 use crate::pages::PageLimits;
 use crate::time::Timestamp;
 
-use super::{MailboxUnderTest, fresh_session, inbound, mid, outbound};
-
-const HOUR: i64 = 3_600_000;
+use super::{HOUR, MailboxUnderTest, fresh_session, inbound, mid, outbound};
 
 fn rows(max_rows: usize) -> PageLimits {
     PageLimits {

@@ -8,9 +8,7 @@ use crate::mailbox::{Destination, NewHostMessage, Origin, Routing};
 use crate::seq::Seq;
 use crate::time::Timestamp;
 
-use super::{MailboxUnderTest, due_ids, fresh_session, inbound, mid, outbound};
-
-const HOUR: i64 = 3_600_000;
+use super::{HOUR, MailboxUnderTest, due_ids, fresh_session, inbound, mid, outbound};
 
 /// Host-originated messages never wake or reach the guest and are delivered
 /// beside the guest's; a retry returns the stored seq.
@@ -96,13 +94,15 @@ pub async fn a_settled_message_is_never_due_again(t: &MailboxUnderTest) {
 /// Only pending, triggering messages due at `now` count.
 pub async fn count_due_counts_pending_triggering_due(t: &MailboxUnderTest) {
     let now = Timestamp::now();
+    let mut scheduled = inbound("scheduled", "s");
+    scheduled.process_after = Some(now.plus_millis(HOUR));
+    t.host.write_message(scheduled).await.unwrap();
+    // A count that found nothing due must not hide a write after it.
+    assert_eq!(t.host.count_due(now).await.unwrap(), 0, "due in an hour");
     t.host.write_message(inbound("wake", "w")).await.unwrap();
     let mut context = inbound("context", "c");
     context.trigger = false;
     t.host.write_message(context).await.unwrap();
-    let mut scheduled = inbound("scheduled", "s");
-    scheduled.process_after = Some(now.plus_millis(HOUR));
-    t.host.write_message(scheduled).await.unwrap();
 
     assert_eq!(t.host.count_due(now).await.unwrap(), 1);
     assert_eq!(

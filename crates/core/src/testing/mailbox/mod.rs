@@ -21,6 +21,7 @@ mod guest;
 mod host;
 mod platform_ids;
 mod seqs;
+mod sweep_reads;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -38,6 +39,10 @@ pub use guest::*;
 pub use host::*;
 pub use platform_ids::*;
 pub use seqs::*;
+pub use sweep_reads::*;
+
+/// An hour in milliseconds, for scheduled messages.
+const HOUR: i64 = 3_600_000;
 
 /// What a mailbox backend can do beyond the common contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +149,8 @@ macro_rules! mailbox_conformance {
             a_series_continues_once,
             clear_heartbeat_forgets_the_beat,
             a_mailbox_exists_once_created,
+            change_stamps_of_answers_as_each_mailbox,
+            quiet_for_sweep_never_hides_work,
         );
     };
 }
