@@ -164,4 +164,17 @@ impl ContainerRuntime for FakeRuntime {
         self.set_running(session, false);
         Ok(())
     }
+
+    /// Answers as `is_running` for each session, one recorded call each,
+    /// failing or hanging as `is_running` is told to.
+    async fn running_among(
+        &self,
+        sessions: &[SessionId],
+    ) -> Result<Option<Vec<bool>>, RuntimeError> {
+        let mut running = Vec::with_capacity(sessions.len());
+        for session in sessions {
+            running.push(self.is_running(session).await?);
+        }
+        Ok(Some(running))
+    }
 }

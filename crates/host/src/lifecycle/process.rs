@@ -39,6 +39,20 @@ impl ProcessRuntime {
         self.children.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether `session`'s guest process is alive; a dead one is reaped.
+    fn alive(&self, session: &SessionId) -> bool {
+        let mut children = self.children();
+        let alive = match children.get_mut(session) {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        };
+        if !alive && let Some(child) = children.remove(session) {
+            // Its children may outlive it; they belong to a dead guest.
+            signal_group(&child);
+        }
+        alive
+    }
+
     /// Sessions whose guest process is alive.
     pub fn running(&self) -> Vec<SessionId> {
         let mut children = self.children();
@@ -60,16 +74,14 @@ fn signal_group(child: &Child) {
 #[async_trait::async_trait]
 impl ContainerRuntime for ProcessRuntime {
     async fn is_running(&self, session: &SessionId) -> Result<bool, RuntimeError> {
-        let mut children = self.children();
-        let alive = match children.get_mut(session) {
-            Some(child) => matches!(child.try_wait(), Ok(None)),
-            None => false,
-        };
-        if !alive && let Some(child) = children.remove(session) {
-            // Its children may outlive it; they belong to a dead guest.
-            signal_group(&child);
-        }
-        Ok(alive)
+        Ok(self.alive(session))
+    }
+
+    async fn running_among(
+        &self,
+        sessions: &[SessionId],
+    ) -> Result<Option<Vec<bool>>, RuntimeError> {
+        Ok(Some(sessions.iter().map(|s| self.alive(s)).collect()))
     }
 
     async fn wake(&self, launch: &GuestLaunch) -> Result<(), RuntimeError> {

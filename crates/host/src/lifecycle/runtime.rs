@@ -67,6 +67,19 @@ pub trait ContainerRuntime: fmt::Debug + Send + Sync + 'static {
     async fn wake(&self, launch: &GuestLaunch) -> Result<(), RuntimeError>;
     /// Stops the guest of `session`.
     async fn kill(&self, session: &SessionId) -> Result<(), RuntimeError>;
+
+    /// Whether a guest of each of `sessions` is alive, in their order, when
+    /// the runtime can tell in one call (a container engine lists its
+    /// containers at once); `None`, the default, makes the caller ask
+    /// `is_running` per session. A sweep asks this for every active session
+    /// on every tick.
+    async fn running_among(
+        &self,
+        sessions: &[SessionId],
+    ) -> Result<Option<Vec<bool>>, RuntimeError> {
+        let _ = sessions;
+        Ok(None)
+    }
 }
 
 #[async_trait::async_trait]
@@ -79,6 +92,12 @@ impl<R: ContainerRuntime + ?Sized> ContainerRuntime for Arc<R> {
     }
     async fn kill(&self, session: &SessionId) -> Result<(), RuntimeError> {
         (**self).kill(session).await
+    }
+    async fn running_among(
+        &self,
+        sessions: &[SessionId],
+    ) -> Result<Option<Vec<bool>>, RuntimeError> {
+        (**self).running_among(sessions).await
     }
 }
 
@@ -130,6 +149,27 @@ impl Runtime {
             self.inner.is_running(session),
         )
         .await
+    }
+
+    /// [`ContainerRuntime::running_among`], bounded by the `is_running`
+    /// timeout; `None` when the runtime cannot tell in one call, or when
+    /// that call failed (the caller then asks per session, which reports
+    /// the failure where it belongs).
+    pub async fn running_among(&self, sessions: &[SessionId]) -> Option<Vec<bool>> {
+        let call =
+            tokio::time::timeout(self.timeouts.is_running, self.inner.running_among(sessions));
+        match call.await {
+            Ok(Ok(Some(running))) if running.len() == sessions.len() => Some(running),
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the runtime could not list its guests");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(timeout = ?self.timeouts.is_running, "the runtime did not list its guests in time");
+                None
+            }
+        }
     }
 
     /// [`ContainerRuntime::wake`], bounded.

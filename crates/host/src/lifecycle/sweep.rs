@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use airlock_core::mailbox::NewInboundMessage;
 use airlock_core::{
     ContainerStatus, DynHostMailbox, Error, HostMailboxStore as _, MessageId, Result, SeriesNext,
-    Session, SessionFilter, SessionId, SessionRef, Timestamp,
+    SessionFilter, SessionId, SessionRef, Timestamp,
 };
 use chrono_tz::Tz;
 
@@ -129,28 +129,45 @@ impl Sweeper {
             .store()
             .list_sessions(SessionFilter::active())
             .await?;
-        // Sessions another host owns fail in their job, unread.
-        let mine: Vec<SessionRef> = sessions
+        let host = self.manager.host_id();
+        let mine: Vec<bool> = sessions
             .iter()
-            .filter(|s| crate::routing::foreign_owner(s, self.manager.host_id()).is_none())
-            .map(SessionRef::from)
+            .map(|s| crate::routing::foreign_owner(s, host).is_none())
             .collect();
-        let mut quiet = self
-            .manager
-            .mailboxes()
-            .quiet_for_sweep(&mine, now)
-            .await
-            .into_iter();
-        let jobs: Vec<(Session, bool)> = sessions
-            .into_iter()
-            .map(|s| {
-                let mine = crate::routing::foreign_owner(&s, self.manager.host_id()).is_none();
-                let quiet = mine && quiet.next().unwrap_or(false);
-                (s, quiet)
-            })
-            .collect();
+        // Sessions another host owns fail in their job, unread.
+        let (refs, ids): (Vec<SessionRef>, Vec<SessionId>) = sessions
+            .iter()
+            .zip(&mine)
+            .filter(|(_, mine)| **mine)
+            .map(|(s, _)| (SessionRef::from(s), s.id.clone()))
+            .unzip();
+        let (quiet, running) = tokio::join!(
+            self.manager.mailboxes().quiet_for_sweep(&refs, now),
+            self.runtime.running_among(&ids)
+        );
+        let (mut quiet, mut running) = (quiet.into_iter(), running.map(Vec::into_iter));
+        let listed: Vec<SessionId> = sessions.iter().map(|s| s.id.clone()).collect();
+        let mut outcomes: Vec<Option<JobOutcome<TickReport, Error>>> = Vec::new();
+        let mut jobs = Vec::new();
+        for (index, (session, mine)) in sessions.into_iter().zip(mine).enumerate() {
+            let (quiet, running) = match mine {
+                true => (
+                    quiet.next().unwrap_or(false),
+                    running.as_mut().and_then(Iterator::next),
+                ),
+                false => (false, None),
+            };
+            // Nothing in the mailbox, no guest, none expected: no task.
+            let stopped = session.container_status == ContainerStatus::Stopped;
+            if quiet && stopped && running == Some(false) {
+                outcomes.push(Some(JobOutcome::Done(TickReport::default())));
+            } else {
+                outcomes.push(None);
+                jobs.push((index, session, quiet));
+            }
+        }
         let this = self.clone();
-        let outcomes = run_each(jobs, self.config.runner, move |(session, quiet)| {
+        let done = run_each(jobs, self.config.runner, move |(_, session, quiet)| {
             let this = this.clone();
             async move {
                 let handle = this.manager.handle(session)?;
@@ -158,9 +175,13 @@ impl Sweeper {
             }
         })
         .await;
-        Ok(outcomes
+        for ((index, _, _), outcome) in done {
+            outcomes[index] = Some(outcome);
+        }
+        Ok(listed
             .into_iter()
-            .map(|((session, _), outcome)| (session.id, outcome))
+            .zip(outcomes)
+            .filter_map(|(id, outcome)| outcome.map(|o| (id, o)))
             .collect())
     }
 

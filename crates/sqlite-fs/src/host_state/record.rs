@@ -4,6 +4,7 @@
 //! Written without a sync: a lost or torn record only makes the next
 //! operation rebuild the published file from `host.db`.
 
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -48,7 +49,7 @@ pub(crate) fn current(state: &HostSessionState, generation: i64) -> Result<Optio
 
 /// The stored record; `None` when absent or unreadable.
 pub(crate) fn load(state: &HostSessionState) -> Option<Record> {
-    let text = std::fs::read_to_string(state.published_record()).ok()?;
+    let text = read_record(&state.published_record())?;
     let v: Vec<&str> = text.split_whitespace().collect();
     let [g, dev, ino, size, ctime, counter] = v.as_slice() else {
         return None;
@@ -90,6 +91,20 @@ const RECORD_BYTES: usize = 128;
 /// on close (its protection for files replaced by truncation), which cost
 /// an eighth of a one-message write. A torn record fails to parse or to
 /// match, so the next operation rebuilds.
+/// The record file's text. A current record is exactly `RECORD_BYTES`
+/// ending in a newline, read with one `read` (a sweep reads every session's
+/// record on every tick); an older, shorter one is read to its end.
+fn read_record(path: &Path) -> Option<String> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut bytes = [0_u8; RECORD_BYTES];
+    let n = file.read(&mut bytes).ok()?;
+    let mut text = bytes[..n].to_vec();
+    if n < RECORD_BYTES || bytes[RECORD_BYTES - 1] != b'\n' {
+        file.read_to_end(&mut text).ok()?;
+    }
+    String::from_utf8(text).ok()
+}
+
 fn write_record(path: &Path, text: &str) -> Result<()> {
     let mut bytes = [b' '; RECORD_BYTES];
     let text = text.as_bytes();

@@ -142,3 +142,57 @@ async fn a_failing_session_does_not_stop_the_others() {
     assert!(by_id(&a.id).problem().is_some());
     assert!(matches!(by_id(&b.id), airlock_host::runner::JobOutcome::Done(r) if r.woke));
 }
+
+/// The one outcome of a whole tick over the rig's single session.
+async fn tick_all(rig: &Rig, secs: i64) -> TickReport {
+    let out = rig.sweeper.tick(rig.at_secs(secs)).await.unwrap();
+    assert_eq!(out.len(), 1, "one session");
+    match out.into_iter().next().unwrap().1 {
+        airlock_host::runner::JobOutcome::Done(report) => report,
+        other => panic!("the tick failed: {:?}", other.problem()),
+    }
+}
+
+/// Whole ticks skip the reads of a session whose mailbox calls it quiet,
+/// and still see each change that makes it busy: a scheduled message coming
+/// due, a registry row marked running with no guest, an ack to copy.
+#[tokio::test]
+async fn whole_ticks_over_a_quiet_session_still_see_each_change() {
+    let rig = Rig::new(&[Guest::Answer]);
+    let s = rig.session("q").await;
+    let mut later = airlock_core::mailbox::NewInboundMessage::new(
+        airlock_core::MessageId::new("later").unwrap(),
+        "chat",
+        r#"{"text":"hi"}"#,
+    );
+    later.process_after = Some(rig.at_secs(100));
+    rig.manager.write_message(&s.id, later).await.unwrap();
+    for secs in [0, 1, 2] {
+        assert_eq!(
+            tick_all(&rig, secs).await,
+            TickReport::default(),
+            "at {secs}s"
+        );
+    }
+    assert!(
+        rig.manager.mailbox(&s).quiet_for_sweep(rig.at_secs(3)),
+        "idle ticks leave the session quiet"
+    );
+    // Marked running behind the sweep's back, with no guest: stopped again.
+    rig.manager.mark_container_running(&s.id).await.unwrap();
+    let stopped = tick_all(&rig, 3).await;
+    assert!(stopped.stopped && !stopped.woke, "{stopped:?}");
+    assert_eq!(
+        rig.manager.session(&s.id).await.unwrap().container_status,
+        ContainerStatus::Stopped
+    );
+    tick_all(&rig, 4).await;
+    // The scheduled message comes due with nothing written: woken.
+    let woke = tick_all(&rig, 100).await;
+    assert!(woke.woke, "{woke:?}");
+    // The guest answered and completed it: the ack is copied.
+    rig.fake.set_running(&s.id, false);
+    let synced = tick_all(&rig, 101).await;
+    assert_eq!(synced.acks_synced, 1, "{synced:?}");
+    assert_eq!(rig.inbound(&s, "later").status, "completed");
+}
