@@ -11,6 +11,7 @@ mod adopt;
 pub(crate) mod audit;
 pub(crate) mod batch;
 mod folder;
+mod pool;
 mod publish;
 mod record;
 mod tamper;
@@ -85,7 +86,7 @@ pub(crate) fn open_host_db(state: &HostSessionState) -> Result<Connection> {
 /// host-only, so a long-lived connection is allowed (invariant 2 is about
 /// `inbound.db`); reusing one saves the directory fsync SQLite does on the
 /// first WAL sync of every new connection.
-type Pool = std::sync::Mutex<Vec<(std::path::PathBuf, Role, Connection)>>;
+type Pool = std::sync::Mutex<pool::IdlePool<Connection>>;
 
 /// At most this many idle `host.db` connections are kept: two (one per
 /// [`Role`]) per session a busy host writes to in turn (a smaller pool
@@ -113,7 +114,7 @@ fn pool() -> &'static Pool {
 /// detaches the published file, and a detach makes SQLite prepare every
 /// statement of its connection again: kept apart, the writes' statements
 /// stay prepared.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Role {
     /// Group commits and reads.
     Writes,
@@ -124,12 +125,10 @@ pub(crate) enum Role {
 /// An idle connection to the session's `host.db` for `role`, or a new one.
 pub(crate) fn take(state: &HostSessionState, role: Role) -> Result<Connection> {
     let path = state.host_db();
-    let reused = {
-        let mut idle = pool().lock().unwrap_or_else(|p| p.into_inner());
-        idle.iter()
-            .rposition(|(p, r, _)| *p == path && *r == role)
-            .map(|i| idle.remove(i).2)
-    };
+    let reused = pool()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take(&path, role);
     match reused {
         // A file removed or replaced behind the pool's back is reopened.
         Some(conn) if path.exists() => Ok(conn),
@@ -154,11 +153,13 @@ pub(crate) fn give_back_as(state: &HostSessionState, role: Role, conn: Connectio
     if !conn.is_autocommit() || !publish::nothing_attached(&conn) {
         return;
     }
-    let mut idle = pool().lock().unwrap_or_else(|p| p.into_inner());
-    if idle.len() >= pool_size() {
-        idle.remove(0);
-    }
-    idle.push((state.host_db(), role, conn));
+    let path = state.host_db();
+    let evicted =
+        pool()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(path, role, conn, pool_size());
+    drop(evicted);
 }
 
 /// Connections to `host.db` open and close per operation; without this
