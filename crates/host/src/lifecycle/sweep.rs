@@ -15,6 +15,13 @@
 //! Claims are requeued once per stop (on the registry's running → stopped
 //! change), because the dead guest's `processing` rows stay in
 //! `outbound.db` (the host never writes it) until the next guest clears them.
+//!
+//! A whole tick first asks, for all sessions at once, which mailboxes are
+//! quiet (`MailboxFactory::quiet_for_sweep`: step 1 and the due count would
+//! find nothing) and which guests run (`ContainerRuntime::running_among`);
+//! a quiet session listed stopped with no guest is done without a job, and
+//! a quiet one with a job skips step 1. Both answers are read before the
+//! session's job, like a stamp: a change after them is the next tick's.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use airlock_core::mailbox::NewInboundMessage;
 use airlock_core::{
     ContainerStatus, DynHostMailbox, Error, HostMailboxStore as _, MessageId, Result, SeriesNext,
-    SessionFilter, SessionId, SessionRef, Timestamp,
+    Session, SessionFilter, SessionId, SessionRef, Timestamp,
 };
 use chrono_tz::Tz;
 
@@ -129,6 +136,29 @@ impl Sweeper {
             .store()
             .list_sessions(SessionFilter::active())
             .await?;
+        let (mut outcomes, jobs) = self.plan(sessions, now).await;
+        let this = self.clone();
+        let done = run_each(jobs, self.config.runner, move |(_, session, quiet)| {
+            let this = this.clone();
+            async move {
+                let handle = this.manager.handle(session)?;
+                this.tick_handle(handle, now, Row::Listed { quiet }).await
+            }
+        })
+        .await;
+        for ((index, _, _), outcome) in done {
+            outcomes[index].1 = Some(outcome);
+        }
+        Ok(outcomes
+            .into_iter()
+            .filter_map(|(id, outcome)| outcome.map(|o| (id, o)))
+            .collect())
+    }
+
+    /// Each listed session's outcome when it needs no job (a quiet session,
+    /// listed stopped, without a guest), and the jobs of the others, with
+    /// their place in the listing and whether their mailbox is quiet.
+    async fn plan(&self, sessions: Vec<Session>, now: Timestamp) -> (Vec<Planned>, Vec<Job>) {
         let host = self.manager.host_id();
         let mine: Vec<bool> = sessions
             .iter()
@@ -146,9 +176,7 @@ impl Sweeper {
             self.runtime.running_among(&ids)
         );
         let (mut quiet, mut running) = (quiet.into_iter(), running.map(Vec::into_iter));
-        let listed: Vec<SessionId> = sessions.iter().map(|s| s.id.clone()).collect();
-        let mut outcomes: Vec<Option<JobOutcome<TickReport, Error>>> = Vec::new();
-        let mut jobs = Vec::new();
+        let (mut planned, mut jobs) = (Vec::with_capacity(sessions.len()), Vec::new());
         for (index, (session, mine)) in sessions.into_iter().zip(mine).enumerate() {
             let (quiet, running) = match mine {
                 true => (
@@ -157,32 +185,15 @@ impl Sweeper {
                 ),
                 false => (false, None),
             };
-            // Nothing in the mailbox, no guest, none expected: no task.
             let stopped = session.container_status == ContainerStatus::Stopped;
             if quiet && stopped && running == Some(false) {
-                outcomes.push(Some(JobOutcome::Done(TickReport::default())));
+                planned.push((session.id, Some(JobOutcome::Done(TickReport::default()))));
             } else {
-                outcomes.push(None);
+                planned.push((session.id.clone(), None));
                 jobs.push((index, session, quiet));
             }
         }
-        let this = self.clone();
-        let done = run_each(jobs, self.config.runner, move |(_, session, quiet)| {
-            let this = this.clone();
-            async move {
-                let handle = this.manager.handle(session)?;
-                this.tick_handle(handle, now, Row::Listed { quiet }).await
-            }
-        })
-        .await;
-        for ((index, _, _), outcome) in done {
-            outcomes[index] = Some(outcome);
-        }
-        Ok(listed
-            .into_iter()
-            .zip(outcomes)
-            .filter_map(|(id, outcome)| outcome.map(|o| (id, o)))
-            .collect())
+        (planned, jobs)
     }
 
     /// One session's tick at `now`.
@@ -365,6 +376,13 @@ impl Sweeper {
         Ok(true)
     }
 }
+
+/// A listed session and its outcome, once known.
+type Planned = (SessionId, Option<JobOutcome<TickReport, Error>>);
+
+/// A session's job in a tick: its place in the listing, its row, whether
+/// its mailbox is quiet.
+type Job = (usize, Session, bool);
 
 /// Where a tick's registry row came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

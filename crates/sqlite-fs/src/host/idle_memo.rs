@@ -20,7 +20,7 @@
 //! may still answer from the memo; the next one after the record sees it.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::ffi::OsString;
 use std::sync::{Mutex, OnceLock};
 
 use airlock_core::Timestamp;
@@ -53,7 +53,11 @@ impl Seen {
 }
 
 /// Per-session memos of reads that found nothing, in this process.
-pub(super) struct SessionMemo<T: 'static>(OnceLock<Mutex<HashMap<PathBuf, T>>>);
+///
+/// Keyed by the host state folder's bytes: a sweep looks up every session
+/// on every tick, and a `PathBuf` key hashes and compares component by
+/// component. The layout builds each session's folder name one way.
+pub(super) struct SessionMemo<T: 'static>(OnceLock<Mutex<HashMap<OsString, T>>>);
 
 impl<T: Copy + PartialEq> SessionMemo<T> {
     /// An empty memo (for a `static`).
@@ -61,7 +65,7 @@ impl<T: Copy + PartialEq> SessionMemo<T> {
         Self(OnceLock::new())
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, T>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<OsString, T>> {
         self.0
             .get_or_init(Default::default)
             .lock()
@@ -75,7 +79,7 @@ impl<T: Copy + PartialEq> SessionMemo<T> {
 
     /// Whether this session's memo satisfies `idle` (false without one).
     pub(super) fn holds(&self, state: &HostSessionState, idle: impl FnOnce(&T) -> bool) -> bool {
-        self.map().get(state.dir()).is_some_and(idle)
+        self.map().get(state.dir().as_os_str()).is_some_and(idle)
     }
 
     /// Records a read that found nothing, with what it saw before reading
@@ -87,17 +91,17 @@ impl<T: Copy + PartialEq> SessionMemo<T> {
                 if map.len() >= MAX_SESSIONS {
                     map.clear();
                 }
-                map.insert(state.dir().to_path_buf(), seen);
+                map.insert(state.dir().as_os_str().to_owned(), seen);
             }
             None => {
-                map.remove(state.dir());
+                map.remove(state.dir().as_os_str());
             }
         }
     }
 
     /// Forgets the session (a read that found something).
     pub(super) fn forget(&self, state: &HostSessionState) {
-        self.map().remove(state.dir());
+        self.map().remove(state.dir().as_os_str());
     }
 }
 
