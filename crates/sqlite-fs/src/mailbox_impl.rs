@@ -42,6 +42,14 @@ where
         .map_err(airlock_core::Error::from)
 }
 
+/// The cores this process may use, read once: `available_parallelism`
+/// reads the cgroup's files on Linux, and a one-session poll calls
+/// [`each_session`] too.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+}
+
 /// Sessions below this many are read on one blocking job.
 const MIN_CHUNK: usize = 64;
 
@@ -59,8 +67,7 @@ where
     T: Send + 'static,
     F: Fn(&HostMailbox) -> T + Clone + Send + 'static,
 {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let chunk = sessions.len().div_ceil(cores).max(MIN_CHUNK);
+    let chunk = sessions.len().div_ceil(cores()).max(MIN_CHUNK);
     let jobs: Vec<_> = sessions
         .chunks(chunk)
         .map(|part| {
