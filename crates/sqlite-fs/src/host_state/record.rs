@@ -86,11 +86,6 @@ pub(crate) fn save(state: &HostSessionState, generation: i64) -> Result<Record> 
 /// Bytes of every stored record: six numbers and spaces always fit.
 const RECORD_BYTES: usize = 128;
 
-/// Overwrites the record in place, padded to [`RECORD_BYTES`]: truncating
-/// and rewriting a file makes ext4 allocate and start writing its blocks
-/// on close (its protection for files replaced by truncation), which cost
-/// an eighth of a one-message write. A torn record fails to parse or to
-/// match, so the next operation rebuilds.
 /// The record file's text. A current record is exactly `RECORD_BYTES`
 /// ending in a newline, read with one `read` (a sweep reads every session's
 /// record on every tick); an older, shorter one is read to its end.
@@ -105,6 +100,11 @@ fn read_record(path: &Path) -> Option<String> {
     String::from_utf8(text).ok()
 }
 
+/// Overwrites the record in place, padded to [`RECORD_BYTES`]: truncating
+/// and rewriting a file makes ext4 allocate and start writing its blocks
+/// on close (its protection for files replaced by truncation), which cost
+/// an eighth of a one-message write. A torn record fails to parse or to
+/// match, so the next operation rebuilds.
 fn write_record(path: &Path, text: &str) -> Result<()> {
     let mut bytes = [b' '; RECORD_BYTES];
     let text = text.as_bytes();
@@ -124,4 +124,40 @@ fn write_record(path: &Path, text: &str) -> Result<()> {
 /// Forgets the record (the next operation rebuilds).
 pub(crate) fn clear(state: &HostSessionState) {
     let _ = std::fs::remove_file(state.published_record());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_back(bytes: &[u8]) -> Option<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("published.record");
+        std::fs::write(&path, bytes).unwrap();
+        read_record(&path)
+    }
+
+    #[test]
+    fn a_current_record_reads_whole_in_one_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("published.record");
+        write_record(&path, "7 1 2 3 4 5").unwrap();
+        let text = read_record(&path).unwrap();
+        assert_eq!(text.len(), RECORD_BYTES);
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        assert_eq!(fields, ["7", "1", "2", "3", "4", "5"]);
+    }
+
+    #[test]
+    fn an_older_shorter_or_unterminated_record_reads_to_its_end() {
+        assert_eq!(read_back(b"7 1 2 3 4 5").as_deref(), Some("7 1 2 3 4 5"));
+        assert_eq!(
+            read_back(b"7 1 2 3 4 5\n").as_deref(),
+            Some("7 1 2 3 4 5\n")
+        );
+        // Longer than a record with no newline where one ends: all of it.
+        let long = format!("{} 9", "8 ".repeat(RECORD_BYTES / 2));
+        assert_eq!(read_back(long.as_bytes()), Some(long));
+        assert_eq!(read_back(b""), Some(String::new()));
+    }
 }
