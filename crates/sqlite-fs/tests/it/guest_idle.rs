@@ -56,9 +56,7 @@ fn an_idle_poll_reads_only_the_headers_until_a_file_changes() {
 fn a_scheduled_row_comes_due_with_no_file_changing() {
     let fx = Fixture::new();
     let now = Timestamp::now();
-    let mut later = msg("later", "{}");
-    later.process_after = Some(now.plus_millis(60_000));
-    fx.host.write_message(&later, &PlainContent).unwrap();
+    fx.write_scheduled("later", now, 60_000);
     let guest = GuestMailbox::open(fx.session_dir()).unwrap();
     assert!(guest.pending_at(10, now).unwrap().is_empty(), "first poll");
     assert!(

@@ -378,9 +378,7 @@ fn polls_honour_limits_due_times_wake_rows_and_acks() {
     let mut wake = msg("wake", "{}");
     wake.on_wake = true;
     fx.host.write_message(&wake, &PlainContent).unwrap();
-    let mut later = msg("later", "{}");
-    later.process_after = Some(now.plus_millis(60_000));
-    fx.host.write_message(&later, &PlainContent).unwrap();
+    fx.write_scheduled("later", now, 60_000);
     let mut context = msg("ctx", "{}");
     context.trigger = false;
     fx.host.write_message(&context, &PlainContent).unwrap();
@@ -753,9 +751,7 @@ fn an_idle_ack_sync_is_remembered_only_until_either_side_changes() {
 fn idle_sweep_reads_make_the_session_quiet_until_something_changes() {
     let fx = Fixture::new();
     let now = Timestamp::now();
-    let mut scheduled = msg("later", "{}");
-    scheduled.process_after = Some(now.plus_millis(3_600_000));
-    fx.host.write_message(&scheduled, &PlainContent).unwrap();
+    fx.write_scheduled("later", now, 3_600_000);
     let guest = GuestMailbox::open(fx.session_dir()).unwrap();
     let sweep_reads = |at: Timestamp| {
         let synced = fx.host.sync_acks().unwrap();

@@ -58,6 +58,15 @@ impl Fixture {
         }
     }
 
+    /// Writes message `id` (content `{}`) that comes due `after_ms` after `now`.
+    pub fn write_scheduled(&self, id: &str, now: airlock_core::Timestamp, after_ms: i64) {
+        let mut scheduled = msg(id, "{}");
+        scheduled.process_after = Some(now.plus_millis(after_ms));
+        self.host
+            .write_message(&scheduled, &airlock_sqlite_fs::PlainContent)
+            .unwrap();
+    }
+
     pub fn session_dir(&self) -> PathBuf {
         self.host.paths().dir().to_path_buf()
     }
