@@ -8,11 +8,12 @@ use std::io::Write;
 use rusqlite::Connection;
 
 use super::folder::{Entry, Folder, INBOUND};
-use super::{HOST_DB_VERSION, HOST_SCHEMA, record};
+use super::{HOST_DB_VERSION, create_host_tables, record};
 use crate::error::{Error, Result};
 use crate::host::read::INBOUND_COLUMNS;
 use crate::layout::HostSessionState;
-use crate::schema::{INBOUND_INDEXES, INBOUND_SCHEMA, migrate_inbound};
+use crate::schema::migrate_inbound;
+use crate::sqlite_util::template::remove_db_files;
 use crate::sqlite_util::{OpenMode, open_file};
 
 /// Files of the intent-marker design that `host.db` replaces.
@@ -53,10 +54,11 @@ pub(crate) fn adopt(conn: &Connection, folder: &Folder, state: &HostSessionState
             conn.execute("ATTACH DATABASE ?1 AS a", [copy.display().to_string()])?;
         }
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        conn.execute_batch(INBOUND_SCHEMA)?;
-        conn.execute_batch(INBOUND_INDEXES)?;
-        conn.execute_batch(HOST_SCHEMA)?;
-        conn.pragma_update(None, "user_version", HOST_DB_VERSION)?;
+        // A `host.db` made from the template has every table already.
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != HOST_DB_VERSION || source.is_some() {
+            create_host_tables(conn)?;
+        }
         if source.is_some() {
             for (table, cols) in [
                 ("messages_in", INBOUND_COLUMNS),
@@ -121,10 +123,4 @@ fn copy_file(file: &std::fs::File, to: &std::path::Path) -> Result<()> {
     std::io::copy(&mut &*file, &mut out)
         .and_then(|_| out.flush())
         .map_err(|e| Error::io(to, e))
-}
-
-fn remove_db_files(path: &std::path::Path) {
-    for suffix in ["", "-journal", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
 }

@@ -25,7 +25,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::error::{Error, Result};
 use crate::layout::HostSessionState;
-use crate::schema::INBOUND_INDEXES;
+use crate::schema::{INBOUND_INDEXES, INBOUND_SCHEMA};
+use crate::sqlite_util::OpenMode;
+use crate::sqlite_util::template::{Template, write_new};
 
 pub use tamper::TamperEvent;
 
@@ -60,9 +62,46 @@ pub(crate) fn upgrade_host_db(conn: &Connection, path: &Path) -> Result<()> {
 /// Host writers wait this long for another host process's `host.db` write.
 const BUSY: Duration = Duration::from_secs(10);
 
-/// Opens `host.db` (creating the file, not its tables).
+/// Creates `host.db`'s tables (those of `inbound.db` and [`HOST_SCHEMA`])
+/// and marks them current; the caller holds the transaction.
+pub(crate) fn create_host_tables(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(INBOUND_SCHEMA)?;
+    conn.execute_batch(INBOUND_INDEXES)?;
+    conn.execute_batch(HOST_SCHEMA)?;
+    conn.pragma_update(None, "user_version", HOST_DB_VERSION)
+}
+
+/// A new `host.db`: WAL mode, every table, no rows (no `host_meta`: the
+/// first group commit sets up the session in it).
+static HOST_DB_TEMPLATE: Template = Template::new("host-db", |path| {
+    let conn = crate::sqlite_util::open_file(path, OpenMode::Create, Duration::from_secs(1))?;
+    // A scratch file: nothing to sync. Closing it checkpoints the WAL into it.
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    create_host_tables(&conn)?;
+    conn.execute_batch("COMMIT")?;
+    conn.close().map_err(|(_, e)| e)
+});
+
+/// Makes a missing `host.db` from the template (synced: the WAL's commits
+/// build on it), so SQLite neither switches it to WAL nor runs its schema.
+/// Without a template SQLite makes the file as it opens it.
+fn create_host_db(state: &HostSessionState, path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        _ => return Ok(()),
+    }
+    if let Some(bytes) = HOST_DB_TEMPLATE.bytes(state.dir()) {
+        write_new(path, bytes, true)?;
+    }
+    Ok(())
+}
+
+/// Opens `host.db`, creating it (with its tables, from the template) when missing.
 pub(crate) fn open_host_db(state: &HostSessionState) -> Result<Connection> {
     let path = state.host_db();
+    create_host_db(state, &path)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -344,4 +383,58 @@ pub(crate) fn acknowledge_tamper(
         "acknowledging tamper events",
         tamper::acknowledge,
     )
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Schema text, `user_version` and header bytes 18–19 (1: rollback
+    /// journal, 2: WAL) of the database at `path`.
+    pub(crate) fn shape_of(path: &Path) -> (Vec<String>, i64, [u8; 2]) {
+        let conn = Connection::open(path).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT type || ' ' || name || ': ' || coalesce(sql, '') FROM sqlite_master ORDER BY name")
+            .unwrap();
+        let schema = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let version = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        let header = std::fs::read(path).unwrap();
+        (schema, version, [header[18], header[19]])
+    }
+
+    #[test]
+    fn host_db_from_the_template_is_what_sqlite_makes_and_gets_set_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let by_sqlite = dir.path().join("by-sqlite.db");
+        let conn = Connection::open(&by_sqlite).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch("BEGIN").unwrap();
+        create_host_tables(&conn).unwrap();
+        conn.execute_batch("COMMIT").unwrap();
+        drop(conn);
+        let session = airlock_core::SessionRef::new("ag".parse().unwrap(), "s1".parse().unwrap());
+        let state = crate::layout::HostStateRoot::new(dir.path().join("state")).session(&session);
+        std::fs::create_dir_all(state.dir()).unwrap();
+        let conn = open_host_db(&state).unwrap();
+        let (schema, version, header) = shape_of(&state.host_db());
+        assert_eq!((schema, version), {
+            let (s, v, _) = shape_of(&by_sqlite);
+            (s, v)
+        });
+        assert_eq!(header, [2, 2], "in WAL mode before its first commit");
+        assert_eq!(generation(&conn, &state.host_db()).unwrap(), None);
+        // Nothing but host.db and SQLite's own files is left in host state.
+        let mut names: Vec<String> = std::fs::read_dir(state.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["host.db", "host.db-shm", "host.db-wal"]);
+    }
 }

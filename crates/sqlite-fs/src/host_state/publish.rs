@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::host::read::INBOUND_COLUMNS;
 use crate::layout::HostSessionState;
 use crate::schema::{INBOUND_INDEXES, INBOUND_SCHEMA, INBOUND_VERSION};
+use crate::sqlite_util::template::Template;
 use crate::sqlite_util::{JournalKind, OpenMode, open_file, read_header};
 
 const DELIVERED_COLUMNS: &str = "message_out_id, platform_message_id, status, delivered_at";
@@ -139,27 +140,61 @@ pub(crate) fn rebuild(folder: &Folder, state: &HostSessionState) -> Result<()> {
         .published_dir()
         .join(format!(".rebuild-{}.db", std::process::id()));
     remove_stale_rebuilds(state);
+    let template = PUBLISHED_TEMPLATE.bytes(state.dir());
+    let removing = |e: Error| {
+        let _ = std::fs::remove_file(&tmp);
+        e
+    };
+    if let Some(bytes) = template {
+        // Synced once, whole, after the rows are in.
+        std::fs::write(&tmp, bytes).map_err(|e| removing(Error::io(&tmp, e)))?;
+    }
     let build = || -> rusqlite::Result<()> {
-        let conn = open_published(&tmp, OpenMode::Create, "OFF")?;
+        let conn = if template.is_some() {
+            let conn = open_published(&tmp, OpenMode::ReadWrite, "OFF")?;
+            conn.pragma_update(None, "synchronous", "OFF")?;
+            conn
+        } else {
+            open_published(&tmp, OpenMode::Create, "OFF")?
+        };
         attach_host(&conn, state)?;
         // Schema and rows in one transaction: one fsync (each statement
         // on its own would commit, and sync, separately).
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        conn.execute_batch(INBOUND_SCHEMA)?;
-        conn.execute_batch(INBOUND_INDEXES)?;
-        conn.pragma_update(None, "user_version", INBOUND_VERSION)?;
+        if template.is_none() {
+            create_published_tables(&conn)?;
+        }
         copy_rows(&conn, Scope::All, "main", "h")?;
         conn.execute_batch("COMMIT")?;
         conn.close().map_err(|(_, e)| e)
     };
-    if let Err(e) = build() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::sqlite(&tmp, "rebuilding inbound.db from host.db", e));
+    build().map_err(|e| removing(Error::sqlite(&tmp, "rebuilding inbound.db from host.db", e)))?;
+    if template.is_some() {
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| removing(Error::io(&tmp, e)))?;
     }
     let link = state.published_db();
     std::fs::rename(&tmp, &link).map_err(|e| Error::io(&link, e))?;
     folder.link_inbound(&link)
 }
+
+/// The published file's tables, marked current; the caller holds the transaction.
+fn create_published_tables(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(INBOUND_SCHEMA)?;
+    conn.execute_batch(INBOUND_INDEXES)?;
+    conn.pragma_update(None, "user_version", INBOUND_VERSION)
+}
+
+/// An empty published `inbound.db`: every table, no rows, a rollback-journal header.
+static PUBLISHED_TEMPLATE: Template = Template::new("inbound-db", |path| {
+    let conn = open_published(path, OpenMode::Create, "OFF")?;
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    create_published_tables(&conn)?;
+    conn.execute_batch("COMMIT")?;
+    conn.close().map_err(|(_, e)| e)
+});
 
 /// Copies `changes` into the published file; returns tamper events seen
 /// meanwhile (a journal planted where the placeholder goes).
@@ -330,4 +365,27 @@ fn write_changes(
         Ok(true)
     };
     write().map_err(|e| Error::sqlite(&link, "publishing inbound.db", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host_state::tests::shape_of;
+
+    #[test]
+    fn the_published_template_is_what_sqlite_makes_with_a_rollback_journal_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let by_sqlite = dir.path().join("by-sqlite.db");
+        let conn = open_published(&by_sqlite, OpenMode::Create, "OFF").unwrap();
+        conn.execute_batch("BEGIN").unwrap();
+        create_published_tables(&conn).unwrap();
+        conn.execute_batch("COMMIT").unwrap();
+        drop(conn);
+        let copy = dir.path().join("copy.db");
+        std::fs::write(&copy, PUBLISHED_TEMPLATE.bytes(dir.path()).unwrap()).unwrap();
+        let (schema, version, header) = shape_of(&copy);
+        assert_eq!(header, [1, 1]);
+        assert_eq!(version, INBOUND_VERSION);
+        assert_eq!((schema, version, header), shape_of(&by_sqlite));
+    }
 }

@@ -8,6 +8,8 @@ mod header;
 mod open;
 mod retry;
 mod stamp;
+#[cfg(feature = "host")]
+pub(crate) mod template;
 
 pub use files::{
     FileState, canonical_dir, check_regular_or_absent, free_space, is_read_only, on_read_only_mount,
