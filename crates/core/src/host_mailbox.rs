@@ -338,6 +338,21 @@ pub trait MailboxFactory: Debug + Send + Sync + 'static {
     /// Creates `session`'s mailbox if it does not exist yet.
     async fn create_mailbox(&self, session: &SessionRef) -> Result<Arc<DynHostMailbox>>;
 
+    /// Creates `session`'s mailbox if it does not exist yet and writes its
+    /// `routing` (what a new session needs before its guest starts). The
+    /// default is [`create_mailbox`](Self::create_mailbox) then
+    /// [`HostMailboxStore::write_routing`]; a backend may do both in one
+    /// commit.
+    async fn create_mailbox_routed(
+        &self,
+        session: &SessionRef,
+        routing: Routing,
+    ) -> Result<Arc<DynHostMailbox>> {
+        let mailbox = self.create_mailbox(session).await?;
+        mailbox.write_routing(routing).await?;
+        Ok(mailbox)
+    }
+
     /// The change stamps of every session in `sessions`, in their order:
     /// what [`HostMailboxStore::change_stamps`] answers for each, read in
     /// as few calls as the backend can (a delivery pass stamps every

@@ -214,26 +214,17 @@ impl SessionManager {
             }
             let of = SessionRef::from(&resolved.session);
             // Also heals a registry entry whose folder was removed by hand.
-            if resolved.created || !self.mailboxes.mailbox_exists(&of).await? {
-                let mailbox = match self.mailboxes.create_mailbox(&of).await {
-                    Ok(mailbox) => mailbox,
-                    Err(e) => {
-                        // A row without its folder would be listed and then
-                        // break delivery; the next resolve creates both again.
-                        if resolved.created
-                            && let Err(undo) =
-                                self.store.delete_session(&resolved.session.id).await
-                        {
-                            tracing::error!(session = %resolved.session.id, error = %undo, "could not remove the session whose folder failed");
-                        }
-                        return Err(e);
-                    }
-                };
-                let handle = SessionHandle {
-                    session: resolved.session.clone(),
-                    mailbox,
-                };
-                self.publish_routing(&handle).await?;
+            if (resolved.created || !self.mailboxes.mailbox_exists(&of).await?)
+                && let Err(e) = self.create_routed(&resolved.session).await
+            {
+                // A row without its folder (or its routing) would be listed
+                // and then break delivery; the next resolve creates both again.
+                if resolved.created
+                    && let Err(undo) = self.store.delete_session(&resolved.session.id).await
+                {
+                    tracing::error!(session = %resolved.session.id, error = %undo, "could not remove the session whose folder failed");
+                }
+                return Err(e);
             }
             tracing::debug!(session = %resolved.session.id, created = resolved.created, "resolved");
             Ok(resolved)
@@ -250,9 +241,21 @@ impl SessionManager {
         if self.mailboxes.mailbox_exists(&of).await? {
             return Ok(false);
         }
-        self.mailboxes.create_mailbox(&of).await?;
-        self.publish_routing(&handle).await?;
+        self.create_routed(handle.session()).await?;
         Ok(true)
+    }
+
+    /// Creates `session`'s mailbox with its routing written (one commit
+    /// where the backend can).
+    async fn create_routed(&self, session: &Session) -> Result<Arc<DynHostMailbox>> {
+        async {
+            let routing = self.routing_of(session).await?;
+            self.mailboxes
+                .create_mailbox_routed(&SessionRef::from(session), routing)
+                .await
+        }
+        .instrument(session_span!("create_mailbox", session.id))
+        .await
     }
 
     /// The session with `id`.

@@ -160,6 +160,19 @@ impl MailboxFactory for SqliteMailboxes {
         Ok(self.host_mailbox(session))
     }
 
+    async fn create_mailbox_routed(
+        &self,
+        session: &SessionRef,
+        routing: Routing,
+    ) -> airlock_core::Result<Arc<DynHostMailbox>> {
+        let mailbox = self.roots.host(session);
+        blocking("creating a session mailbox", move || {
+            mailbox.create_routed(&routing)
+        })
+        .await?;
+        Ok(self.host_mailbox(session))
+    }
+
     async fn change_stamps_of(
         &self,
         sessions: &[SessionRef],

@@ -133,3 +133,29 @@ fn a_named_destination_gets_that_destinations_routing() {
         "{err}"
     );
 }
+
+#[test]
+fn a_session_created_with_routing_gives_it_to_the_first_reply() {
+    let fx = Fixture::new();
+    let session =
+        airlock_core::SessionRef::new("ag-1".parse().unwrap(), airlock_core::SessionId::generate());
+    let host = fx.roots.host(&session);
+    host.create_routed(&Routing {
+        channel_type: Some("slack".into()),
+        platform_id: Some("C7".into()),
+        thread_id: Some("t-1".into()),
+    })
+    .unwrap();
+    let guest = GuestMailbox::open(host.paths().dir()).unwrap();
+    guest.write_message_out(&reply("first")).unwrap();
+    let stored: (Option<String>, Option<String>, Option<String>) =
+        Connection::open(host.paths().outbound_db())
+            .unwrap()
+            .query_row(
+                "SELECT channel_type, platform_id, thread_id FROM messages_out WHERE id = 'first'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+    assert_eq!(stored, some("slack", "C7", Some("t-1")));
+}

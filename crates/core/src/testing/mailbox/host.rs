@@ -179,6 +179,33 @@ pub async fn unknown_mailbox_is_not_found(t: &MailboxUnderTest) {
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
 }
 
+/// A mailbox created with its routing is usable at once, and creating it
+/// again (with other routing) keeps what it holds.
+pub async fn create_mailbox_routed_creates_once(t: &MailboxUnderTest) {
+    let routing = |platform: &str| Routing {
+        channel_type: Some("slack".into()),
+        platform_id: Some(platform.into()),
+        thread_id: Some("T1".into()),
+    };
+    let session = fresh_session();
+    assert!(!t.factory.mailbox_exists(&session).await.unwrap());
+    let created = t
+        .factory
+        .create_mailbox_routed(&session, routing("C1"))
+        .await
+        .unwrap();
+    assert!(t.factory.mailbox_exists(&session).await.unwrap());
+    created.write_message(inbound("m1", "x")).await.unwrap();
+    let again = t
+        .factory
+        .create_mailbox_routed(&session, routing("C2"))
+        .await
+        .unwrap();
+    assert_eq!(again.counts().await.unwrap().inbound, 1);
+    // Routing is not a message.
+    assert_eq!(created.counts().await.unwrap().inbound, 1);
+}
+
 /// Creating a mailbox again keeps what it holds.
 pub async fn create_mailbox_is_idempotent(t: &MailboxUnderTest) {
     t.host.write_message(inbound("m1", "x")).await.unwrap();

@@ -138,6 +138,7 @@ macro_rules! mailbox_conformance {
             routing_and_destinations_are_stored,
             unknown_mailbox_is_not_found,
             create_mailbox_is_idempotent,
+            create_mailbox_routed_creates_once,
             reply_files_travel_with_the_reply,
             unsafe_reply_files_store_nothing,
             unsafe_outbox_ids_are_refused,
