@@ -65,8 +65,10 @@
 //!   We chose this over "verify after the transaction": a check after the
 //!   fact can only detect a replay that already replaced rows.
 //! - `published.record`: dev, inode, size, ctime and change counter of the
-//!   published file after the host's last commit, with the generation.
-//!   Written without a sync: a lost record only causes a needless rebuild.
+//!   published file after the host's last commit, with the generation and
+//!   the instance it was written in (this boot's id and the unique id of
+//!   the host-state mount, Linux 6.8+). Written without a sync: a lost
+//!   record only causes a needless rebuild.
 //! - `inbound.lock` (the cross-process `flock`), `quarantine/`.
 //!
 //! Sessions root and host state must be on one file system (the hard link);
@@ -79,7 +81,7 @@
 //! "generation G" (one WAL fsync: the durability point, what the caller's
 //! success means); then the same rows copied into the published file through
 //! the link in one transaction with `journal_mode=MEMORY` (no journal file
-//! anywhere) and `synchronous=FULL` (one fsync of the file); then the record
+//! anywhere) and no fsync of the file (see below); then the record
 //! (overwritten in place, fixed width: truncating and rewriting it made ext4
 //! start writeback on close). The copy runs on a second pooled `host.db`
 //! connection that attaches the link for this one write and detaches it
@@ -110,6 +112,20 @@
 //! seq, retries return the stored seq, reused ids get derived ids,
 //! attachments are staged and synced before the row commits).
 //!
+//! Why the published file needs no fsync: within one boot and one mount
+//! every process and every guest (through the bind mount) reads the file
+//! from the same page cache, and a killed process loses nothing it wrote;
+//! only a power cut, a kernel crash or a file system that went away loses
+//! unsynced pages, and each ends the boot or the mount. A record is
+//! trusted only under the instance it names, so after any of them the next
+//! operation rebuilds the file from `host.db`, whose commits do sync (a
+//! guest starts only after `prepare_guest`, an operation). Where the
+//! instance cannot be known (no boot id, a kernel before 6.8, whose mount
+//! ids are reused) the record names none and every publish and rebuild
+//! syncs the file (`synchronous=FULL`), as before. `cargo xtask faults
+//! --scenario power-loss` replays each cut onto a fresh mount of the
+//! image, so it checks this rule.
+//!
 //! ## Verify, then repair, never replay
 //!
 //! Before each host operation that writes, delivers or checks, the folder's
@@ -122,7 +138,8 @@
 //! (`renameat`), then repaired: if the linked inode is intact it is linked
 //! back (link to a temporary name, rename over `inbound.db`: O(1));
 //! otherwise (edited in place, truncated, switched to WAL) a fresh file is
-//! built from `host.db` in host state, synced, linked into the folder and
+//! built from `host.db` in host state (synced where the record names no
+//! instance), linked into the folder and
 //! made the new link. Each event is logged (`tracing::warn!`), stored in
 //! `host.db`, shown by [`HostMailbox::tamper_events`](crate::HostMailbox::tamper_events),
 //! counted by `airlock show`, listed by `airlock doctor` (non-zero exit

@@ -11,6 +11,7 @@ mod adopt;
 pub(crate) mod audit;
 pub(crate) mod batch;
 mod folder;
+mod instance;
 mod pool;
 mod publish;
 mod record;

@@ -96,6 +96,17 @@ fn copy_rows(conn: &Connection, scope: Scope<'_>, to: &str, from: &str) -> rusql
     Ok(())
 }
 
+/// How a published file's commits sync: not at all where its record names
+/// the boot and mount it was written in (a record of another one is never
+/// trusted: the file is rebuilt), fully elsewhere.
+fn synchronous(state: &HostSessionState) -> &'static str {
+    if super::instance::of(state.dir()).is_some() {
+        "OFF"
+    } else {
+        "FULL"
+    }
+}
+
 /// Opens a published file for writing: no journal on disk, one fsync per commit.
 fn open_published(
     path: &std::path::Path,
@@ -146,16 +157,19 @@ pub(crate) fn rebuild(folder: &Folder, state: &HostSessionState) -> Result<()> {
         e
     };
     if let Some(bytes) = template {
-        // Synced once, whole, after the rows are in.
+        // Synced once, whole, after the rows are in (where it syncs at all).
         std::fs::write(&tmp, bytes).map_err(|e| removing(Error::io(&tmp, e)))?;
     }
     let build = || -> rusqlite::Result<()> {
         let conn = if template.is_some() {
             let conn = open_published(&tmp, OpenMode::ReadWrite, "OFF")?;
+            // Synced once, whole, below (where it syncs at all).
             conn.pragma_update(None, "synchronous", "OFF")?;
             conn
         } else {
-            open_published(&tmp, OpenMode::Create, "OFF")?
+            let conn = open_published(&tmp, OpenMode::Create, "OFF")?;
+            conn.pragma_update(None, "synchronous", synchronous(state))?;
+            conn
         };
         attach_host(&conn, state)?;
         // Schema and rows in one transaction: one fsync (each statement
@@ -169,7 +183,7 @@ pub(crate) fn rebuild(folder: &Folder, state: &HostSessionState) -> Result<()> {
         conn.close().map_err(|(_, e)| e)
     };
     build().map_err(|e| removing(Error::sqlite(&tmp, "rebuilding inbound.db from host.db", e)))?;
-    if template.is_some() {
+    if template.is_some() && synchronous(state) == "FULL" {
         std::fs::File::open(&tmp)
             .and_then(|f| f.sync_all())
             .map_err(|e| removing(Error::io(&tmp, e)))?;
@@ -350,9 +364,10 @@ fn write_changes(
     }
     let write = || -> rusqlite::Result<bool> {
         let attached = Attached::new(host_db, &link)?;
-        // No journal on disk, one fsync per commit (see open_published).
+        // No journal on disk; no fsync where the record can tell a later
+        // boot or mount (see `instance`), one per commit elsewhere.
         host_db.pragma_update(Some(ATTACHED), "journal_mode", "MEMORY")?;
-        host_db.pragma_update(Some(ATTACHED), "synchronous", "FULL")?;
+        host_db.pragma_update(Some(ATTACHED), "synchronous", synchronous(state))?;
         let version: i64 =
             host_db.pragma_query_value(Some(ATTACHED), "user_version", |r| r.get(0))?;
         if version < INBOUND_VERSION {

@@ -1,5 +1,6 @@
 //! The host's record of the published `inbound.db` after its last commit:
-//! identity (dev, ino, size, ctime), change counter and generation.
+//! identity (dev, ino, size, ctime), change counter, generation, and the
+//! boot and mount it was written in ([`super::instance`]).
 //!
 //! Written without a sync: a lost or torn record only makes the next
 //! operation rebuild the published file from `host.db`.
@@ -9,6 +10,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::folder::FileId;
+use super::instance::{self, Instance};
 use crate::error::{Error, Result};
 use crate::layout::HostSessionState;
 
@@ -21,6 +23,9 @@ pub(crate) struct Record {
     pub(crate) id: FileId,
     /// Header bytes 24–27.
     pub(crate) counter: u32,
+    /// The boot and mount it was written in (`None`: not known, so its
+    /// publishes synced the file).
+    pub(crate) instance: Option<Instance>,
 }
 
 /// The change counter from an open file's header (`None`: too short / not SQLite).
@@ -44,6 +49,7 @@ pub(crate) fn current(state: &HostSessionState, generation: i64) -> Result<Optio
         generation,
         id: FileId::of(&st),
         counter,
+        instance: instance::of(state.dir()),
     }))
 }
 
@@ -51,7 +57,12 @@ pub(crate) fn current(state: &HostSessionState, generation: i64) -> Result<Optio
 pub(crate) fn load(state: &HostSessionState) -> Option<Record> {
     let text = read_record(&state.published_record())?;
     let v: Vec<&str> = text.split_whitespace().collect();
-    let [g, dev, ino, size, ctime, counter] = v.as_slice() else {
+    // Records of older versions have no instance.
+    let (fields, instance) = match v.as_slice() {
+        [fields @ .., last] if fields.len() == 6 => (fields, Instance::parse(last)),
+        fields => (fields, None),
+    };
+    let [g, dev, ino, size, ctime, counter] = fields else {
         return None;
     };
     Some(Record {
@@ -63,6 +74,7 @@ pub(crate) fn load(state: &HostSessionState) -> Option<Record> {
             ctime_ns: ctime.parse().ok()?,
         },
         counter: counter.parse().ok()?,
+        instance,
     })
 }
 
@@ -75,16 +87,19 @@ pub(crate) fn save(state: &HostSessionState, generation: i64) -> Result<Record> 
         )
     })?;
     let id = record.id;
+    let instance = record
+        .instance
+        .map_or_else(|| "-".to_owned(), Instance::to_text);
     let text = format!(
-        "{} {} {} {} {} {}\n",
+        "{} {} {} {} {} {} {instance}\n",
         record.generation, id.dev, id.ino, id.size, id.ctime_ns, record.counter
     );
     write_record(&state.published_record(), &text)?;
     Ok(record)
 }
 
-/// Bytes of every stored record: six numbers and spaces always fit.
-const RECORD_BYTES: usize = 128;
+/// Bytes of every stored record: six numbers, the instance and spaces always fit.
+const RECORD_BYTES: usize = 192;
 
 /// The record file's text. A current record is exactly `RECORD_BYTES`
 /// ending in a newline, read with one `read` (a sweep reads every session's
@@ -146,6 +161,24 @@ mod tests {
         assert_eq!(text.len(), RECORD_BYTES);
         let fields: Vec<&str> = text.split_whitespace().collect();
         assert_eq!(fields, ["7", "1", "2", "3", "4", "5"]);
+    }
+
+    #[test]
+    fn a_record_without_an_instance_loads_with_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let session = airlock_core::SessionRef::new("ag".parse().unwrap(), "s1".parse().unwrap());
+        let state = crate::layout::HostStateRoot::new(dir.path()).session(&session);
+        std::fs::create_dir_all(state.dir()).unwrap();
+        std::fs::write(state.published_record(), "7 1 2 3 4 5\n").unwrap();
+        let old = load(&state).unwrap();
+        assert_eq!((old.generation, old.counter, old.instance), (7, 5, None));
+        std::fs::write(
+            state.published_record(),
+            "7 1 2 3 4 5 0000000000000000000000000000002a-9\n",
+        )
+        .unwrap();
+        let new = load(&state).unwrap();
+        assert_eq!(new.instance, Some(Instance { boot: 42, mount: 9 }));
     }
 
     #[test]

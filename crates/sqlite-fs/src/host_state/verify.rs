@@ -5,6 +5,7 @@
 //! is ever opened by SQLite.
 
 use super::folder::{Entry, FileId, Folder, INBOUND, JOURNAL, SIDE_FILES};
+use super::instance;
 use super::publish::{is_placeholder, rebuild};
 use super::record::{self, Record, counter_of};
 use super::tamper::TamperEvent;
@@ -54,10 +55,13 @@ pub(crate) fn verify_and_repair(
     generation: i64,
 ) -> Result<Vec<TamperEvent>> {
     let mut events = Vec::new();
-    let stored = record::load(state).filter(|r| r.generation == generation);
     // A crash between the host.db commit and the record leaves the
-    // generations apart: the published file is rebuilt, and a leftover
-    // placeholder of that write is not evidence of anything.
+    // generations apart, and a record of another boot or mount may describe
+    // writes that never reached the disk: either way the published file is
+    // rebuilt, and a leftover placeholder of that write is not evidence of
+    // anything.
+    let now = instance::of(state.dir());
+    let stored = record::load(state).filter(|r| r.generation == generation && r.instance == now);
     let interrupted = stored.is_none();
     for side in SIDE_FILES {
         let entry = folder.open_entry(side)?;
@@ -84,7 +88,7 @@ pub(crate) fn verify_and_repair(
     }
     let Some(rec) = stored else {
         record::clear(state);
-        tracing::info!(folder = %folder.path().display(), "the last publish of inbound.db did not finish; rebuilding it from host.db");
+        tracing::info!(folder = %folder.path().display(), "the last publish of inbound.db did not finish or may not be on disk (a restart of the machine or a remount since); rebuilding it from host.db");
         rebuild(folder, state)?;
         record::save(state, generation)?;
         return Ok(events);

@@ -478,6 +478,56 @@ fn power_loss_torn_inbound_db_is_rebuilt_by_the_next_host_read() {
     assert_eq!(guest.pending(100).unwrap().len(), 20);
 }
 
+/// power-loss: a publish does not sync the published file; its record names
+/// the boot and mount it was written in, and a record of another one (what
+/// a power cut, a crash of the kernel or a remount leaves) is never
+/// trusted: the next write rebuilds the file from `host.db`.
+#[test]
+fn power_loss_a_record_of_another_boot_or_mount_makes_the_next_write_rebuild() {
+    use std::os::unix::fs::MetadataExt;
+    let fx = Fixture::new();
+    fx.host
+        .write_message(&msg("m1", "{}"), &PlainContent)
+        .unwrap();
+    let record = fx.host.host_state().published_record();
+    let fields = || -> Vec<String> {
+        std::fs::read_to_string(&record)
+            .unwrap()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    let ours = fields();
+    assert_eq!(ours.len(), 7, "{ours:?}");
+    if ours[6] == "-" {
+        // A kernel before 6.8: no instance, and every publish syncs.
+        return;
+    }
+    let inode = || {
+        std::fs::metadata(fx.host.host_state().published_db())
+            .unwrap()
+            .ino()
+    };
+    let published = inode();
+    fx.host
+        .write_message(&msg("m2", "{}"), &PlainContent)
+        .unwrap();
+    assert_eq!(inode(), published, "the same instance: written in place");
+    // The record of m2's publish, as a later boot would find it.
+    let mut other = fields();
+    other[6] = "ffffffffffffffffffffffffffffffff-1".into();
+    std::fs::write(&record, format!("{}\n", other.join(" "))).unwrap();
+    fx.host
+        .write_message(&msg("m3", "{}"), &PlainContent)
+        .unwrap();
+    assert_ne!(inode(), published, "another instance: rebuilt");
+    assert_eq!(fields()[6], ours[6], "the new record names this instance");
+    assert!(fx.host.tamper_events().unwrap().is_empty());
+    let guest = GuestMailbox::open(fx.session_dir()).unwrap();
+    assert_eq!(guest.pending(10).unwrap().len(), 3);
+    assert_eq!(integrity(&fx.host.paths().inbound_db()), "ok");
+}
+
 #[test]
 fn io_errors_a_rebuild_left_by_an_earlier_process_is_removed_by_the_next_rebuild() {
     // Under libfiu, a rebuild whose write failed and whose clean-up unlink
