@@ -134,16 +134,13 @@ impl MailboxFactory for SqliteMailboxes {
 
     async fn mailbox_exists(&self, session: &SessionRef) -> airlock_core::Result<bool> {
         // Complete, not begun: a create cut short (a full disk, a kill)
-        // leaves `inbound.db` without `outbound.db` or the file folders, and
-        // the next resolve must finish it.
+        // leaves `inbound.db` without `outbound.db`, which a create makes
+        // last (after `inbox/` and `outbox/`), and the next resolve must
+        // finish it. A file folder removed later is made again by its next
+        // writer, so it is not looked for on every resolve.
         let paths = self.roots.sessions().session(session);
-        let (files, dirs) = (
-            [paths.inbound_db(), paths.outbound_db()],
-            [paths.inbox(), paths.outbox()],
-        );
-        Ok(tokio::task::spawn_blocking(move || {
-            files.iter().all(|f| f.is_file()) && dirs.iter().all(|d| d.is_dir())
-        })
+        let files = [paths.inbound_db(), paths.outbound_db()];
+        Ok(tokio::task::spawn_blocking(move || files.iter().all(|f| f.is_file()))
         .await
         .map_err(|e| airlock_core::Error::backend("sqlite", "looking for a mailbox", e))?)
     }
