@@ -74,6 +74,9 @@ impl Timestamp {
             value: text.trim().chars().take(64).collect(),
         };
         let text = text.trim();
+        if let Some(at) = parse_fixed(text.as_bytes()) {
+            return Ok(Self(at));
+        }
         if !text.is_ascii() || text.len() < 16 {
             return Err(refused());
         }
@@ -128,6 +131,42 @@ pub fn is_due(stored: Option<&str>, now: Timestamp) -> bool {
 
 /// Splits `HH:MM[:SS[.f]][zone]` into the clock and the zone's offset (UTC
 /// when there is none); `None` when the zone is malformed.
+/// The fixed-width UTC forms (`YYYY-MM-DD HH:MM:SS`, optionally `.sss`,
+/// with a space or `T`, optionally `Z`: what airlock and the reference
+/// store) read digit by digit; `None` for anything else, which the general
+/// parse decides. A sweep reads the registry's times for every session on
+/// every tick, and the general parse (a `format!` and chrono's format
+/// interpreter per call) was a third of reading a row.
+fn parse_fixed(text: &[u8]) -> Option<DateTime<Utc>> {
+    let text = match text {
+        [clock @ .., b'Z' | b'z'] => clock,
+        text => text,
+    };
+    let fixed = |i: usize, b: u8| text.get(i) == Some(&b);
+    if !matches!(text.len(), 19 | 23)
+        || !(fixed(4, b'-') && fixed(7, b'-') && fixed(13, b':') && fixed(16, b':'))
+        || !matches!(text[10], b' ' | b'T' | b't')
+        || (text.len() == 23 && !fixed(19, b'.'))
+    {
+        return None;
+    }
+    let number = |from: usize, to: usize| -> Option<u32> {
+        text[from..to].iter().try_fold(0u32, |n, &b| {
+            b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+        })
+    };
+    let millis = if text.len() == 23 { number(20, 23)? } else { 0 };
+    let year = i32::try_from(number(0, 4)?).ok()?;
+    let date = chrono::NaiveDate::from_ymd_opt(year, number(5, 7)?, number(8, 10)?)?;
+    let time = chrono::NaiveTime::from_hms_milli_opt(
+        number(11, 13)?,
+        number(14, 16)?,
+        number(17, 19)?,
+        millis,
+    )?;
+    Some(Utc.from_utc_datetime(&NaiveDateTime::new(date, time)))
+}
+
 fn split_zone(rest: &str) -> Option<(&str, FixedOffset)> {
     let utc = FixedOffset::east_opt(0)?;
     if let Some(clock) = rest.strip_suffix(['Z', 'z']) {
@@ -202,6 +241,92 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The general parse alone (what `parse` was before its fixed-width path).
+    fn parse_general(text: &str) -> Option<Timestamp> {
+        let text = text.trim();
+        if !text.is_ascii() || text.len() < 16 {
+            return None;
+        }
+        let (date, rest) = text.split_at(10);
+        let rest = rest.strip_prefix(['T', 't', ' '])?;
+        let (clock, offset) = split_zone(rest)?;
+        let naive = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M"]
+            .iter()
+            .find_map(|f| {
+                NaiveDateTime::parse_from_str(&format!("{date} {}", clock.trim_end()), f).ok()
+            })?;
+        let local = offset.from_local_datetime(&naive).single()?;
+        Some(Timestamp(local.with_timezone(&Utc)))
+    }
+
+    proptest::proptest! {
+        /// Texts of the fixed shape with any byte at each place (digits
+        /// mostly, so that many are valid dates): the fast path answers as
+        /// the general parse does, or leaves the text to it.
+        #[test]
+        fn the_fixed_width_path_agrees_with_the_general_parse(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    8 => proptest::char::range('0', '9'),
+                    1 => proptest::sample::select(vec!['-', ':', '.', ' ', 'T', 'Z', 'x', '+']),
+                ],
+                17..=25,
+            ),
+            shape in 0..4usize,
+        ) {
+            let mut text: Vec<char> = bytes;
+            // Put the separators in place for most cases, so the dates vary.
+            if shape > 0 {
+                for (i, c) in [(4, '-'), (7, '-'), (10, ' '), (13, ':'), (16, ':'), (19, '.')] {
+                    if i < text.len() {
+                        text[i] = c;
+                    }
+                }
+            }
+            let text: String = text.into_iter().collect();
+            let fast = parse_fixed(text.trim().as_bytes()).map(Timestamp);
+            if fast.is_some() {
+                proptest::prop_assert_eq!(fast, parse_general(&text), "{:?}", text);
+            }
+            proptest::prop_assert_eq!(Timestamp::parse(&text).ok(), parse_general(&text), "{:?}", text);
+        }
+    }
+
+    proptest::proptest! {
+        /// Fixed-width texts from fields near and beyond their ranges: both
+        /// parses give the same instant or both refuse.
+        #[test]
+        fn fixed_width_fields_parse_as_the_general_parse_does(
+            (year, month, day) in (0..=9999u32, 0..=13u32, 0..=32u32),
+            (hour, minute, second, millis) in (0..=25u32, 0..=61u32, 0..=61u32, 0..=999u32),
+            (separator, fraction, zone) in (proptest::sample::select(vec![' ', 'T', 't']), proptest::bool::ANY, proptest::sample::select(vec!["", "Z", "z"])),
+        ) {
+            let fraction = if fraction { format!(".{millis:03}") } else { String::new() };
+            let text = format!("{year:04}-{month:02}-{day:02}{separator}{hour:02}:{minute:02}:{second:02}{fraction}{zone}");
+            proptest::prop_assert_eq!(Timestamp::parse(&text).ok(), parse_general(&text), "{}", text);
+        }
+    }
+
+    #[test]
+    fn the_fixed_width_path_reads_the_stored_forms() {
+        for text in [
+            "2023-11-14 22:13:20.123",
+            "2023-11-14T22:13:20.123Z",
+            "2023-11-14 22:13:20",
+            "2023-11-14t22:13:20z",
+        ] {
+            assert!(parse_fixed(text.as_bytes()).is_some(), "{text}");
+            assert_eq!(Timestamp::parse(text).ok(), parse_general(text), "{text}");
+        }
+        for text in [
+            "2023-02-30 22:13:20",
+            "2023-11-14 24:00:00",
+            "2023-11-14 22:13:60.000",
+        ] {
+            assert!(parse_fixed(text.as_bytes()).is_none(), "{text}");
+        }
+    }
 
     #[test]
     fn due_at_compares_readable_times_and_counts_unreadable_ones_due() {
