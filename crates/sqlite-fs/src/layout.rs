@@ -192,14 +192,14 @@ impl HostSessionState {
         self.dir.join("placeholder.journal")
     }
 
-    /// Creates the folder (and `published/`, `quarantine/`) if needed.
+    /// Creates the folder (and `published/`) if needed; `quarantine/` is
+    /// made by the first quarantine.
     pub fn ensure(&self) -> Result<()> {
-        for dir in [self.published_dir(), self.quarantine()] {
-            // A look first: `mkdir` of an existing folder locks its parent,
-            // and this runs before every write.
-            if !dir.is_dir() {
-                std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-            }
+        let dir = self.published_dir();
+        // A look first: `mkdir` of an existing folder locks its parent,
+        // and this runs before every write.
+        if !dir.is_dir() {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         }
         Ok(())
     }

@@ -140,9 +140,11 @@ impl MailboxFactory for SqliteMailboxes {
         // writer, so it is not looked for on every resolve.
         let paths = self.roots.sessions().session(session);
         let files = [paths.inbound_db(), paths.outbound_db()];
-        Ok(tokio::task::spawn_blocking(move || files.iter().all(|f| f.is_file()))
-        .await
-        .map_err(|e| airlock_core::Error::backend("sqlite", "looking for a mailbox", e))?)
+        Ok(
+            tokio::task::spawn_blocking(move || files.iter().all(|f| f.is_file()))
+                .await
+                .map_err(|e| airlock_core::Error::backend("sqlite", "looking for a mailbox", e))?,
+        )
     }
 
     async fn create_mailbox(

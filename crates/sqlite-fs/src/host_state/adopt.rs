@@ -21,7 +21,8 @@ const RETIRED: [&str; 2] = ["inbound.intent", "inbound.counter"];
 
 /// Creates `host.db`'s tables and its generation 0, importing the folder's
 /// `inbound.db` if there is one, and links that file as the published copy.
-pub(crate) fn adopt(conn: &Connection, folder: &Folder, state: &HostSessionState) -> Result<()> {
+/// Returns whether there was one (`false`: `host.db` holds no rows yet).
+pub(crate) fn adopt(conn: &Connection, folder: &Folder, state: &HostSessionState) -> Result<bool> {
     let host_path = state.host_db();
     let source = match folder.open_entry(INBOUND)? {
         Entry::Absent => None,
@@ -103,6 +104,7 @@ pub(crate) fn adopt(conn: &Connection, folder: &Folder, state: &HostSessionState
         let _ = std::fs::remove_file(state.dir().join(name));
     }
     record::clear(state);
+    let adopted = source.is_some();
     if let Some((_, st)) = source {
         tracing::info!(folder = %folder.path().display(), "adopted an existing inbound.db into host state (its rows are trusted this once)");
         let link = state.published_db();
@@ -115,7 +117,7 @@ pub(crate) fn adopt(conn: &Connection, folder: &Folder, state: &HostSessionState
             record::save(state, 0)?;
         }
     }
-    Ok(())
+    Ok(adopted)
 }
 
 fn copy_file(file: &std::fs::File, to: &std::path::Path) -> Result<()> {

@@ -429,17 +429,14 @@ fn prepare(paths: &SessionPaths, state: &HostSessionState) -> Result<Prepared> {
     };
     let conn = take_host_db(state)?;
     let path = state.host_db();
-    let generation = match generation(&conn, &path)? {
+    let (generation, empty) = match generation(&conn, &path)? {
         Some(g) => {
             upgrade_host_db(&conn, &path)?;
-            g
+            (g, false)
         }
-        None => {
-            adopt::adopt(&conn, &folder, state)?;
-            0
-        }
+        None => (0, !adopt::adopt(&conn, &folder, state)?),
     };
-    let mut tamper = verify::verify_and_repair(&folder, state, generation)?;
+    let mut tamper = verify::verify_and_repair(&folder, state, generation, empty)?;
     tamper::store(&conn, &mut tamper)
         .map_err(|e| Error::sqlite(&path, "recording tamper events", e))?;
     Ok(Prepared {

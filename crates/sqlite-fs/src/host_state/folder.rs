@@ -129,13 +129,21 @@ impl Folder {
     /// Moves `name` into `quarantine` (same file system), never replacing a
     /// file there. Returns where it went, or `None` when it was already gone.
     pub(crate) fn quarantine(&self, name: &str, quarantine: &Path) -> Result<Option<PathBuf>> {
-        let qfd = rustix::fs::openat(
-            CWD,
-            quarantine,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::io(quarantine, e.into()))?;
+        let open = || {
+            rustix::fs::openat(
+                CWD,
+                quarantine,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        };
+        // Made by the first quarantine, not with every session.
+        let qfd = match open() {
+            Err(Errno::NOENT) => std::fs::create_dir_all(quarantine)
+                .map_err(|e| Error::io(quarantine, e))
+                .and_then(|()| open().map_err(|e| Error::io(quarantine, e.into())))?,
+            other => other.map_err(|e| Error::io(quarantine, e.into()))?,
+        };
         let millis = airlock_core::Timestamp::now().as_millis();
         for n in 0..1000 {
             let target = format!("{name}.{millis}.{n}");

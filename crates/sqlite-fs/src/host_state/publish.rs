@@ -193,6 +193,32 @@ pub(crate) fn rebuild(folder: &Folder, state: &HostSessionState) -> Result<()> {
     folder.link_inbound(&link)
 }
 
+/// Publishes the empty template for a `host.db` that holds no rows (a new
+/// session): what [`rebuild`] would build, without opening SQLite.
+pub(crate) fn publish_empty(folder: &Folder, state: &HostSessionState) -> Result<()> {
+    let Some(bytes) = PUBLISHED_TEMPLATE.bytes(state.dir()) else {
+        return rebuild(folder, state);
+    };
+    let tmp = state
+        .published_dir()
+        .join(format!(".rebuild-{}.db", std::process::id()));
+    remove_stale_rebuilds(state);
+    let written = std::fs::write(&tmp, bytes).and_then(|()| {
+        if synchronous(state) == "FULL" {
+            std::fs::File::open(&tmp)?.sync_all()
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(&tmp, e));
+    }
+    let link = state.published_db();
+    std::fs::rename(&tmp, &link).map_err(|e| Error::io(&link, e))?;
+    folder.link_inbound(&link)
+}
+
 /// The published file's tables, marked current; the caller holds the transaction.
 fn create_published_tables(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(INBOUND_SCHEMA)?;

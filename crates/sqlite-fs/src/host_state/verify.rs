@@ -6,7 +6,7 @@
 
 use super::folder::{Entry, FileId, Folder, INBOUND, JOURNAL, SIDE_FILES};
 use super::instance;
-use super::publish::{is_placeholder, rebuild};
+use super::publish::{is_placeholder, publish_empty, rebuild};
 use super::record::{self, Record, counter_of};
 use super::tamper::TamperEvent;
 use crate::error::Result;
@@ -48,11 +48,14 @@ fn compare(folder: &Folder, rec: &Record) -> Result<Found> {
 }
 
 /// Checks the folder; quarantines what the host did not write and repairs
-/// `inbound.db`. `generation` is `host.db`'s. Returns the tamper events.
+/// `inbound.db`. `generation` is `host.db`'s; `empty` says it was just set
+/// up with no rows (a new session), so a rebuild is the empty template.
+/// Returns the tamper events.
 pub(crate) fn verify_and_repair(
     folder: &Folder,
     state: &HostSessionState,
     generation: i64,
+    empty: bool,
 ) -> Result<Vec<TamperEvent>> {
     let mut events = Vec::new();
     // A crash between the host.db commit and the record leaves the
@@ -89,7 +92,11 @@ pub(crate) fn verify_and_repair(
     let Some(rec) = stored else {
         record::clear(state);
         tracing::info!(folder = %folder.path().display(), "the last publish of inbound.db did not finish or may not be on disk (a restart of the machine or a remount since); rebuilding it from host.db");
-        rebuild(folder, state)?;
+        if empty {
+            publish_empty(folder, state)?;
+        } else {
+            rebuild(folder, state)?;
+        }
         record::save(state, generation)?;
         return Ok(events);
     };
