@@ -5,12 +5,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use airlock_core::mailbox::Routing;
-use rustix::fs::{CWD, RenameFlags, renameat_with};
 
 use super::HostMailbox;
 use crate::error::{Error, Result};
 use crate::schema::migrate_outbound;
-use crate::sqlite_util::template::{Template, unique_name, write_new};
+use crate::sqlite_util::template::{Template, place_new, unique_name, write_new};
 use crate::sqlite_util::{FileState, OpenMode, check_regular_or_absent, open_file};
 
 impl HostMailbox {
@@ -59,17 +58,7 @@ impl HostMailbox {
             let _ = std::fs::remove_file(&tmp);
             return Err(Error::sqlite(&tmp, "creating outbound.db", e));
         }
-        match renameat_with(CWD, &tmp, CWD, &path, RenameFlags::NOREPLACE) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                if e == rustix::io::Errno::EXIST {
-                    Ok(())
-                } else {
-                    Err(Error::io(&path, e.into()))
-                }
-            }
-        }
+        place_new(&tmp, &path).map(drop)
     }
 }
 

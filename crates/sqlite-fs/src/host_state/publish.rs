@@ -128,6 +128,15 @@ fn attach_host(conn: &Connection, state: &HostSessionState) -> rusqlite::Result<
     .map(drop)
 }
 
+/// Where this process builds a fresh published file, with what earlier
+/// rebuilds left removed first.
+fn rebuild_file(state: &HostSessionState) -> std::path::PathBuf {
+    remove_stale_rebuilds(state);
+    state
+        .published_dir()
+        .join(format!(".rebuild-{}.db", std::process::id()))
+}
+
 /// Removes what earlier rebuilds left (`.rebuild-<pid>.db` of any process:
 /// a rebuild whose clean-up failed, or a killed one). The caller holds the
 /// session's write lock, so none of them is in use.
@@ -147,10 +156,7 @@ fn remove_stale_rebuilds(state: &HostSessionState) {
 /// Builds a fresh `inbound.db` from `host.db` in host state, makes it the
 /// host's link, and links it into the folder (temporary name, rename).
 pub(crate) fn rebuild(folder: &Folder, state: &HostSessionState) -> Result<()> {
-    let tmp = state
-        .published_dir()
-        .join(format!(".rebuild-{}.db", std::process::id()));
-    remove_stale_rebuilds(state);
+    let tmp = rebuild_file(state);
     let template = PUBLISHED_TEMPLATE.bytes(state.dir());
     let removing = |e: Error| {
         let _ = std::fs::remove_file(&tmp);
@@ -199,10 +205,7 @@ pub(crate) fn publish_empty(folder: &Folder, state: &HostSessionState) -> Result
     let Some(bytes) = PUBLISHED_TEMPLATE.bytes(state.dir()) else {
         return rebuild(folder, state);
     };
-    let tmp = state
-        .published_dir()
-        .join(format!(".rebuild-{}.db", std::process::id()));
-    remove_stale_rebuilds(state);
+    let tmp = rebuild_file(state);
     let written = std::fs::write(&tmp, bytes).and_then(|()| {
         if synchronous(state) == "FULL" {
             std::fs::File::open(&tmp)?.sync_all()

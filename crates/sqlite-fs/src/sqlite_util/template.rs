@@ -102,10 +102,16 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8], sync: bool) -> Result<Written
         let _ = std::fs::remove_file(&tmp);
         return Err(Error::io(&tmp, e));
     }
-    match renameat_with(CWD, &tmp, CWD, path, RenameFlags::NOREPLACE) {
+    place_new(&tmp, path)
+}
+
+/// Renames the finished file `tmp` to `path` only if nothing is there;
+/// `tmp` is removed whenever it was not placed.
+pub(crate) fn place_new(tmp: &Path, path: &Path) -> Result<Written> {
+    match renameat_with(CWD, tmp, CWD, path, RenameFlags::NOREPLACE) {
         Ok(()) => Ok(Written::Made),
         Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_file(tmp);
             if e == rustix::io::Errno::EXIST {
                 Ok(Written::Exists)
             } else {
