@@ -143,11 +143,14 @@ fn parse_fixed(text: &[u8]) -> Option<DateTime<Utc>> {
         text => text,
     };
     let fixed = |i: usize, b: u8| text.get(i) == Some(&b);
-    if !matches!(text.len(), 19 | 23)
-        || !(fixed(4, b'-') && fixed(7, b'-') && fixed(13, b':') && fixed(16, b':'))
-        || !matches!(text[10], b' ' | b'T' | b't')
-        || (text.len() == 23 && !fixed(19, b'.'))
-    {
+    let shaped = matches!(text.len(), 19 | 23)
+        && fixed(4, b'-')
+        && fixed(7, b'-')
+        && matches!(text[10], b' ' | b'T' | b't')
+        && fixed(13, b':')
+        && fixed(16, b':')
+        && (text.len() == 19 || fixed(19, b'.'));
+    if !shaped {
         return None;
     }
     let number = |from: usize, to: usize| -> Option<u32> {
