@@ -250,12 +250,19 @@ impl Deliverer {
     async fn pass(&self, scope: Scope, mode: Mode) -> Result<PassReport> {
         let started = Instant::now();
         let state = self.engine.state.clone();
+        // One session's pass reads its own hints, not every session's.
+        let only = match &scope {
+            Scope::Session(id) => Some(id.to_string()),
+            _ => None,
+        };
         // The registry and the delivery state are read side by side: an
         // idle pass is little more than these two reads.
         let (sessions, hints) = tokio::join!(
             self.sessions(&scope),
-            self.engine
-                .blocking(move || Ok((state.cursors()?, state.wake_times()?)))
+            self.engine.blocking(move || {
+                let only = only.as_deref();
+                Ok((state.cursors(only)?, state.wake_times(only)?))
+            })
         );
         let (listed, (mut cursors, mut wakes)) = (sessions?, hints?);
         let mut report = PassReport {

@@ -206,29 +206,46 @@ impl DeliveryState {
     }
 
     /// Every session's cursor, in one read (an idle pass needs no more).
-    pub(crate) fn cursors(&self) -> Result<HashMap<String, Cursor>> {
+    pub(crate) fn cursors(&self, only: Option<&str>) -> Result<HashMap<String, Cursor>> {
         self.with("reading cursors", |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT session_id, guest_seq, host_seq, guest_stamp, host_stamp, hold_until FROM cursors",
-            )?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, cursor_row(r, 1)?)))?;
-            rows.collect()
+            const COLUMNS: &str =
+                "SELECT session_id, guest_seq, host_seq, guest_stamp, host_stamp, hold_until FROM cursors";
+            let row = |r: &rusqlite::Row<'_>| Ok((r.get::<_, String>(0)?, cursor_row(r, 1)?));
+            match only {
+                None => c.prepare_cached(COLUMNS)?.query_map([], row)?.collect(),
+                Some(id) => c
+                    .prepare_cached(&format!("{COLUMNS} WHERE session_id = ?1"))?
+                    .query_map([id], row)?
+                    .collect(),
+            }
         })
     }
 
     /// The earliest due time of each session's waiting messages (now, for
-    /// a session with unsettled deliveries).
-    pub(crate) fn wake_times(&self) -> Result<HashMap<String, i64>> {
+    /// a session with unsettled deliveries); of `only` when given.
+    pub(crate) fn wake_times(&self, only: Option<&str>) -> Result<HashMap<String, i64>> {
         self.with("reading due times", |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT session_id, MIN(due_at) FROM queue WHERE state = 'waiting' GROUP BY session_id",
-            )?;
-            let mut due: HashMap<String, i64> = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            let (waiting, unsettled) = match only {
+                None => (
+                    "SELECT session_id, MIN(due_at) FROM queue WHERE state = 'waiting' GROUP BY session_id",
+                    "SELECT DISTINCT session_id FROM unsettled",
+                ),
+                Some(_) => (
+                    "SELECT session_id, MIN(due_at) FROM queue WHERE state = 'waiting' AND session_id = ?1 GROUP BY session_id",
+                    "SELECT DISTINCT session_id FROM unsettled WHERE session_id = ?1",
+                ),
+            };
+            let args: &[&dyn rusqlite::ToSql] = match &only {
+                None => &[],
+                Some(id) => &[id],
+            };
+            let mut due: HashMap<String, i64> = c
+                .prepare_cached(waiting)?
+                .query_map(args, |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;
             // A delivery left unsettled by a crash makes its session due now.
-            let mut stmt = c.prepare_cached("SELECT DISTINCT session_id FROM unsettled")?;
-            for session in stmt.query_map([], |r| r.get::<_, String>(0))? {
+            let mut stmt = c.prepare_cached(unsettled)?;
+            for session in stmt.query_map(args, |r| r.get::<_, String>(0))? {
                 due.insert(session?, 0);
             }
             Ok(due)
@@ -469,4 +486,49 @@ fn advance(c: &Connection, key: &Key) -> rusqlite::Result<()> {
         params![key.session, key.agent_group, key.seq],
     )
     .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(session: &str, seq: i64) -> Key {
+        Key {
+            session: session.into(),
+            agent_group: "ag".into(),
+            origin: Origin::Guest,
+            seq,
+            message_id: format!("{session}-{seq}"),
+        }
+    }
+
+    #[test]
+    fn hints_of_one_session_are_that_sessions_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = DeliveryState::open(&dir.path().join("delivery.db")).unwrap();
+        for (session, due) in [("s1", 10), ("s2", 20)] {
+            state.set_stamps(session, "ag", "g", "h").unwrap();
+            state.defer(&key(session, 1), due, 0).unwrap();
+        }
+        state.delivered(&key("s2", 3), None).unwrap();
+        let all = (
+            state.cursors(None).unwrap(),
+            state.wake_times(None).unwrap(),
+        );
+        assert_eq!(all.0.len(), 2);
+        assert_eq!(all.1, HashMap::from([("s1".into(), 10), ("s2".into(), 0)]));
+        let one = (
+            state.cursors(Some("s1")).unwrap(),
+            state.wake_times(Some("s1")).unwrap(),
+        );
+        assert_eq!(one.0.keys().collect::<Vec<_>>(), ["s1"]);
+        assert_eq!(one.0["s1"], all.0["s1"]);
+        assert_eq!(one.1, HashMap::from([("s1".into(), 10)]));
+        // The unsettled delivery makes s2 due now, read alone too.
+        assert_eq!(
+            state.wake_times(Some("s2")).unwrap(),
+            HashMap::from([("s2".into(), 0)])
+        );
+        assert!(state.cursors(Some("s3")).unwrap().is_empty());
+    }
 }
