@@ -158,18 +158,13 @@ fn remove_stale_rebuilds(state: &HostSessionState) {
 pub(crate) fn rebuild(folder: &Folder, state: &HostSessionState) -> Result<()> {
     let tmp = rebuild_file(state);
     let template = PUBLISHED_TEMPLATE.bytes(state.dir());
-    let removing = |e: Error| {
-        let _ = std::fs::remove_file(&tmp);
-        e
-    };
     if let Some(bytes) = template {
         // Synced once, whole, after the rows are in (where it syncs at all).
-        std::fs::write(&tmp, bytes).map_err(|e| removing(Error::io(&tmp, e)))?;
+        write_scratch(&tmp, bytes, false)?;
     }
     let build = || -> rusqlite::Result<()> {
         let conn = if template.is_some() {
             let conn = open_published(&tmp, OpenMode::ReadWrite, "OFF")?;
-            // Synced once, whole, below (where it syncs at all).
             conn.pragma_update(None, "synchronous", "OFF")?;
             conn
         } else {
@@ -178,8 +173,8 @@ pub(crate) fn rebuild(folder: &Folder, state: &HostSessionState) -> Result<()> {
             conn
         };
         attach_host(&conn, state)?;
-        // Schema and rows in one transaction: one fsync (each statement
-        // on its own would commit, and sync, separately).
+        // Schema (without a template) and rows in one transaction: one
+        // commit (each statement on its own would commit separately).
         conn.execute_batch("BEGIN IMMEDIATE")?;
         if template.is_none() {
             create_published_tables(&conn)?;
@@ -188,15 +183,14 @@ pub(crate) fn rebuild(folder: &Folder, state: &HostSessionState) -> Result<()> {
         conn.execute_batch("COMMIT")?;
         conn.close().map_err(|(_, e)| e)
     };
-    build().map_err(|e| removing(Error::sqlite(&tmp, "rebuilding inbound.db from host.db", e)))?;
-    if template.is_some() && synchronous(state) == "FULL" {
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| removing(Error::io(&tmp, e)))?;
+    if let Err(e) = build() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::sqlite(&tmp, "rebuilding inbound.db from host.db", e));
     }
-    let link = state.published_db();
-    std::fs::rename(&tmp, &link).map_err(|e| Error::io(&link, e))?;
-    folder.link_inbound(&link)
+    if template.is_some() && synchronous(state) == "FULL" {
+        sync_scratch(&tmp)?;
+    }
+    install(folder, state, &tmp)
 }
 
 /// Publishes the empty template for a `host.db` that holds no rows (a new
@@ -206,19 +200,33 @@ pub(crate) fn publish_empty(folder: &Folder, state: &HostSessionState) -> Result
         return rebuild(folder, state);
     };
     let tmp = rebuild_file(state);
-    let written = std::fs::write(&tmp, bytes).and_then(|()| {
-        if synchronous(state) == "FULL" {
-            std::fs::File::open(&tmp)?.sync_all()
-        } else {
-            Ok(())
-        }
-    });
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(&tmp, e));
-    }
+    write_scratch(&tmp, bytes, synchronous(state) == "FULL")?;
+    install(folder, state, &tmp)
+}
+
+/// Writes a fresh published file's first bytes (removed again on failure).
+fn write_scratch(tmp: &std::path::Path, bytes: &[u8], sync: bool) -> Result<()> {
+    std::fs::write(tmp, bytes).map_err(|e| {
+        let _ = std::fs::remove_file(tmp);
+        Error::io(tmp, e)
+    })?;
+    if sync { sync_scratch(tmp) } else { Ok(()) }
+}
+
+/// Syncs a fresh published file whole (removed again on failure).
+fn sync_scratch(tmp: &std::path::Path) -> Result<()> {
+    std::fs::File::open(tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| {
+            let _ = std::fs::remove_file(tmp);
+            Error::io(tmp, e)
+        })
+}
+
+/// Makes the fresh file `tmp` the host's link and links it into the folder.
+fn install(folder: &Folder, state: &HostSessionState, tmp: &std::path::Path) -> Result<()> {
     let link = state.published_db();
-    std::fs::rename(&tmp, &link).map_err(|e| Error::io(&link, e))?;
+    std::fs::rename(tmp, &link).map_err(|e| Error::io(&link, e))?;
     folder.link_inbound(&link)
 }
 
